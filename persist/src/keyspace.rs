@@ -1,0 +1,422 @@
+//! The keyspace: numbered databases, each split into many small segments.
+//!
+//! A database is 2^SEGMENT_BITS independent hash tables chosen by the top
+//! bits of the key's hash. Small segments keep growth incremental (no
+//! stop-the-world rehash of a million-key table) and are the unit the
+//! snapshotter walks and shares copy-on-write.
+//!
+//! Expiry lives in the entry (absolute Unix ms, 0 = none). Expired keys are
+//! removed lazily when a command touches them and by [`Db::active_expire`],
+//! which visits only segments that hold volatile keys. Every removal by
+//! expiry is queued in [`Db::take_expired`] so the server can propagate a DEL
+//! and wake WATCHers, as Redis does.
+
+use crate::value::Value;
+use hashbrown::hash_table::{Entry as TableEntry, HashTable};
+use std::hash::BuildHasher;
+
+pub const SEGMENT_BITS: u32 = 10;
+pub const SEGMENTS: usize = 1 << SEGMENT_BITS;
+
+/// One key with its value and metadata.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: Box<[u8]>,
+    pub value: Value,
+    /// Absolute expiry in Unix ms; 0 means the key does not expire.
+    pub expire_at: u64,
+    /// Last access, in seconds of the server's LRU clock (for OBJECT IDLETIME
+    /// and the RDB IDLE opcode).
+    pub access: u32,
+}
+
+impl Entry {
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at != 0 && self.expire_at <= now_ms
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Segment {
+    table: HashTable<Entry>,
+    /// How many entries of this segment carry an expiry.
+    volatile: u32,
+}
+
+/// One database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    segments: Vec<Segment>,
+    hasher: hashbrown::DefaultHashBuilder,
+    len: usize,
+    volatile: usize,
+    expired: Vec<Box<[u8]>>,
+    expire_cursor: usize,
+    /// Keys removed by expiry since start (INFO stats expired_keys).
+    pub expired_count: u64,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db::new()
+    }
+}
+
+impl Db {
+    pub fn new() -> Db {
+        Db {
+            segments: (0..SEGMENTS).map(|_| Segment::default()).collect(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
+            len: 0,
+            volatile: 0,
+            expired: Vec::new(),
+            expire_cursor: 0,
+            expired_count: 0,
+        }
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn seg_of(hash: u64) -> usize {
+        (hash >> (64 - SEGMENT_BITS)) as usize
+    }
+
+    /// Number of keys, expired-but-not-yet-removed ones included (as DBSIZE).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of keys with an expiry.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile
+    }
+
+    /// Looks a key up without touching expiry or access time (for tools,
+    /// snapshots and tests).
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        let h = self.hash(key);
+        self.segments[Self::seg_of(h)]
+            .table
+            .find(h, |e| &*e.key == key)
+    }
+
+    /// Looks a key up for a command: an expired key is removed (and queued
+    /// for propagation) and reported absent.
+    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let h = self.hash(key);
+        let seg = Self::seg_of(h);
+        let expired = match self.segments[seg].table.find(h, |e| &*e.key == key) {
+            None => return None,
+            Some(e) => e.is_expired(now_ms),
+        };
+        if expired {
+            self.remove_hashed(h, key);
+            self.expired.push(key.into());
+            self.expired_count += 1;
+            return None;
+        }
+        self.segments[seg].table.find_mut(h, |e| &*e.key == key)
+    }
+
+    /// Whether a live key exists (removes it if expired).
+    pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
+        self.get(key, now_ms).is_some()
+    }
+
+    /// Inserts or replaces a key. The expiry is set to `expire_at` (0 = none).
+    /// Returns the previous entry, if any.
+    pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64) -> Option<Entry> {
+        let h = self.hash(key);
+        let seg = Self::seg_of(h);
+        let hasher = &self.hasher;
+        let segment = &mut self.segments[seg];
+        let new_volatile = u32::from(expire_at != 0);
+        match segment
+            .table
+            .entry(h, |e| &*e.key == key, |e| hasher.hash_one(&*e.key))
+        {
+            TableEntry::Occupied(mut o) => {
+                let e = o.get_mut();
+                let old_volatile = u32::from(e.expire_at != 0);
+                let old_value = std::mem::replace(&mut e.value, value);
+                let old_expire = std::mem::replace(&mut e.expire_at, expire_at);
+                segment.volatile = segment.volatile + new_volatile - old_volatile;
+                self.volatile = self.volatile + new_volatile as usize - old_volatile as usize;
+                Some(Entry {
+                    key: key.into(),
+                    value: old_value,
+                    expire_at: old_expire,
+                    access: 0,
+                })
+            }
+            TableEntry::Vacant(v) => {
+                v.insert(Entry {
+                    key: key.into(),
+                    value,
+                    expire_at,
+                    access: 0,
+                });
+                segment.volatile += new_volatile;
+                self.volatile += new_volatile as usize;
+                self.len += 1;
+                None
+            }
+        }
+    }
+
+    /// Removes a key whatever its expiry; returns the entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let h = self.hash(key);
+        self.remove_hashed(h, key)
+    }
+
+    fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
+        let segment = &mut self.segments[Self::seg_of(h)];
+        let found = segment.table.find_entry(h, |e| &*e.key == key).ok()?;
+        let (entry, _) = found.remove();
+        if entry.expire_at != 0 {
+            segment.volatile -= 1;
+            self.volatile -= 1;
+        }
+        self.len -= 1;
+        Some(entry)
+    }
+
+    /// Sets or clears (0) the expiry of an existing key. Returns false when
+    /// the key does not exist.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
+        let h = self.hash(key);
+        let segment = &mut self.segments[Self::seg_of(h)];
+        let Some(e) = segment.table.find_mut(h, |e| &*e.key == key) else {
+            return false;
+        };
+        let was = u32::from(e.expire_at != 0);
+        let now = u32::from(expire_at != 0);
+        e.expire_at = expire_at;
+        segment.volatile = segment.volatile + now - was;
+        self.volatile = self.volatile + now as usize - was as usize;
+        true
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        for s in &mut self.segments {
+            *s = Segment::default();
+        }
+        self.len = 0;
+        self.volatile = 0;
+        self.expire_cursor = 0;
+    }
+
+    /// Keys removed by expiry since the last call, for propagation.
+    pub fn take_expired(&mut self) -> Vec<Box<[u8]>> {
+        std::mem::take(&mut self.expired)
+    }
+
+    /// Iterates every entry (expired ones included) in segment order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.segments.iter().flat_map(|s| s.table.iter())
+    }
+
+    /// One step of an incremental SCAN. The cursor is the next segment to
+    /// visit; whole segments are returned, so a key present for the whole
+    /// scan is returned exactly once. Visits segments until at least `count`
+    /// keys were seen or `10 * count` segments were visited (Redis bounds
+    /// empty-bucket visits the same way). Returns the next cursor (0 = done).
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&Entry)) -> u64 {
+        let count = count.max(1);
+        let mut seg = cursor as usize;
+        if seg >= SEGMENTS {
+            return 0;
+        }
+        let mut seen = 0usize;
+        let mut visited = 0usize;
+        while seg < SEGMENTS && seen < count && visited < count.saturating_mul(10) {
+            for e in self.segments[seg].table.iter() {
+                f(e);
+                seen += 1;
+            }
+            seg += 1;
+            visited += 1;
+        }
+        if seg >= SEGMENTS {
+            0
+        } else {
+            seg as u64
+        }
+    }
+
+    /// A random live key, or None when the db is empty. Expired keys met on
+    /// the way are removed, as Redis's RANDOMKEY does.
+    pub fn random_key(&mut self, now_ms: u64, rng: &mut impl rand::Rng) -> Option<Box<[u8]>> {
+        // Bounded tries, then a deterministic sweep, so a db full of expired
+        // keys cannot loop forever.
+        for _ in 0..100 {
+            if self.len == 0 {
+                return None;
+            }
+            let seg = rng.gen_range(0..SEGMENTS);
+            let n = self.segments[seg].table.len();
+            if n == 0 {
+                continue;
+            }
+            let idx = rng.gen_range(0..n);
+            let key = self.segments[seg].table.iter().nth(idx)?.key.clone();
+            if self.get(&key, now_ms).is_some() {
+                return Some(key);
+            }
+        }
+        let keys: Vec<Box<[u8]>> = self.iter().map(|e| e.key.clone()).collect();
+        keys.into_iter().find(|k| self.get(k, now_ms).is_some())
+    }
+
+    /// Removes expired keys, visiting at most `max_segments` segments that
+    /// hold volatile keys. Returns (keys checked, keys removed). The caller
+    /// repeats while a large share of checked keys were expired, as Redis's
+    /// active expire cycle does.
+    pub fn active_expire(&mut self, now_ms: u64, max_segments: usize) -> (usize, usize) {
+        if self.volatile == 0 {
+            return (0, 0);
+        }
+        let mut checked = 0;
+        let mut removed = 0;
+        let mut visited = 0;
+        let mut steps = 0;
+        while visited < max_segments && steps < SEGMENTS {
+            let seg = self.expire_cursor;
+            self.expire_cursor = (self.expire_cursor + 1) % SEGMENTS;
+            steps += 1;
+            let segment = &mut self.segments[seg];
+            if segment.volatile == 0 {
+                continue;
+            }
+            visited += 1;
+            let mut gone = Vec::new();
+            segment.table.retain(|e| {
+                if e.expire_at != 0 {
+                    checked += 1;
+                    if e.expire_at <= now_ms {
+                        gone.push(e.key.clone());
+                        return false;
+                    }
+                }
+                true
+            });
+            let n = gone.len();
+            segment.volatile -= n as u32;
+            self.volatile -= n;
+            self.len -= n;
+            self.expired_count += n as u64;
+            removed += n;
+            self.expired.extend(gone);
+        }
+        (checked, removed)
+    }
+}
+
+/// All databases of a server.
+#[derive(Debug, Clone)]
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Keyspace {
+        Keyspace {
+            dbs: (0..databases).map(|_| Db::new()).collect(),
+        }
+    }
+
+    pub fn db(&mut self, idx: usize) -> &mut Db {
+        &mut self.dbs[idx]
+    }
+
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(Db::len).sum()
+    }
+
+    pub fn flush_all(&mut self) {
+        for db in &mut self.dbs {
+            db.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_get_remove() {
+        let mut db = Db::new();
+        assert!(db.insert(b"a", Value::str_from(b"1"), 0).is_none());
+        assert_eq!(db.len(), 1);
+        let old = db.insert(b"a", Value::str_from(b"2"), 0).unwrap();
+        assert_eq!(old.value, Value::str_from(b"1"));
+        assert_eq!(db.get(b"a", 0).unwrap().value, Value::str_from(b"2"));
+        assert!(db.remove(b"a").is_some());
+        assert!(db.is_empty());
+        assert!(db.get(b"a", 0).is_none());
+    }
+
+    #[test]
+    fn lazy_expiry_removes_and_queues() {
+        let mut db = Db::new();
+        db.insert(b"k", Value::str_from(b"v"), 100);
+        assert_eq!(db.volatile_len(), 1);
+        assert!(db.get(b"k", 99).is_some());
+        assert!(db.get(b"k", 100).is_none());
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.volatile_len(), 0);
+        assert_eq!(db.take_expired(), vec![Box::<[u8]>::from(&b"k"[..])]);
+    }
+
+    #[test]
+    fn active_expire_clears_volatile_keys_only() {
+        let mut db = Db::new();
+        for i in 0..1000u32 {
+            let k = format!("k{i}");
+            let exp = if i % 2 == 0 { 50 } else { 0 };
+            db.insert(k.as_bytes(), Value::str_from(b"v"), exp);
+        }
+        let (_, removed) = db.active_expire(60, SEGMENTS);
+        assert_eq!(removed, 500);
+        assert_eq!(db.len(), 500);
+        assert_eq!(db.volatile_len(), 0);
+        assert_eq!(db.take_expired().len(), 500);
+    }
+
+    #[test]
+    fn scan_visits_every_key_once() {
+        let mut db = Db::new();
+        for i in 0..5000u32 {
+            db.insert(format!("key:{i}").as_bytes(), Value::str_from(b"v"), 0);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        loop {
+            cursor = db.scan(cursor, 10, |e| assert!(seen.insert(e.key.clone())));
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 5000);
+    }
+
+    #[test]
+    fn set_expire_tracks_volatile_count() {
+        let mut db = Db::new();
+        db.insert(b"k", Value::str_from(b"v"), 0);
+        assert!(db.set_expire(b"k", 10));
+        assert_eq!(db.volatile_len(), 1);
+        assert!(db.set_expire(b"k", 0));
+        assert_eq!(db.volatile_len(), 0);
+        assert!(!db.set_expire(b"missing", 10));
+    }
+}

@@ -1,0 +1,10 @@
+//! Redoubt's persistence engine: the value model, the keyspace, and (as they
+//! land) the RDB codec, the append-only file, the snapshotter and the
+//! `Storage` abstraction that all file I/O goes through.
+
+pub mod keyspace;
+pub mod value;
+pub mod zset;
+
+pub use keyspace::{Db, Entry, Keyspace};
+pub use value::{Value, ValueType};
