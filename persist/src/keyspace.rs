@@ -54,6 +54,9 @@ pub struct Db {
     expire_cursor: usize,
     /// Keys removed by expiry since start (INFO stats expired_keys).
     pub expired_count: u64,
+    /// The server's LRU clock (seconds), stamped on keys as they are
+    /// written or read; the executor advances it.
+    pub lru_clock: u32,
 }
 
 impl Default for Db {
@@ -72,6 +75,7 @@ impl Db {
             expired: Vec::new(),
             expire_cursor: 0,
             expired_count: 0,
+            lru_clock: 0,
         }
     }
 
@@ -121,7 +125,10 @@ impl Db {
             self.expired_count += 1;
             return None;
         }
-        self.segments[seg].table.find_mut(h, |e| &*e.key == key)
+        let clock = self.lru_clock;
+        let e = self.segments[seg].table.find_mut(h, |e| &*e.key == key)?;
+        e.access = clock;
+        Some(e)
     }
 
     /// Whether a live key exists (removes it if expired).
@@ -146,6 +153,7 @@ impl Db {
                 let old_volatile = u32::from(e.expire_at != 0);
                 let old_value = std::mem::replace(&mut e.value, value);
                 let old_expire = std::mem::replace(&mut e.expire_at, expire_at);
+                e.access = self.lru_clock;
                 segment.volatile = segment.volatile + new_volatile - old_volatile;
                 self.volatile = self.volatile + new_volatile as usize - old_volatile as usize;
                 Some(Entry {
@@ -160,7 +168,7 @@ impl Db {
                     key: key.into(),
                     value,
                     expire_at,
-                    access: 0,
+                    access: self.lru_clock,
                 });
                 segment.volatile += new_volatile;
                 self.volatile += new_volatile as usize;

@@ -1,0 +1,248 @@
+//! One task per connection: read, parse, execute a batch, wait for the
+//! durability watermark, write the replies.
+
+use crate::client::{Client, Outgoing};
+use crate::exec::Executor;
+use crate::resp::{encode, Reply, RequestParser};
+use bytes::BytesMut;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch, Notify};
+
+/// Write out once this much reply data is pending, even mid-batch.
+const FLUSH_AT: usize = 64 * 1024;
+
+const DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Shared by all connection tasks on the event-loop thread.
+pub struct Shared {
+    pub ex: Rc<RefCell<Executor>>,
+    /// Signalled when a command asked the server to shut down.
+    pub shutdown: Rc<Notify>,
+}
+
+pub async fn serve(shared: Rc<Shared>, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let is_local = peer.ip().is_loopback();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (client, watermark, max_bulk) = {
+        let mut ex = shared.ex.borrow_mut();
+        if ex.clients.len() as u64 >= ex.config.maxclients {
+            ex.stats.rejected_connections += 1;
+            drop(ex);
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            return;
+        }
+        if ex.config.protected_mode && ex.config.requirepass.is_empty() && !is_local {
+            drop(ex);
+            let _ = stream.write_all(DENIED.as_bytes()).await;
+            return;
+        }
+        let authenticated = ex.config.requirepass.is_empty();
+        let client = ex.register_client(|id| {
+            let mut c = Client::new(id, peer.to_string(), local.to_string(), is_local, tx);
+            c.authenticated = authenticated;
+            c
+        });
+        (
+            client,
+            ex.durability.watermark(),
+            ex.config.proto_max_bulk_len as usize,
+        )
+    };
+    let mut conn = Conn {
+        shared: shared.clone(),
+        client: client.clone(),
+        rx,
+        watermark,
+        parser: RequestParser::new(max_bulk),
+        rbuf: BytesMut::with_capacity(16 * 1024),
+        wbuf: BytesMut::with_capacity(16 * 1024),
+        stream,
+    };
+    if let Err(e) = conn.run().await {
+        tracing::debug!("client {peer} closed: {e}");
+    }
+    let mut ex = shared.ex.borrow_mut();
+    ex.unregister_client(&mut client.borrow_mut());
+}
+
+struct Conn {
+    shared: Rc<Shared>,
+    client: Rc<RefCell<Client>>,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
+    watermark: Option<watch::Receiver<u64>>,
+    parser: RequestParser,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    stream: TcpStream,
+}
+
+/// Why a connection ends.
+#[derive(Debug, thiserror::Error)]
+enum ConnEnd {
+    #[error("peer closed")]
+    Eof,
+    #[error("closed by the server")]
+    Closed,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Conn {
+    async fn run(&mut self) -> Result<(), ConnEnd> {
+        loop {
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    self.on_message(msg)?;
+                    self.write_out(0).await?;
+                }
+                n = self.stream.read_buf(&mut self.rbuf) => {
+                    if n? == 0 {
+                        return Err(ConnEnd::Eof);
+                    }
+                    self.process_input().await?;
+                }
+            }
+        }
+    }
+
+    fn proto(&self) -> u8 {
+        self.client.borrow().resp
+    }
+
+    /// Handles a message from the executor while not blocked.
+    fn on_message(&mut self, msg: Option<Outgoing>) -> Result<(), ConnEnd> {
+        match msg {
+            Some(Outgoing::Push(r)) | Some(Outgoing::Reply(r, _)) => {
+                let proto = self.proto();
+                encode(&r, proto, &mut self.wbuf);
+                Ok(())
+            }
+            Some(Outgoing::Close) | None => Err(ConnEnd::Closed),
+        }
+    }
+
+    /// Parses and runs every complete command in the read buffer.
+    async fn process_input(&mut self) -> Result<(), ConnEnd> {
+        let mut max_lsn = 0;
+        loop {
+            let limit = self.shared.ex.borrow().config.client_query_buffer_limit as usize;
+            if self.rbuf.len() > limit {
+                tracing::warn!("closing client that reached max query buffer length");
+                return Err(ConnEnd::Closed);
+            }
+            let args = match self.parser.parse(&mut self.rbuf) {
+                Ok(Some(args)) => args,
+                Ok(None) => break,
+                Err(e) => {
+                    let proto = self.proto();
+                    encode(&Reply::Error(format!("ERR {e}")), proto, &mut self.wbuf);
+                    self.write_out(max_lsn).await?;
+                    return Err(ConnEnd::Closed);
+                }
+            };
+            let (reply, lsn, close, shutdown) = {
+                let mut ex = self.shared.ex.borrow_mut();
+                let mut c = self.client.borrow_mut();
+                let (reply, lsn) = ex.execute(&mut c, &args);
+                (reply, lsn, c.close_after_reply, ex.shutdown.is_some())
+            };
+            max_lsn = max_lsn.max(lsn);
+            if reply == Reply::Blocked {
+                self.write_out(max_lsn).await?;
+                let (r, lsn) = self.wait_unblocked().await?;
+                let proto = self.proto();
+                encode(&r, proto, &mut self.wbuf);
+                max_lsn = max_lsn.max(lsn);
+            } else {
+                let proto = self.proto();
+                encode(&reply, proto, &mut self.wbuf);
+            }
+            if shutdown {
+                self.shared.shutdown.notify_one();
+            }
+            if close {
+                self.write_out(max_lsn).await?;
+                return Err(ConnEnd::Closed);
+            }
+            if self.wbuf.len() >= FLUSH_AT {
+                self.write_out(max_lsn).await?;
+            }
+        }
+        self.shared.ex.borrow_mut().durability.flush();
+        self.write_out(max_lsn).await
+    }
+
+    /// Waits while the client is blocked: for the executor to serve it, for
+    /// the timeout, or for the peer to go away. Input that arrives meanwhile
+    /// is kept for after the block, as Redis does.
+    async fn wait_unblocked(&mut self) -> Result<(Reply, u64), ConnEnd> {
+        let deadline = self
+            .client
+            .borrow()
+            .blocked
+            .as_ref()
+            .and_then(|b| b.deadline)
+            .map(tokio::time::Instant::from_std);
+        loop {
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    Some(Outgoing::Reply(r, lsn)) => return Ok((r, lsn)),
+                    Some(Outgoing::Push(r)) => {
+                        let proto = self.proto();
+                        encode(&r, proto, &mut self.wbuf);
+                        self.write_out(0).await?;
+                    }
+                    Some(Outgoing::Close) | None => return Err(ConnEnd::Closed),
+                },
+                _ = sleep => {
+                    let mut ex = self.shared.ex.borrow_mut();
+                    let r = ex.unblock_on_timeout(&mut self.client.borrow_mut());
+                    let lsn = ex.lsn;
+                    if let Some(r) = r {
+                        return Ok((r, lsn));
+                    }
+                    // Served just before the timeout: the reply is queued.
+                }
+                n = self.stream.read_buf(&mut self.rbuf) => {
+                    if n? == 0 {
+                        return Err(ConnEnd::Eof);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until the durability watermark covers `lsn`, then writes every
+    /// pending reply.
+    async fn write_out(&mut self, lsn: u64) -> Result<(), ConnEnd> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        if let Some(wm) = self.watermark.as_mut() {
+            while *wm.borrow_and_update() < lsn {
+                if wm.changed().await.is_err() {
+                    // The writer is gone: the write can never be acknowledged.
+                    return Err(ConnEnd::Closed);
+                }
+            }
+        }
+        let n = self.wbuf.len() as u64;
+        self.stream.write_all(&self.wbuf).await?;
+        self.wbuf.clear();
+        self.shared.ex.borrow_mut().stats.net_output_bytes += n;
+        Ok(())
+    }
+}

@@ -1,0 +1,515 @@
+//! The executor: owns the keyspace and runs commands one at a time, in one
+//! total order. Every change gets the next LSN and goes to the durability
+//! sink in that order; every reply carries the LSN of the state it saw.
+//!
+//! It runs on the event-loop thread: connection tasks parse a batch of
+//! commands and call [`Executor::execute`] for each, without awaiting in
+//! between, so commands never interleave. Nothing here blocks on disk.
+
+use crate::client::{BlockState, Client, Outgoing};
+use crate::commands::{self, flags, CommandSpec, Ctx, Propagate};
+use crate::config::Config;
+use crate::durability::{Durability, Volatile};
+use crate::resp::Reply;
+use crate::util::now_ms;
+use bytes::Bytes;
+use hashbrown::HashMap;
+use rand::SeedableRng;
+use redoubt_persist::Keyspace;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Per-command counters for INFO commandstats.
+#[derive(Debug, Default, Clone)]
+pub struct CmdStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected: u64,
+    pub failed: u64,
+}
+
+/// Server-wide counters for INFO stats.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub total_connections: u64,
+    pub rejected_connections: u64,
+    pub total_commands: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub total_error_replies: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Save if save points are configured (plain SHUTDOWN, SIGTERM).
+    Default,
+    Save,
+    NoSave,
+}
+
+pub struct Executor {
+    pub config: Config,
+    pub ks: Keyspace,
+    pub clients: HashMap<u64, Rc<RefCell<Client>>>,
+    next_client_id: u64,
+    /// LSN of the last logged change.
+    pub lsn: u64,
+    /// Changes since the last successful save (rdb_changes_since_last_save).
+    pub dirty: u64,
+    /// True while EXEC runs its queue (blocking commands must not block).
+    pub in_exec: bool,
+    exec_log: Vec<(usize, Vec<Bytes>)>,
+    table: HashMap<Vec<u8>, usize>,
+    pub specs: Vec<&'static CommandSpec>,
+    pub cmdstats: Vec<CmdStat>,
+    pub stats: Stats,
+    /// Clients blocked per (db, key), in arrival order.
+    blocked_on: Vec<HashMap<Bytes, VecDeque<u64>>>,
+    ready: Vec<(usize, Bytes)>,
+    /// Clients watching each key, per db.
+    watchers: Vec<HashMap<Bytes, Vec<u64>>>,
+    /// Clients whose watched keys changed since WATCH.
+    pub watch_dirty: hashbrown::HashSet<u64>,
+    pub durability: Box<dyn Durability>,
+    pub started: Instant,
+    pub rng: rand::rngs::SmallRng,
+    pub shutdown: Option<ShutdownMode>,
+    /// FUNCTION libraries, kept as (name, code) until scripting arrives.
+    pub functions: Vec<(Bytes, Bytes)>,
+    /// Unix seconds of the last successful save.
+    pub lastsave: u64,
+    pub active_expire_enabled: bool,
+    pub run_id: String,
+    pub blocked_clients: usize,
+}
+
+impl Executor {
+    pub fn new(config: Config) -> Executor {
+        let dbs = config.databases;
+        let mut table = HashMap::new();
+        let mut specs = Vec::new();
+        for family in commands::families() {
+            for spec in family {
+                table.insert(spec.name.as_bytes().to_vec(), specs.len());
+                specs.push(spec);
+            }
+        }
+        let mut rng = rand::rngs::SmallRng::from_entropy();
+        let run_id: String = (0..40)
+            .map(|_| char::from_digit(rand::Rng::gen_range(&mut rng, 0..16), 16).unwrap_or('0'))
+            .collect();
+        Executor {
+            config,
+            ks: Keyspace::new(dbs),
+            clients: HashMap::new(),
+            next_client_id: 1,
+            lsn: 0,
+            dirty: 0,
+            in_exec: false,
+            exec_log: Vec::new(),
+            cmdstats: vec![CmdStat::default(); specs.len()],
+            table,
+            specs,
+            stats: Stats::default(),
+            blocked_on: (0..dbs).map(|_| HashMap::new()).collect(),
+            ready: Vec::new(),
+            watchers: (0..dbs).map(|_| HashMap::new()).collect(),
+            watch_dirty: Default::default(),
+            durability: Box::new(Volatile),
+            started: Instant::now(),
+            rng,
+            shutdown: None,
+            functions: Vec::new(),
+            lastsave: now_ms() / 1000,
+            active_expire_enabled: true,
+            run_id,
+            blocked_clients: 0,
+        }
+    }
+
+    // ---- clients ----------------------------------------------------------
+
+    pub fn register_client(&mut self, mk: impl FnOnce(u64) -> Client) -> Rc<RefCell<Client>> {
+        let id = self.next_client_id;
+        self.next_client_id += 1;
+        let c = Rc::new(RefCell::new(mk(id)));
+        self.clients.insert(id, c.clone());
+        self.stats.total_connections += 1;
+        c
+    }
+
+    pub fn unregister_client(&mut self, client: &mut Client) {
+        self.unwatch_all(client);
+        self.unblock(client);
+        self.pubsub_forget(client);
+        self.clients.remove(&client.id);
+    }
+
+    // ---- dispatch ---------------------------------------------------------
+
+    pub fn lookup_command(&self, name: &[u8]) -> Option<usize> {
+        let mut buf = [0u8; 32];
+        if name.len() <= buf.len() {
+            let lower = &mut buf[..name.len()];
+            lower.copy_from_slice(name);
+            lower.make_ascii_lowercase();
+            self.table.get(&*lower).copied()
+        } else {
+            None
+        }
+    }
+
+    /// Runs one command for `client`. Returns the reply and the LSN it must
+    /// wait for before it is sent.
+    pub fn execute(&mut self, client: &mut Client, args: &[Bytes]) -> (Reply, u64) {
+        let reply = self.dispatch(client, args);
+        self.after_command(client);
+        if reply.is_error() {
+            self.stats.total_error_replies += 1;
+        }
+        (reply, self.lsn)
+    }
+
+    fn dispatch(&mut self, client: &mut Client, args: &[Bytes]) -> Reply {
+        client.last_interaction = Instant::now();
+        let Some(idx) = self.lookup_command(&args[0]) else {
+            if client.multi.is_some() {
+                client.multi_error = true;
+            }
+            return unknown_command(args);
+        };
+        let spec = self.specs[idx];
+        client.last_cmd = spec.name;
+        if !spec.arity_ok(args.len()) {
+            if client.multi.is_some() {
+                client.multi_error = true;
+            }
+            self.cmdstats[idx].rejected += 1;
+            return commands::wrong_args(spec.name);
+        }
+        if !client.authenticated && !self.config.requirepass.is_empty() && !spec.has(flags::NO_AUTH)
+        {
+            if client.multi.is_some() {
+                client.multi_error = true;
+            }
+            return Reply::err("NOAUTH Authentication required.");
+        }
+        if client.multi.is_some() && !spec.has(flags::NO_QUEUE) {
+            if spec.has(flags::NO_MULTI) {
+                client.multi_error = true;
+                return Reply::err("ERR Command not allowed inside a transaction");
+            }
+            if let Some(q) = client.multi.as_mut() {
+                q.push(args.to_vec());
+            }
+            return Reply::Status("QUEUED");
+        }
+        if client.in_pubsub_mode() && !spec.has(flags::PUBSUB_CONTEXT) {
+            return Reply::Error(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            ));
+        }
+        self.call(client, idx, args)
+    }
+
+    /// Runs a command known to be valid for this client, with stats and
+    /// propagation. EXEC calls it for each queued command.
+    pub fn call(&mut self, client: &mut Client, idx: usize, args: &[Bytes]) -> Reply {
+        let spec = self.specs[idx];
+        let dirty_before = self.dirty;
+        let started = Instant::now();
+        let mut ctx = Ctx {
+            ex: self,
+            client,
+            now: now_ms(),
+            propagate: Propagate::AsIs,
+        };
+        let reply = (spec.handler)(&mut ctx, args);
+        let propagate = std::mem::replace(&mut ctx.propagate, Propagate::AsIs);
+        let db = ctx.client.db;
+        let st = &mut self.cmdstats[idx];
+        st.calls += 1;
+        st.usec += started.elapsed().as_micros() as u64;
+        if reply.is_error() {
+            st.failed += 1;
+        }
+        self.stats.total_commands += 1;
+        // Keys the command expired on its way are deleted before its own effect.
+        self.propagate_expired();
+        if self.dirty != dirty_before {
+            match propagate {
+                Propagate::AsIs => self.log(db, args.to_vec()),
+                Propagate::As(cmds) => {
+                    for c in cmds {
+                        self.log(db, c);
+                    }
+                }
+                Propagate::Never => {}
+            }
+        }
+        reply
+    }
+
+    /// Hands one change to the durability sink (buffered inside EXEC so the
+    /// transaction is logged whole, between MULTI and EXEC).
+    pub fn log(&mut self, db: usize, args: Vec<Bytes>) {
+        if self.in_exec {
+            self.exec_log.push((db, args));
+            return;
+        }
+        self.lsn += 1;
+        self.durability.append(self.lsn, db, &args);
+    }
+
+    /// Runs a transaction's queue: MULTI/EXEC semantics, logged atomically.
+    pub fn run_exec(&mut self, client: &mut Client, queue: Vec<Vec<Bytes>>) -> Reply {
+        self.in_exec = true;
+        let mut replies = Vec::with_capacity(queue.len());
+        for args in &queue {
+            let r = match self.lookup_command(&args[0]) {
+                Some(idx) => self.call(client, idx, args),
+                None => unknown_command(args),
+            };
+            replies.push(r);
+        }
+        self.in_exec = false;
+        let logged = std::mem::take(&mut self.exec_log);
+        if !logged.is_empty() {
+            let db = logged[0].0;
+            self.lsn += 1;
+            self.durability
+                .append(self.lsn, db, &[Bytes::from_static(b"MULTI")]);
+            for (db, args) in logged {
+                self.lsn += 1;
+                self.durability.append(self.lsn, db, &args);
+            }
+            self.lsn += 1;
+            self.durability
+                .append(self.lsn, db, &[Bytes::from_static(b"EXEC")]);
+        }
+        Reply::Array(replies)
+    }
+
+    /// Work after each top-level command: wake blocked clients whose keys
+    /// became ready.
+    fn after_command(&mut self, current: &mut Client) {
+        if !self.ready.is_empty() {
+            self.serve_ready(current);
+        }
+    }
+
+    /// Logs a DEL for every key removed by expiry since the last call.
+    pub fn propagate_expired(&mut self) {
+        for db in 0..self.ks.dbs.len() {
+            let gone = self.ks.dbs[db].take_expired();
+            for key in gone {
+                let key = Bytes::from(Vec::from(key));
+                self.key_modified(db, &key);
+                self.log(db, vec![Bytes::from_static(b"DEL"), key]);
+            }
+        }
+    }
+
+    // ---- watch ------------------------------------------------------------
+
+    /// A key changed: dirty its WATCHers and mark it ready for blocked clients.
+    pub fn key_modified(&mut self, db: usize, key: &[u8]) {
+        if let Some(ids) = self.watchers[db].get(key) {
+            self.watch_dirty.extend(ids.iter().copied());
+        }
+        if self.blocked_on[db].contains_key(key)
+            && !self.ready.iter().any(|(d, k)| *d == db && k == key)
+        {
+            self.ready.push((db, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    /// Every watched key of `db` that exists is dirtied (FLUSHDB, SWAPDB).
+    pub fn touch_all_watched(&mut self, db: usize) {
+        let keys: Vec<Bytes> = self.watchers[db].keys().cloned().collect();
+        for k in keys {
+            if self.ks.dbs[db].peek(&k).is_some() {
+                if let Some(ids) = self.watchers[db].get(&k) {
+                    self.watch_dirty.extend(ids.iter().copied());
+                }
+            }
+        }
+    }
+
+    pub fn watch(&mut self, client: &mut Client, key: Bytes) {
+        let db = client.db;
+        if client.watched.iter().any(|(d, k)| *d == db && *k == key) {
+            return;
+        }
+        self.watchers[db]
+            .entry(key.clone())
+            .or_default()
+            .push(client.id);
+        client.watched.push((db, key));
+    }
+
+    pub fn unwatch_all(&mut self, client: &mut Client) {
+        for (db, key) in client.watched.drain(..) {
+            if let Some(ids) = self.watchers[db].get_mut(&key) {
+                ids.retain(|&i| i != client.id);
+                if ids.is_empty() {
+                    self.watchers[db].remove(&key);
+                }
+            }
+        }
+        self.watch_dirty.remove(&client.id);
+    }
+
+    // ---- blocking ---------------------------------------------------------
+
+    pub fn block_client(
+        &mut self,
+        client: &mut Client,
+        keys: Vec<Bytes>,
+        args: Vec<Bytes>,
+        timeout_reply: Reply,
+        deadline: Option<Instant>,
+    ) {
+        let db = client.db;
+        for k in &keys {
+            self.blocked_on[db]
+                .entry(k.clone())
+                .or_default()
+                .push_back(client.id);
+        }
+        client.blocked = Some(BlockState {
+            db,
+            keys,
+            args,
+            timeout_reply,
+            deadline,
+        });
+        self.blocked_clients += 1;
+    }
+
+    /// Removes a client from every wait queue; returns its block state.
+    pub fn unblock(&mut self, client: &mut Client) -> Option<BlockState> {
+        let st = client.blocked.take()?;
+        for k in &st.keys {
+            if let Some(q) = self.blocked_on[st.db].get_mut(k) {
+                q.retain(|&i| i != client.id);
+                if q.is_empty() {
+                    self.blocked_on[st.db].remove(k);
+                }
+            }
+        }
+        self.blocked_clients -= 1;
+        Some(st)
+    }
+
+    /// The client's block timed out: its timeout reply, if it was still blocked.
+    pub fn unblock_on_timeout(&mut self, client: &mut Client) -> Option<Reply> {
+        self.unblock(client).map(|st| st.timeout_reply)
+    }
+
+    /// Serves blocked clients on ready keys, oldest first. A served command
+    /// may make more keys ready (BLMOVE), so loop until nothing is ready.
+    fn serve_ready(&mut self, current: &mut Client) {
+        let mut rounds = 0;
+        while !self.ready.is_empty() && rounds < 10_000 {
+            rounds += 1;
+            let ready = std::mem::take(&mut self.ready);
+            for (db, key) in ready {
+                loop {
+                    let Some(&cid) = self.blocked_on[db].get(&key).and_then(|q| q.front()) else {
+                        break;
+                    };
+                    if cid == current.id {
+                        break;
+                    }
+                    let Some(rc) = self.clients.get(&cid).cloned() else {
+                        break;
+                    };
+                    let mut c = rc.borrow_mut();
+                    let Some(st) = self.unblock(&mut c) else {
+                        break;
+                    };
+                    let saved_db = c.db;
+                    c.db = st.db;
+                    let reply = match self.lookup_command(&st.args[0]) {
+                        Some(idx) => self.call(&mut c, idx, &st.args),
+                        None => unknown_command(&st.args),
+                    };
+                    c.db = saved_db;
+                    if reply == Reply::Blocked {
+                        // Still nothing for the first waiter: put it back in
+                        // front and leave the key for the next change.
+                        if let Some(q) = self.blocked_on[db].get_mut(&key) {
+                            q.retain(|&i| i != cid);
+                            q.push_front(cid);
+                        }
+                        break;
+                    }
+                    let _ = c.tx.send(Outgoing::Reply(reply, self.lsn));
+                }
+            }
+        }
+    }
+
+    // ---- pub/sub hooks ------------------------------------------------------
+
+    /// Drops a closing client's subscriptions.
+    fn pubsub_forget(&mut self, client: &mut Client) {
+        client.channels.clear();
+        client.patterns.clear();
+    }
+
+    // ---- periodic work ----------------------------------------------------
+
+    /// Runs `hz` times a second: active expiry.
+    pub fn cron(&mut self) {
+        if self.active_expire_enabled {
+            self.active_expire_cycle(Duration::from_micros(1000));
+        }
+    }
+
+    /// Removes expired keys, a few segments at a time, until a pass finds
+    /// few expired keys or the time budget is spent (Redis's adaptive cycle).
+    pub fn active_expire_cycle(&mut self, budget: Duration) {
+        let start = Instant::now();
+        let now = now_ms();
+        for db in 0..self.ks.dbs.len() {
+            loop {
+                let (checked, removed) = self.ks.dbs[db].active_expire(now, 16);
+                if checked == 0 || removed * 10 < checked || start.elapsed() > budget {
+                    break;
+                }
+            }
+        }
+        self.propagate_expired();
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// Redis 7's unknown-command error, quoting the first arguments.
+pub fn unknown_command(args: &[Bytes]) -> Reply {
+    let name = String::from_utf8_lossy(&args[0]);
+    let name: String = name.chars().take(128).collect();
+    let mut rest = String::new();
+    for a in args.iter().skip(1) {
+        if rest.len() >= 128 {
+            break;
+        }
+        let s = String::from_utf8_lossy(a);
+        let room = 128 - rest.len();
+        rest.push('\'');
+        rest.extend(s.chars().take(room));
+        rest.push_str("' ");
+    }
+    Reply::Error(format!(
+        "ERR unknown command '{name}', with args beginning with: {rest}"
+    ))
+}

@@ -1,0 +1,563 @@
+//! RESP: the request parser (multibulk and inline) and the reply encoder
+//! (RESP2 and RESP3).
+//!
+//! The parser is incremental: it keeps the arguments of a half-received
+//! command between reads, so a command with many arguments arriving over many
+//! reads is parsed once, not once per read. Bulk arguments are split off the
+//! read buffer without copying; whoever stores one copies it, so a stored
+//! value never pins a read buffer.
+
+use bytes::{Buf, Bytes, BytesMut};
+use thiserror::Error;
+
+/// Longest header line or inline command accepted (Redis's PROTO_INLINE_MAX_SIZE).
+pub const INLINE_MAX: usize = 64 * 1024;
+/// Most arguments one multibulk may announce (Redis accepts up to INT_MAX,
+/// but never allocates for them up front; neither do we).
+pub const MULTIBULK_MAX: i64 = i32::MAX as i64;
+
+/// A protocol error: the connection gets `-ERR Protocol error: <text>` and closes.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("Protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+impl ProtocolError {
+    pub fn new(msg: &str) -> ProtocolError {
+        ProtocolError(msg.to_string())
+    }
+}
+
+#[derive(Debug)]
+pub struct RequestParser {
+    /// Arguments of the multibulk being read.
+    args: Vec<Bytes>,
+    /// Arguments still expected in the current multibulk (0 = between commands).
+    pending: usize,
+    /// Length of the bulk whose header was read but whose data has not arrived.
+    bulk_len: Option<usize>,
+    /// proto-max-bulk-len.
+    pub max_bulk_len: usize,
+}
+
+impl RequestParser {
+    pub fn new(max_bulk_len: usize) -> RequestParser {
+        RequestParser {
+            args: Vec::new(),
+            pending: 0,
+            bulk_len: None,
+            max_bulk_len,
+        }
+    }
+
+    /// Parses one command from `buf`, consuming its bytes. Returns Ok(None)
+    /// when more input is needed. Empty commands (a blank inline line, `*0`)
+    /// are skipped.
+    pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        loop {
+            if self.pending == 0 {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                if buf[0] != b'*' {
+                    match self.parse_inline(buf)? {
+                        None => return Ok(None),
+                        Some(args) if args.is_empty() => continue,
+                        Some(args) => return Ok(Some(args)),
+                    }
+                }
+                let Some(line) = take_line(buf, "too big mbulk count string")? else {
+                    return Ok(None);
+                };
+                let n =
+                    parse_len(&line[1..]).ok_or(ProtocolError::new("invalid multibulk length"))?;
+                if n > MULTIBULK_MAX {
+                    return Err(ProtocolError::new("invalid multibulk length"));
+                }
+                if n <= 0 {
+                    continue;
+                }
+                self.pending = n as usize;
+                self.args = Vec::with_capacity(self.pending.min(1024));
+            }
+            while self.pending > 0 {
+                let len = match self.bulk_len {
+                    Some(len) => len,
+                    None => {
+                        if buf.is_empty() {
+                            return Ok(None);
+                        }
+                        if buf[0] != b'$' {
+                            return Err(ProtocolError(expected_dollar(buf[0])));
+                        }
+                        let Some(line) = take_line(buf, "too big bulk count string")? else {
+                            return Ok(None);
+                        };
+                        let len = parse_len(&line[1..])
+                            .filter(|&l| l >= 0 && l as u64 <= self.max_bulk_len as u64)
+                            .ok_or(ProtocolError::new("invalid bulk length"))?
+                            as usize;
+                        self.bulk_len = Some(len);
+                        // Reserve for a big bulk once, so it arrives in one
+                        // allocation instead of through repeated doubling.
+                        if len >= 32 * 1024 {
+                            buf.reserve(len + 2);
+                        }
+                        len
+                    }
+                };
+                if buf.len() < len + 2 {
+                    return Ok(None);
+                }
+                let data = buf.split_to(len).freeze();
+                buf.advance(2);
+                self.bulk_len = None;
+                self.args.push(data);
+                self.pending -= 1;
+            }
+            return Ok(Some(std::mem::take(&mut self.args)));
+        }
+    }
+
+    fn parse_inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let Some(line) = take_line(buf, "too big inline request")? else {
+            return Ok(None);
+        };
+        let mut line = &line[..];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        split_args(line)
+            .map(Some)
+            .ok_or(ProtocolError::new("unbalanced quotes in request"))
+    }
+}
+
+fn expected_dollar(got: u8) -> String {
+    format!("expected '$', got '{}'", got as char)
+}
+
+/// Splits off one `\n`-terminated line (without `\r\n`), or None if the line
+/// is incomplete. A line longer than INLINE_MAX is a protocol error.
+fn take_line(buf: &mut BytesMut, too_big: &str) -> Result<Option<BytesMut>, ProtocolError> {
+    match memchr(b'\n', buf) {
+        Some(pos) => {
+            if pos > INLINE_MAX {
+                return Err(ProtocolError::new(too_big));
+            }
+            let mut line = buf.split_to(pos + 1);
+            line.truncate(pos);
+            if line.last() == Some(&b'\r') {
+                line.truncate(pos - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > INLINE_MAX => Err(ProtocolError::new(too_big)),
+        None => Ok(None),
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+fn parse_len(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// Splits an inline command line into arguments, honouring "double" quotes
+/// (with \n, \xHH ... escapes) and 'single' quotes, as redis-cli and telnet
+/// users expect. Returns None on unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && is_hex(line[i + 2])
+                    && is_hex(line[i + 3])
+                {
+                    cur.push(hex(line[i + 2]) * 16 + hex(line[i + 3]));
+                    i += 3;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    // A closing quote must be followed by a space or the end.
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else if in_sq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if c == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        out.push(Bytes::from(cur));
+    }
+}
+
+fn is_hex(c: u8) -> bool {
+    c.is_ascii_hexdigit()
+}
+
+fn hex(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => c - b'A' + 10,
+    }
+}
+
+/// A reply, independent of protocol version; [`encode`] renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`-style status.
+    Status(&'static str),
+    /// A status built at run time (rare: CLIENT LIST-like, TYPE).
+    StatusOwned(String),
+    /// An error line, given without the leading '-' (e.g. "ERR syntax error").
+    Error(String),
+    Int(i64),
+    Bulk(Bytes),
+    /// Null bulk string (`$-1` in RESP2).
+    Nil,
+    /// Null array (`*-1` in RESP2).
+    NilArray,
+    Array(Vec<Reply>),
+    /// A map: flattened into an array in RESP2.
+    Map(Vec<(Reply, Reply)>),
+    /// A set: an array in RESP2.
+    Set(Vec<Reply>),
+    /// A double: a bulk string in RESP2.
+    Double(f64),
+    /// A boolean: 1/0 in RESP2.
+    Bool(bool),
+    /// A verbatim string (`=` in RESP3), a bulk in RESP2; the format is "txt".
+    Verbatim(String),
+    /// An out-of-band push (pub/sub): an array in RESP2.
+    Push(Vec<Reply>),
+    /// Bytes already encoded (for pre-rendered replies such as long arrays).
+    Raw(Bytes),
+    /// The command blocked the client; the real reply comes later.
+    Blocked,
+}
+
+impl Reply {
+    pub fn ok() -> Reply {
+        Reply::Status("OK")
+    }
+
+    pub fn err(msg: impl Into<String>) -> Reply {
+        Reply::Error(msg.into())
+    }
+
+    pub fn bulk(b: &[u8]) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(b))
+    }
+
+    pub fn bulk_str(s: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+}
+
+/// Appends the encoding of `reply` for protocol version `proto` (2 or 3).
+pub fn encode(reply: &Reply, proto: u8, out: &mut BytesMut) {
+    let resp3 = proto >= 3;
+    match reply {
+        Reply::Status(s) => line(out, b'+', s.as_bytes()),
+        Reply::StatusOwned(s) => line(out, b'+', s.as_bytes()),
+        Reply::Error(s) => {
+            out.extend_from_slice(b"-");
+            // An error must stay on one line.
+            for &c in s.as_bytes() {
+                out.extend_from_slice(&[if c == b'\r' || c == b'\n' { b' ' } else { c }]);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Int(i) => {
+            let mut b = itoa_buf(*i);
+            line(out, b':', b.as_bytes_mut())
+        }
+        Reply::Bulk(b) => bulk(out, b),
+        Reply::Nil => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
+        Reply::NilArray => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"*-1\r\n" }),
+        Reply::Array(items) => {
+            header(out, b'*', items.len());
+            for r in items {
+                encode(r, proto, out);
+            }
+        }
+        Reply::Set(items) => {
+            header(out, if resp3 { b'~' } else { b'*' }, items.len());
+            for r in items {
+                encode(r, proto, out);
+            }
+        }
+        Reply::Push(items) => {
+            header(out, if resp3 { b'>' } else { b'*' }, items.len());
+            for r in items {
+                encode(r, proto, out);
+            }
+        }
+        Reply::Map(pairs) => {
+            if resp3 {
+                header(out, b'%', pairs.len());
+            } else {
+                header(out, b'*', pairs.len() * 2);
+            }
+            for (k, v) in pairs {
+                encode(k, proto, out);
+                encode(v, proto, out);
+            }
+        }
+        Reply::Double(d) => {
+            let s = crate::util::fmt_double(*d);
+            if resp3 {
+                line(out, b',', s.as_bytes());
+            } else {
+                bulk(out, s.as_bytes());
+            }
+        }
+        Reply::Bool(b) => {
+            if resp3 {
+                out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+            } else {
+                out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" });
+            }
+        }
+        Reply::Verbatim(s) => {
+            if resp3 {
+                header(out, b'=', s.len() + 4);
+                out.extend_from_slice(b"txt:");
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            } else {
+                bulk(out, s.as_bytes());
+            }
+        }
+        Reply::Raw(b) => out.extend_from_slice(b),
+        Reply::Blocked => {}
+    }
+}
+
+fn line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
+    out.reserve(body.len() + 3);
+    out.extend_from_slice(&[prefix]);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn header(out: &mut BytesMut, prefix: u8, n: usize) {
+    let mut b = itoa_buf(n as i64);
+    line(out, prefix, b.as_bytes_mut());
+}
+
+fn bulk(out: &mut BytesMut, data: &[u8]) {
+    header(out, b'$', data.len());
+    out.reserve(data.len() + 2);
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A small stack buffer holding the decimal form of an integer.
+struct ItoaBuf {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl ItoaBuf {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(v: i64) -> ItoaBuf {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let neg = v < 0;
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    ItoaBuf { buf, start: i }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut p = RequestParser::new(512 * 1024 * 1024);
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(c) = p.parse(&mut buf)? {
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn multibulk_and_pipelining() {
+        let cmds = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+        assert_eq!(cmds.len(), 2);
+        assert_eq!(cmds[0], vec![Bytes::from("GET"), Bytes::from("k")]);
+        assert_eq!(cmds[1], vec![Bytes::from("PING")]);
+    }
+
+    #[test]
+    fn byte_at_a_time_is_the_same() {
+        let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\nPING\r\n";
+        let mut p = RequestParser::new(1 << 20);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for &b in input.iter() {
+            buf.extend_from_slice(&[b]);
+            while let Some(c) = p.parse(&mut buf).unwrap() {
+                out.push(c);
+            }
+        }
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0][2], Bytes::from("hello"));
+        assert_eq!(out[1], vec![Bytes::from("PING")]);
+    }
+
+    #[test]
+    fn inline_with_quotes() {
+        let cmds = parse_all(b"set \"a b\" 'c d'\r\n\r\nget \"\\x41\\n\"\n").unwrap();
+        assert_eq!(
+            cmds[0],
+            vec![Bytes::from("set"), Bytes::from("a b"), Bytes::from("c d")]
+        );
+        assert_eq!(cmds[1], vec![Bytes::from("get"), Bytes::from("A\n")]);
+        assert_eq!(
+            parse_all(b"set \"abc\r\n").unwrap_err(),
+            ProtocolError::new("unbalanced quotes in request")
+        );
+    }
+
+    #[test]
+    fn protocol_errors() {
+        assert_eq!(
+            parse_all(b"*1\r\n$-5\r\n").unwrap_err(),
+            ProtocolError::new("invalid bulk length")
+        );
+        assert_eq!(
+            parse_all(b"*abc\r\n").unwrap_err(),
+            ProtocolError::new("invalid multibulk length")
+        );
+        assert!(parse_all(b"*1\r\n+x\r\n").is_err());
+        let mut p = RequestParser::new(10);
+        let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
+        assert_eq!(
+            p.parse(&mut buf).unwrap_err(),
+            ProtocolError::new("invalid bulk length")
+        );
+    }
+
+    #[test]
+    fn huge_claims_allocate_nothing_up_front() {
+        // Announces 2^31-1 arguments but sends none: must just wait for more.
+        let mut p = RequestParser::new(512 << 20);
+        let mut buf = BytesMut::from(&b"*2147483647\r\n"[..]);
+        assert_eq!(p.parse(&mut buf).unwrap(), None);
+        assert!(p.args.capacity() <= 1024);
+        assert!(parse_all(b"*2147483648\r\n").is_err());
+    }
+
+    #[test]
+    fn long_inline_line_is_an_error() {
+        let big = vec![b'a'; INLINE_MAX + 10];
+        assert_eq!(
+            parse_all(&big).unwrap_err(),
+            ProtocolError::new("too big inline request")
+        );
+    }
+
+    #[test]
+    fn encode_resp2_and_resp3() {
+        let r = Reply::Map(vec![(Reply::bulk(b"a"), Reply::Int(1))]);
+        let mut b = BytesMut::new();
+        encode(&r, 2, &mut b);
+        assert_eq!(&b[..], b"*2\r\n$1\r\na\r\n:1\r\n");
+        b.clear();
+        encode(&r, 3, &mut b);
+        assert_eq!(&b[..], b"%1\r\n$1\r\na\r\n:1\r\n");
+        b.clear();
+        encode(&Reply::Nil, 2, &mut b);
+        encode(&Reply::Nil, 3, &mut b);
+        encode(&Reply::NilArray, 2, &mut b);
+        encode(&Reply::Double(1.5), 2, &mut b);
+        encode(&Reply::Double(1.5), 3, &mut b);
+        encode(&Reply::Int(-42), 3, &mut b);
+        assert_eq!(&b[..], b"$-1\r\n_\r\n*-1\r\n$3\r\n1.5\r\n,1.5\r\n:-42\r\n");
+    }
+}

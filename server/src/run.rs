@@ -1,0 +1,143 @@
+//! Start-up, listeners, periodic work and shutdown.
+
+use crate::config::{Config, LogLevel};
+use crate::conn::{serve, Shared};
+use crate::exec::Executor;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// Sets up `tracing` to honour `loglevel` and `logfile`.
+pub fn init_logging(cfg: &Config) {
+    let level = match cfg.loglevel {
+        LogLevel::Debug => "debug",
+        LogLevel::Verbose => "info",
+        LogLevel::Notice => "info",
+        LogLevel::Warning => "warn",
+        LogLevel::Nothing => "off",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REDOUBT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if cfg.logfile.is_empty() {
+        builder.init();
+    } else {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&cfg.logfile)
+        {
+            Ok(f) => builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .init(),
+            Err(e) => {
+                builder.init();
+                tracing::warn!("can't open the log file {}: {e}", cfg.logfile);
+            }
+        }
+    }
+}
+
+/// Binds every configured address. Addresses prefixed with '-' are optional:
+/// failing to bind them is not an error (as Redis's `bind 127.0.0.1 -::1`).
+async fn bind_all(cfg: &Config) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for addr in &cfg.bind {
+        let (optional, host) = match addr.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, addr.as_str()),
+        };
+        let host = if host == "*" { "0.0.0.0" } else { host };
+        let sock = if host.contains(':') {
+            format!("[{host}]:{}", cfg.port)
+        } else {
+            format!("{host}:{}", cfg.port)
+        };
+        match TcpListener::bind(&sock).await {
+            Ok(l) => out.push(l),
+            Err(e) if optional => tracing::debug!("optional bind {sock} failed: {e}"),
+            Err(e) => {
+                tracing::warn!("Warning: Could not create server TCP listening socket {sock}: {e}");
+                return Err(e);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "no address to listen on",
+        ));
+    }
+    Ok(out)
+}
+
+/// Runs the server until SHUTDOWN or a signal. Everything runs on the
+/// calling thread: the executor and every connection task.
+pub fn run(cfg: Config) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, serve_until_shutdown(cfg))
+}
+
+pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
+    if !cfg.dir.is_empty() && cfg.dir != "." {
+        std::env::set_current_dir(&cfg.dir).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("Can't chdir to '{}': {e}", cfg.dir))
+        })?;
+    }
+    let listeners = bind_all(&cfg).await?;
+    let hz = cfg.hz.max(1);
+    tracing::info!(
+        "Redoubt {} (Redis {} compatible) started, pid={}, port={}",
+        crate::VERSION,
+        crate::REDIS_VERSION,
+        std::process::id(),
+        cfg.port
+    );
+    let ex = Rc::new(RefCell::new(Executor::new(cfg)));
+    let shared = Rc::new(Shared {
+        ex: ex.clone(),
+        shutdown: Rc::new(Notify::new()),
+    });
+    for listener in listeners {
+        let shared = shared.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        let local = stream.local_addr().unwrap_or(peer);
+                        tokio::task::spawn_local(serve(shared.clone(), stream, peer, local));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        });
+    }
+    let cron_ex = ex.clone();
+    tokio::task::spawn_local(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(1000 / hz));
+        loop {
+            tick.tick().await;
+            cron_ex.borrow_mut().cron();
+        }
+    });
+    tracing::info!("Ready to accept connections");
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = shared.shutdown.notified() => tracing::info!("User requested shutdown..."),
+        _ = sigterm.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+        _ = tokio::signal::ctrl_c() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+    }
+    tracing::info!("Redoubt is now ready to exit, bye bye...");
+    Ok(())
+}
