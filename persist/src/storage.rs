@@ -268,7 +268,7 @@ impl SimStorage {
             for name in names {
                 let a = now.get(&name).copied();
                 let b = durable.get(&name).copied();
-                if a != b && rng.next() % 2 == 0 {
+                if a != b && rng.next().is_multiple_of(2) {
                     match a {
                         Some(ino) => {
                             durable.insert(name, ino);
