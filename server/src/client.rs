@@ -62,6 +62,9 @@ pub struct Client {
     pub close_after_reply: bool,
     /// Bytes waiting in the query buffer (for CLIENT LIST qbuf).
     pub qbuf: usize,
+    /// Pushes for this client produced by its own command (a RESP3 client
+    /// publishing to a channel it listens to); sent before the reply.
+    pub pending_pushes: Vec<Reply>,
 }
 
 impl Client {
@@ -95,6 +98,7 @@ impl Client {
             last_cmd: "NULL",
             close_after_reply: false,
             qbuf: 0,
+            pending_pushes: Vec::new(),
         }
     }
 

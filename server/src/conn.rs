@@ -28,21 +28,23 @@ pub async fn serve(shared: Rc<Shared>, mut stream: TcpStream, peer: SocketAddr, 
     let _ = stream.set_nodelay(true);
     let is_local = peer.ip().is_loopback();
     let (tx, rx) = mpsc::unbounded_channel();
-    let (client, watermark, max_bulk) = {
+    let refusal = {
         let mut ex = shared.ex.borrow_mut();
         if ex.clients.len() as u64 >= ex.config.maxclients {
             ex.stats.rejected_connections += 1;
-            drop(ex);
-            let _ = stream
-                .write_all(b"-ERR max number of clients reached\r\n")
-                .await;
-            return;
+            Some("-ERR max number of clients reached\r\n")
+        } else if ex.config.protected_mode && ex.config.requirepass.is_empty() && !is_local {
+            Some(DENIED)
+        } else {
+            None
         }
-        if ex.config.protected_mode && ex.config.requirepass.is_empty() && !is_local {
-            drop(ex);
-            let _ = stream.write_all(DENIED.as_bytes()).await;
-            return;
-        }
+    };
+    if let Some(msg) = refusal {
+        let _ = stream.write_all(msg.as_bytes()).await;
+        return;
+    }
+    let (client, watermark, max_bulk) = {
+        let mut ex = shared.ex.borrow_mut();
         let authenticated = ex.config.requirepass.is_empty();
         let client = ex.register_client(|id| {
             let mut c = Client::new(id, peer.to_string(), local.to_string(), is_local, tx);
@@ -154,6 +156,7 @@ impl Conn {
                 (reply, lsn, c.close_after_reply, ex.shutdown.is_some())
             };
             max_lsn = max_lsn.max(lsn);
+            self.take_pending_pushes();
             if reply == Reply::Blocked {
                 self.write_out(max_lsn).await?;
                 let (r, lsn) = self.wait_unblocked().await?;
@@ -177,6 +180,18 @@ impl Conn {
         }
         self.shared.ex.borrow_mut().durability.flush();
         self.write_out(max_lsn).await
+    }
+
+    /// Encodes pushes the client's own command produced for it.
+    fn take_pending_pushes(&mut self) {
+        let mut c = self.client.borrow_mut();
+        if c.pending_pushes.is_empty() {
+            return;
+        }
+        let proto = c.resp;
+        for p in c.pending_pushes.drain(..) {
+            encode(&p, proto, &mut self.wbuf);
+        }
     }
 
     /// Waits while the client is blocked: for the executor to serve it, for

@@ -35,8 +35,11 @@ impl Durability for Volatile {
 
 /// A sink whose watermark is moved by hand: records what it is given and
 /// releases replies only when told. Tests use it to prove the seam holds.
+/// What a [`Gate`] was handed: (lsn, db, command).
+pub type GateLog = std::rc::Rc<std::cell::RefCell<Vec<(u64, usize, Vec<Bytes>)>>>;
+
 pub struct Gate {
-    pub log: std::rc::Rc<std::cell::RefCell<Vec<(u64, usize, Vec<Bytes>)>>>,
+    pub log: GateLog,
     tx: watch::Sender<u64>,
 }
 

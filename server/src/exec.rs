@@ -85,6 +85,7 @@ pub struct Executor {
     pub active_expire_enabled: bool,
     pub run_id: String,
     pub blocked_clients: usize,
+    pub pubsub: crate::pubsub::PubSub,
 }
 
 impl Executor {
@@ -128,6 +129,7 @@ impl Executor {
             active_expire_enabled: true,
             run_id,
             blocked_clients: 0,
+            pubsub: Default::default(),
         }
     }
 
@@ -420,10 +422,7 @@ impl Executor {
             rounds += 1;
             let ready = std::mem::take(&mut self.ready);
             for (db, key) in ready {
-                loop {
-                    let Some(&cid) = self.blocked_on[db].get(&key).and_then(|q| q.front()) else {
-                        break;
-                    };
+                while let Some(&cid) = self.blocked_on[db].get(&key).and_then(|q| q.front()) {
                     if cid == current.id {
                         break;
                     }
@@ -460,8 +459,7 @@ impl Executor {
 
     /// Drops a closing client's subscriptions.
     fn pubsub_forget(&mut self, client: &mut Client) {
-        client.channels.clear();
-        client.patterns.clear();
+        self.pubsub.forget(client);
     }
 
     // ---- periodic work ----------------------------------------------------

@@ -204,7 +204,7 @@ fn render_section(ctx: &mut Ctx, section: &str, o: &mut String) {
             let expired: u64 = ex.ks.dbs.iter().map(|d| d.expired_count).sum();
             write!(
                 o,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n",
                 ex.stats.total_connections,
                 ex.stats.total_commands,
                 ex.stats.net_input_bytes,
@@ -213,6 +213,8 @@ fn render_section(ctx: &mut Ctx, section: &str, o: &mut String) {
                 expired,
                 ex.stats.keyspace_hits,
                 ex.stats.keyspace_misses,
+                ex.pubsub.channel_count(),
+                ex.pubsub.pattern_count(),
                 ex.stats.total_error_replies,
             )
         }
@@ -253,7 +255,7 @@ fn render_section(ctx: &mut Ctx, section: &str, o: &mut String) {
         "keyspace" => {
             let _ = write!(o, "# Keyspace\r\n");
             for (i, db) in ex.ks.dbs.iter().enumerate() {
-                if db.len() > 0 {
+                if !db.is_empty() {
                     let _ = write!(
                         o,
                         "db{i}:keys={},expires={},avg_ttl=0\r\n",

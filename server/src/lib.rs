@@ -11,6 +11,7 @@ pub mod exec;
 pub mod info;
 pub mod longdouble;
 pub mod persistence_info;
+pub mod pubsub;
 pub mod resp;
 pub mod run;
 pub mod util;

@@ -294,6 +294,9 @@ pub enum Reply {
     Push(Vec<Reply>),
     /// Bytes already encoded (for pre-rendered replies such as long arrays).
     Raw(Bytes),
+    /// Several replies to one command, sent one after the other
+    /// (SUBSCRIBE confirms each channel separately).
+    Multi(Vec<Reply>),
     /// The command blocked the client; the real reply comes later.
     Blocked,
 }
@@ -396,6 +399,11 @@ pub fn encode(reply: &Reply, proto: u8, out: &mut BytesMut) {
             }
         }
         Reply::Raw(b) => out.extend_from_slice(b),
+        Reply::Multi(items) => {
+            for r in items {
+                encode(r, proto, out);
+            }
+        }
         Reply::Blocked => {}
     }
 }

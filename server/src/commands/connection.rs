@@ -236,8 +236,7 @@ fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     ctx.client.db = 0;
     ctx.client.resp = 2;
     ctx.client.name = None;
-    ctx.client.channels.clear();
-    ctx.client.patterns.clear();
+    ctx.ex.pubsub.forget(ctx.client);
     if !ctx.ex.config.requirepass.is_empty() {
         ctx.client.authenticated = false;
     }

@@ -10,6 +10,7 @@ use redoubt_persist::{Db, Entry, Value, ValueType};
 
 pub mod connection;
 pub mod keys;
+pub mod pubsub;
 pub mod server;
 pub mod strings;
 
@@ -122,6 +123,7 @@ pub fn families() -> Vec<&'static [CommandSpec]> {
         server::COMMANDS,
         keys::COMMANDS,
         strings::COMMANDS,
+        pubsub::COMMANDS,
     ]
 }
 
