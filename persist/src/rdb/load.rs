@@ -10,7 +10,8 @@ use crate::value::Value;
 use std::io::Read;
 use std::path::Path;
 
-/// Thresholds of Redis's compact encodings (Redis 7.0 defaults).
+/// Thresholds of Redis's compact encodings. Defaults are what Redis 7.0.15
+/// reports by CONFIG GET (note hash-max-listpack-entries is 512 there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodingLimits {
     pub hash_max_listpack_entries: usize,
@@ -26,7 +27,7 @@ pub struct EncodingLimits {
 impl Default for EncodingLimits {
     fn default() -> Self {
         EncodingLimits {
-            hash_max_listpack_entries: 128,
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
