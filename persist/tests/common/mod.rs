@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::path::PathBuf;
 
 /// The shared corpus: `$REDOUBT_CORPUS` or `../shared/corpus` next to the
