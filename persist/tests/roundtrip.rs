@@ -4,10 +4,12 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use redoubt_persist::rdb::{self, DecodeOptions, Decoder, EncodingLimits, LoadOptions, SaveOptions};
+use redoubt_persist::rdb::{
+    self, DecodeOptions, Decoder, EncodingLimits, LoadOptions, SaveOptions,
+};
 use redoubt_persist::value::{
-    Consumer, ConsumerGroup, HashValue, ListValue, PendingEntry, SetValue, Stream, StreamId,
-    Value, ZSet,
+    Consumer, ConsumerGroup, HashValue, ListValue, PendingEntry, SetValue, Stream, StreamId, Value,
+    ZSet,
 };
 use redoubt_persist::Keyspace;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -41,7 +43,14 @@ fn stream_s(version: u32) -> impl Strategy<Value = Stream> {
         0..12,
     );
     let groups = proptest::collection::vec(
-        (bytes_s(), any::<u64>(), -1i64..50, 1usize..3, any::<u64>(), any::<u64>()),
+        (
+            bytes_s(),
+            any::<u64>(),
+            -1i64..50,
+            1usize..3,
+            any::<u64>(),
+            any::<u64>(),
+        ),
         0..3,
     );
     (entries, groups, any::<u64>(), 0u64..5).prop_map(move |(es, gs, t, extra)| {
@@ -55,7 +64,11 @@ fn stream_s(version: u32) -> impl Strategy<Value = Stream> {
             };
             s.entries.insert(id, fields);
         }
-        s.last_id = if extra == 0 { id } else { StreamId::new(id.ms + extra, 0) };
+        s.last_id = if extra == 0 {
+            id
+        } else {
+            StreamId::new(id.ms + extra, 0)
+        };
         s.first_id = s.entries.keys().next().copied().unwrap_or_default();
         s.max_deleted_id = StreamId::new(extra, 1);
         s.entries_added = s.entries.len() as u64 + extra;
@@ -73,7 +86,11 @@ fn stream_s(version: u32) -> impl Strategy<Value = Stream> {
                     n.clone(),
                     Consumer {
                         seen_time: seen,
-                        active_time: if version >= 11 { active % (1 << 45) } else { seen },
+                        active_time: if version >= 11 {
+                            active % (1 << 45)
+                        } else {
+                            seen
+                        },
                         pel: BTreeSet::new(),
                     },
                 );
@@ -104,7 +121,10 @@ fn stream_s(version: u32) -> impl Strategy<Value = Stream> {
 
 fn value_s(version: u32) -> impl Strategy<Value = Value> {
     let hash = (
-        proptest::collection::vec((bytes_s(), bytes_s(), proptest::option::of(1u64..(1 << 47))), 1..30),
+        proptest::collection::vec(
+            (bytes_s(), bytes_s(), proptest::option::of(1u64..(1 << 47))),
+            1..30,
+        ),
         any::<bool>(),
     )
         .prop_map(move |(pairs, flag)| {
@@ -135,7 +155,8 @@ fn value_s(version: u32) -> impl Strategy<Value = Value> {
         }),
         proptest::collection::vec(any::<i64>(), 1..40).prop_map(|v| {
             let mut s = SetValue::default();
-            s.members.extend(v.into_iter().map(|i| Bytes::from(i.to_string())));
+            s.members
+                .extend(v.into_iter().map(|i| Bytes::from(i.to_string())));
             Value::Set(Box::new(s))
         }),
         proptest::collection::vec((bytes_s(), score_s()), 1..40).prop_map(|v| {
@@ -152,7 +173,12 @@ fn value_s(version: u32) -> impl Strategy<Value = Value> {
 
 fn keyspace_s(version: u32) -> impl Strategy<Value = Keyspace> {
     proptest::collection::vec(
-        (0usize..4, bytes_s(), value_s(version), prop_oneof![Just(0u64), 1u64..(1 << 50)]),
+        (
+            0usize..4,
+            bytes_s(),
+            value_s(version),
+            prop_oneof![Just(0u64), 1u64..(1 << 50)],
+        ),
         0..25,
     )
     .prop_map(|entries| {
@@ -175,8 +201,13 @@ fn roundtrip(ks: &Keyspace, version: u32, compression: bool) -> Result<(), TestC
     };
     let bytes = rdb::write_keyspace(ks, Vec::new(), opts).unwrap();
     let mut back = Keyspace::new(4);
-    let st = rdb::load_keyspace(&bytes[..], Some(bytes.len() as u64), &mut back, &LoadOptions::new(0))
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let st = rdb::load_keyspace(
+        &bytes[..],
+        Some(bytes.len() as u64),
+        &mut back,
+        &LoadOptions::new(0),
+    )
+    .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(st.rdb_version, version);
     for (i, db) in ks.dbs.iter().enumerate() {
         prop_assert_eq!(db.len(), back.dbs[i].len());
@@ -215,8 +246,11 @@ proptest! {
 
 /// Decodes everything, returning whether it succeeded (panics propagate).
 fn decode_all(b: &[u8], known_len: bool) -> bool {
-    let Ok(mut dec) = Decoder::new(b, known_len.then_some(b.len() as u64), DecodeOptions::default())
-    else {
+    let Ok(mut dec) = Decoder::new(
+        b,
+        known_len.then_some(b.len() as u64),
+        DecodeOptions::default(),
+    ) else {
         return false;
     };
     loop {
@@ -230,10 +264,14 @@ fn decode_all(b: &[u8], known_len: bool) -> bool {
 
 fn sample_files() -> Vec<Vec<u8>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/redis-7.0.15");
-    let mut v: Vec<Vec<u8>> = ["small.rdb", "lfu.rdb", "all-types-nocompress-nochecksum.rdb"]
-        .iter()
-        .filter_map(|f| std::fs::read(format!("{dir}/{f}")).ok())
-        .collect();
+    let mut v: Vec<Vec<u8>> = [
+        "small.rdb",
+        "lfu.rdb",
+        "all-types-nocompress-nochecksum.rdb",
+    ]
+    .iter()
+    .filter_map(|f| std::fs::read(format!("{dir}/{f}")).ok())
+    .collect();
     // One of ours too, with checksum off so flips reach the value decoders.
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let ks = keyspace_s(12).new_tree(&mut runner).unwrap().current();
@@ -303,7 +341,11 @@ fn hash_field_ttl_needs_v12() {
             ..SaveOptions::default()
         };
         let e = rdb::write_keyspace(&ks, Vec::new(), opts).unwrap_err();
-        assert!(e.to_string().contains("cannot write hash field expiration in RDB version"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("cannot write hash field expiration in RDB version"),
+            "{e}"
+        );
     }
     let _ = BTreeMap::<u8, u8>::new();
 }

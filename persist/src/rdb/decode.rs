@@ -951,14 +951,17 @@ fn parse_stream_node(
             }
             (n as usize, Vec::new())
         };
-        for i in 0..n {
-            let f = if same {
-                master_fields[i].clone()
-            } else {
-                lp.must("an entry field")?.to_bytes()
-            };
-            let v = lp.must("an entry value")?.to_bytes();
-            fields.push((f, v));
+        if same {
+            for f in &master_fields {
+                let v = lp.must("an entry value")?.to_bytes();
+                fields.push((f.clone(), v));
+            }
+        } else {
+            for _ in 0..n {
+                let f = lp.must("an entry field")?.to_bytes();
+                let v = lp.must("an entry value")?.to_bytes();
+                fields.push((f, v));
+            }
         }
         let lp_count = lp.must_int("entry lp-count")?;
         let expect = if same { n as i64 + 3 } else { 2 * n as i64 + 4 };
