@@ -66,6 +66,9 @@ impl EncodingLimits {
     }
 }
 
+/// Keys decoded before being inserted as one batch (grouped by segment).
+const BATCH: usize = 1 << 16;
+
 /// Loader settings.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -133,6 +136,7 @@ pub fn load_keyspace<R: Read>(
         ..LoadStats::default()
     };
     let mut db = 0usize;
+    let mut batch = Vec::new();
     while let Some(item) = dec.next_item()? {
         match item {
             Item::Aux { key, value } => {
@@ -146,13 +150,21 @@ pub fn load_keyspace<R: Read>(
                 st.aux.push((key, value));
             }
             Item::SelectDb(n) => {
+                ks.db(db).insert_batch(&mut batch);
                 let off = dec.offset();
                 db = usize::try_from(n)
                     .ok()
                     .filter(|&n| n < ks.dbs.len())
                     .ok_or_else(|| RdbError::new(off, ErrorKind::TooManyDbs(ks.dbs.len())))?;
             }
-            Item::ResizeDb { .. } | Item::SlotInfo { .. } => {}
+            Item::ResizeDb { db_size, .. } => {
+                // A hint only: bounded by what the input could hold (a key
+                // takes at least ~3 bytes), so a corrupt value cannot make
+                // us allocate a huge table.
+                let max = total_len.map_or(1 << 20, |t| t / 3);
+                ks.db(db).reserve(db_size.min(max).min(1 << 28) as usize);
+            }
+            Item::SlotInfo { .. } => {}
             Item::Function { code, .. } => st.functions.push(code),
             Item::ModuleAux { name, .. } => {
                 return Err(RdbError::new(dec.offset(), ErrorKind::ModuleAux(name)));
@@ -196,12 +208,16 @@ pub fn load_keyspace<R: Read>(
                     continue;
                 }
                 opts.limits.apply(&mut value);
-                ks.db(db).insert(&rec.key, value, expire);
+                batch.push((rec.key.into_boxed_slice(), value, expire));
+                if batch.len() >= BATCH {
+                    ks.db(db).insert_batch(&mut batch);
+                }
                 st.keys_loaded += 1;
             }
             Item::End(status) => st.checksum = Some(status),
         }
     }
+    ks.db(db).insert_batch(&mut batch);
     st.bytes_read = dec.offset();
     Ok(st)
 }
