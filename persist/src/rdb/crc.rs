@@ -88,3 +88,16 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod cross_check {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #[test]
+        fn matches_crc64_crate(data in proptest::collection::vec(any::<u8>(), 0..300), seed in any::<u64>()) {
+            prop_assert_eq!(super::crc64(seed, &data), crc64::crc64(seed, &data));
+        }
+    }
+}

@@ -19,6 +19,8 @@ mod input;
 pub mod load;
 pub mod lzf;
 pub mod payload;
+#[cfg(test)]
+mod tests;
 mod types;
 
 pub use decode::{ChecksumStatus, DecodeOptions, Decoded, Decoder, EntryRecord, Item, ModuleValue};
