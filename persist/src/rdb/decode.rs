@@ -896,12 +896,13 @@ fn estimate_entries_read(s: &Stream, id: StreamId) -> i64 {
         return ENTRIES_READ_UNKNOWN;
     }
     if s.max_deleted_id == StreamId::MIN || s.max_deleted_id < s.first_id {
-        let base = s.entries_added as i64 - s.entries.len() as i64;
+        // Wrapping: the counters come from the file and may be absurd.
+        let base = (s.entries_added as i64).wrapping_sub(s.entries.len() as i64);
         if id < s.first_id {
             return base;
         }
         if id == s.first_id {
-            return base + 1;
+            return base.wrapping_add(1);
         }
     }
     ENTRIES_READ_UNKNOWN
