@@ -1,0 +1,798 @@
+//! The RDB writer. Chooses encodings the way Redis 7.0 does so files are as
+//! small as Redis's and load back with the same `OBJECT ENCODING`.
+//!
+//! Values are serialized into a reused scratch buffer, then checksummed and
+//! written through a `BufWriter` in one piece, so [`RdbWriter::write_entry`]
+//! can be called key by key (the snapshotter walks segments that way).
+
+use super::blobs::{self, parse_i64_strict};
+use super::crc::crc64;
+use super::error::{ErrorKind, RdbError, Result};
+use super::load::EncodingLimits;
+use super::lzf;
+use super::types::*;
+use crate::keyspace::Keyspace;
+use crate::value::{HashValue, ListValue, SetValue, Stream, StreamId, Value, ZSet};
+use std::io::{BufWriter, Write};
+
+/// Writer settings.
+#[derive(Debug, Clone)]
+pub struct SaveOptions {
+    /// 10 (Redis 7.0, default), 11 (7.2) or 12 (7.4).
+    pub version: u32,
+    /// `rdbcompression`: LZF for strings longer than 20 bytes when it helps.
+    pub compression: bool,
+    /// `rdbchecksum`: write the CRC-64 trailer (else 0).
+    pub checksum: bool,
+    /// Thresholds deciding compact encodings (Redis 7.0 defaults).
+    pub limits: EncodingLimits,
+    /// `ctime` aux field (unix seconds); `None` = now.
+    pub ctime: Option<u64>,
+    /// `used-mem` aux field.
+    pub used_mem: u64,
+    /// `aof-base` aux field (1 when the file is an AOF base).
+    pub aof_base: bool,
+    /// Extra AUX fields written after the standard ones (e.g. `redoubt-lsn`).
+    pub extra_aux: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Function libraries (FUNCTION2 records), written before the keyspace.
+    pub functions: Vec<Vec<u8>>,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            version: RDB_VERSION_DEFAULT,
+            compression: true,
+            checksum: true,
+            limits: EncodingLimits::default(),
+            ctime: None,
+            used_mem: 0,
+            aof_base: false,
+            extra_aux: Vec::new(),
+            functions: Vec::new(),
+        }
+    }
+}
+
+/// Redis 7.0's quicklist node size target (`list-max-listpack-size -2`).
+const LIST_NODE_MAX_BYTES: usize = 8192;
+/// Elements at least this big get a PLAIN quicklist node (7.0's default
+/// `packed_threshold`, 1 GiB).
+const LIST_PLAIN_THRESHOLD: usize = 1 << 30;
+/// `stream-node-max-bytes` / `stream-node-max-entries` defaults.
+const STREAM_NODE_MAX_BYTES: usize = 4096;
+const STREAM_NODE_MAX_ENTRIES: i64 = 100;
+/// The version string we announce: tools then treat the file as 7.0's.
+pub const REDIS_VER_AUX: &str = "7.0.15";
+
+/// Streams RDB records into a writer.
+pub struct RdbWriter<W: Write> {
+    out: BufWriter<W>,
+    crc: u64,
+    opts: SaveOptions,
+    scratch: Vec<u8>,
+    /// Bytes written so far.
+    written: u64,
+}
+
+impl<W: Write> RdbWriter<W> {
+    /// Writes the header and the AUX fields (and function libraries).
+    pub fn new(w: W, opts: SaveOptions) -> Result<RdbWriter<W>> {
+        if !(10..=RDB_VERSION_MAX).contains(&opts.version) {
+            return Err(RdbError::encode(ErrorKind::UnsupportedVersion(
+                opts.version,
+            )));
+        }
+        let mut wr = RdbWriter {
+            out: BufWriter::with_capacity(256 * 1024, w),
+            crc: 0,
+            opts,
+            scratch: Vec::with_capacity(4096),
+            written: 0,
+        };
+        let ctime = wr.opts.ctime.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
+        let mut b = std::mem::take(&mut wr.scratch);
+        b.clear();
+        b.extend_from_slice(format!("REDIS{:04}", wr.opts.version).as_bytes());
+        let comp = wr.opts.compression;
+        let aux = |b: &mut Vec<u8>, k: &[u8], v: &[u8]| {
+            b.push(OP_AUX);
+            put_string(b, k, comp);
+            put_string(b, v, comp);
+        };
+        aux(&mut b, b"redis-ver", REDIS_VER_AUX.as_bytes());
+        aux(&mut b, b"redis-bits", b"64");
+        aux(&mut b, b"ctime", ctime.to_string().as_bytes());
+        aux(&mut b, b"used-mem", wr.opts.used_mem.to_string().as_bytes());
+        aux(
+            &mut b,
+            b"aof-base",
+            if wr.opts.aof_base { b"1" } else { b"0" },
+        );
+        for (k, v) in &wr.opts.extra_aux {
+            aux(&mut b, k, v);
+        }
+        for f in &wr.opts.functions {
+            b.push(OP_FUNCTION2);
+            put_string(&mut b, f, comp);
+        }
+        wr.emit(&b)?;
+        wr.scratch = b;
+        Ok(wr)
+    }
+
+    fn emit(&mut self, bytes: &[u8]) -> Result<()> {
+        self.crc = crc64(self.crc, bytes);
+        self.out.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    pub fn version(&self) -> u32 {
+        self.opts.version
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.written
+    }
+
+    /// SELECTDB + RESIZEDB; call before the keys of each non-empty db.
+    pub fn select_db(&mut self, db: usize, db_size: u64, expires_size: u64) -> Result<()> {
+        let mut b = std::mem::take(&mut self.scratch);
+        b.clear();
+        b.push(OP_SELECTDB);
+        put_len(&mut b, db as u64);
+        b.push(OP_RESIZEDB);
+        put_len(&mut b, db_size);
+        put_len(&mut b, expires_size);
+        let r = self.emit(&b);
+        self.scratch = b;
+        r
+    }
+
+    /// Writes one key. `expire_ms` is absolute unix ms, 0 = no expiry.
+    pub fn write_entry(&mut self, key: &[u8], value: &Value, expire_ms: u64) -> Result<()> {
+        let mut b = std::mem::take(&mut self.scratch);
+        b.clear();
+        if expire_ms != 0 {
+            b.push(OP_EXPIRETIME_MS);
+            b.extend_from_slice(&(expire_ms as i64).to_le_bytes());
+        }
+        let type_pos = b.len();
+        b.push(0);
+        put_string(&mut b, key, self.opts.compression);
+        let r = encode_value(&mut b, value, &self.opts).map_err(|e| e.with_key(key));
+        let r = r.and_then(|t| {
+            b[type_pos] = t;
+            self.emit(&b)
+        });
+        // Keep the scratch buffer, but not a huge one from a big value.
+        if b.capacity() <= 1 << 20 {
+            self.scratch = b;
+        }
+        r
+    }
+
+    /// Writes EOF and the checksum, flushes, and returns the inner writer.
+    pub fn finish(mut self) -> Result<W> {
+        self.emit(&[OP_EOF])?;
+        let crc = if self.opts.checksum { self.crc } else { 0 };
+        self.out.write_all(&crc.to_le_bytes())?;
+        self.written += 8;
+        self.out
+            .into_inner()
+            .map_err(|e| RdbError::encode(ErrorKind::Io(e.into_error())))
+    }
+}
+
+/// Writes a whole keyspace: every non-empty db, every key (expired keys
+/// included, as Redis's SAVE does).
+pub fn write_keyspace<W: Write>(ks: &Keyspace, w: W, opts: SaveOptions) -> Result<W> {
+    let mut wr = RdbWriter::new(w, opts)?;
+    for (i, db) in ks.dbs.iter().enumerate() {
+        if db.is_empty() {
+            continue;
+        }
+        wr.select_db(i, db.len() as u64, db.volatile_len() as u64)?;
+        for e in db.iter() {
+            wr.write_entry(&e.key, &e.value, e.expire_at)?;
+        }
+    }
+    wr.finish()
+}
+
+// ------------------------------------------------------------ primitives
+
+/// Appends an RDB length in its shortest form.
+pub fn put_len(b: &mut Vec<u8>, v: u64) {
+    if v < 64 {
+        b.push(v as u8);
+    } else if v < 16384 {
+        b.push(0x40 | (v >> 8) as u8);
+        b.push(v as u8);
+    } else if v <= u64::from(u32::MAX) {
+        b.push(0x80);
+        b.extend_from_slice(&(v as u32).to_be_bytes());
+    } else {
+        b.push(0x81);
+        b.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// Appends an RDB string as Redis's `rdbSaveRawString` would: integer
+/// encoding for short canonical int32 text, LZF for long strings when it
+/// saves at least 4 bytes, raw otherwise.
+pub fn put_string(b: &mut Vec<u8>, s: &[u8], compress: bool) {
+    if s.len() <= 11 {
+        if let Some(i) = parse_i64_strict(s) {
+            if let Ok(v) = i8::try_from(i) {
+                b.push(0xC0);
+                b.push(v as u8);
+                return;
+            } else if let Ok(v) = i16::try_from(i) {
+                b.push(0xC1);
+                b.extend_from_slice(&v.to_le_bytes());
+                return;
+            } else if let Ok(v) = i32::try_from(i) {
+                b.push(0xC2);
+                b.extend_from_slice(&v.to_le_bytes());
+                return;
+            }
+        }
+    }
+    if compress && s.len() > 20 {
+        if let Some(c) = lzf::compress(s, s.len() - 4) {
+            b.push(0xC3);
+            put_len(b, c.len() as u64);
+            put_len(b, s.len() as u64);
+            b.extend_from_slice(&c);
+            return;
+        }
+    }
+    put_len(b, s.len() as u64);
+    b.extend_from_slice(s);
+}
+
+fn put_id_be(b: &mut Vec<u8>, id: StreamId) {
+    b.extend_from_slice(&id.ms.to_be_bytes());
+    b.extend_from_slice(&id.seq.to_be_bytes());
+}
+
+fn put_id_len(b: &mut Vec<u8>, id: StreamId) {
+    put_len(b, id.ms);
+    put_len(b, id.seq);
+}
+
+// ------------------------------------------------------------ listpack
+
+/// Builds a listpack, choosing entry encodings as Redis does.
+pub struct LpBuilder {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl Default for LpBuilder {
+    fn default() -> Self {
+        LpBuilder::new()
+    }
+}
+
+impl LpBuilder {
+    pub fn new() -> LpBuilder {
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        LpBuilder { buf, count: 0 }
+    }
+
+    /// Current size including the terminator byte.
+    pub fn bytes(&self) -> usize {
+        self.buf.len() + 1
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    fn backlen(&mut self, l: usize) {
+        let mut enc = [0u8; 5];
+        let n = blobs::encode_backlen(l, &mut enc);
+        self.buf.extend_from_slice(&enc[..n]);
+        self.count += 1;
+    }
+
+    /// Appends a string; canonical integers become integer entries.
+    pub fn push(&mut self, s: &[u8]) {
+        if s.len() < 21 {
+            if let Some(i) = parse_i64_strict(s) {
+                self.push_int(i);
+                return;
+            }
+        }
+        let len = s.len();
+        let start = self.buf.len();
+        if len < 64 {
+            self.buf.push(0x80 | len as u8);
+        } else if len < 4096 {
+            self.buf.push(0xE0 | (len >> 8) as u8);
+            self.buf.push(len as u8);
+        } else {
+            self.buf.push(0xF0);
+            self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+        }
+        self.buf.extend_from_slice(s);
+        let l = self.buf.len() - start;
+        self.backlen(l);
+    }
+
+    pub fn push_int(&mut self, v: i64) {
+        let start = self.buf.len();
+        if (0..=127).contains(&v) {
+            self.buf.push(v as u8);
+        } else if (-4096..=4095).contains(&v) {
+            let u = (v as u16) & 0x1fff;
+            self.buf.push(0xC0 | (u >> 8) as u8);
+            self.buf.push(u as u8);
+        } else if let Ok(x) = i16::try_from(v) {
+            self.buf.push(0xF1);
+            self.buf.extend_from_slice(&x.to_le_bytes());
+        } else if (-(1 << 23)..(1 << 23)).contains(&v) {
+            self.buf.push(0xF2);
+            self.buf.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+        } else if let Ok(x) = i32::try_from(v) {
+            self.buf.push(0xF3);
+            self.buf.extend_from_slice(&x.to_le_bytes());
+        } else {
+            self.buf.push(0xF4);
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
+        let l = self.buf.len() - start;
+        self.backlen(l);
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.push(0xFF);
+        let total = self.buf.len() as u32;
+        self.buf[0..4].copy_from_slice(&total.to_le_bytes());
+        let n = u16::try_from(self.count).unwrap_or(u16::MAX);
+        self.buf[4..6].copy_from_slice(&n.to_le_bytes());
+        self.buf
+    }
+}
+
+/// Formats a double as C's `%.17g` (Redis 7.0's `d2string` for
+/// non-integers), with d2string's special cases.
+pub fn d2string(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v < 0.0 { "-inf".into() } else { "inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    if v > -4_503_599_627_370_495.0 && v < 4_503_599_627_370_496.0 && v == (v as i64) as f64 {
+        return (v as i64).to_string();
+    }
+    let e = format!("{v:.16e}");
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        let mant = strip_zeros(mant);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", exp.abs())
+    } else {
+        let prec = (16 - exp).max(0) as usize;
+        strip_zeros(&format!("{v:.prec$}")).to_string()
+    }
+}
+
+fn strip_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+// ------------------------------------------------------------ values
+
+/// Appends the body of `v` and returns its RDB type byte.
+pub(crate) fn encode_value(b: &mut Vec<u8>, v: &Value, opts: &SaveOptions) -> Result<u8> {
+    let comp = opts.compression;
+    let lim = &opts.limits;
+    let version = opts.version;
+    match v {
+        Value::Str(s) => {
+            put_string(b, s, comp);
+            Ok(TYPE_STRING)
+        }
+        Value::List(l) => {
+            encode_list(b, l, comp);
+            Ok(TYPE_LIST_QUICKLIST_2)
+        }
+        Value::Set(s) => Ok(encode_set(b, s, version, lim, comp)),
+        Value::ZSet(z) => Ok(encode_zset(b, z, lim, comp)),
+        Value::Hash(h) => encode_hash(b, h, version, lim, comp),
+        Value::Stream(s) => {
+            encode_stream(b, s, version, comp);
+            Ok(if version >= 11 {
+                TYPE_STREAM_LISTPACKS_3
+            } else {
+                TYPE_STREAM_LISTPACKS_2
+            })
+        }
+    }
+}
+
+fn encode_list(b: &mut Vec<u8>, l: &ListValue, comp: bool) {
+    // Group elements into nodes as 7.0's quicklist push does.
+    enum Node {
+        Plain(usize),
+        Packed(LpBuilder),
+    }
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, item) in l.items.iter().enumerate() {
+        let sz = item.len();
+        if sz >= LIST_PLAIN_THRESHOLD {
+            nodes.push(Node::Plain(i));
+            continue;
+        }
+        let overhead = if sz < 254 { 1 } else { 5 }
+            + if sz < 64 {
+                1
+            } else if sz < 16384 {
+                2
+            } else {
+                5
+            };
+        let fits = match nodes.last() {
+            Some(Node::Packed(lp)) => lp.bytes() + sz + overhead <= LIST_NODE_MAX_BYTES,
+            _ => false,
+        };
+        if !fits {
+            nodes.push(Node::Packed(LpBuilder::new()));
+        }
+        if let Some(Node::Packed(lp)) = nodes.last_mut() {
+            lp.push(item);
+        }
+    }
+    put_len(b, nodes.len() as u64);
+    for n in nodes {
+        match n {
+            Node::Plain(i) => {
+                put_len(b, QUICKLIST_NODE_PLAIN);
+                put_string(b, &l.items[i], comp);
+            }
+            Node::Packed(lp) => {
+                put_len(b, QUICKLIST_NODE_PACKED);
+                put_string(b, &lp.finish(), comp);
+            }
+        }
+    }
+}
+
+fn encode_set(b: &mut Vec<u8>, s: &SetValue, version: u32, lim: &EncodingLimits, comp: bool) -> u8 {
+    let n = s.members.len();
+    if !s.hashtable && n <= lim.set_max_intset_entries {
+        let mut ints: Vec<i64> = Vec::with_capacity(n);
+        for m in &s.members {
+            match parse_i64_strict(m) {
+                Some(i) => ints.push(i),
+                None => break,
+            }
+        }
+        if ints.len() == n && n > 0 {
+            ints.sort_unstable();
+            let width: usize = if ints.iter().all(|&i| i16::try_from(i).is_ok()) {
+                2
+            } else if ints.iter().all(|&i| i32::try_from(i).is_ok()) {
+                4
+            } else {
+                8
+            };
+            let mut blob = Vec::with_capacity(8 + n * width);
+            blob.extend_from_slice(&(width as u32).to_le_bytes());
+            blob.extend_from_slice(&(n as u32).to_le_bytes());
+            for i in ints {
+                blob.extend_from_slice(&i.to_le_bytes()[..width]);
+            }
+            put_string(b, &blob, comp);
+            return TYPE_SET_INTSET;
+        }
+    }
+    if version >= 11
+        && n <= lim.set_max_listpack_entries
+        && s.members
+            .iter()
+            .all(|m| m.len() <= lim.set_max_listpack_value)
+    {
+        let mut lp = LpBuilder::new();
+        for m in &s.members {
+            lp.push(m);
+        }
+        put_string(b, &lp.finish(), comp);
+        return TYPE_SET_LISTPACK;
+    }
+    put_len(b, n as u64);
+    for m in &s.members {
+        put_string(b, m, comp);
+    }
+    TYPE_SET
+}
+
+fn encode_zset(b: &mut Vec<u8>, z: &ZSet, lim: &EncodingLimits, comp: bool) -> u8 {
+    let small = !z.skiplist
+        && z.len() <= lim.zset_max_listpack_entries
+        && z.iter()
+            .all(|e| e.member.len() <= lim.zset_max_listpack_value);
+    if small {
+        let mut lp = LpBuilder::new();
+        for e in z.iter() {
+            lp.push(&e.member);
+            lp.push(d2string(e.score).as_bytes());
+        }
+        put_string(b, &lp.finish(), comp);
+        return TYPE_ZSET_LISTPACK;
+    }
+    // Highest score first, as Redis writes skiplists (so loading inserts at
+    // the head).
+    put_len(b, z.len() as u64);
+    for e in z.iter().rev() {
+        put_string(b, &e.member, comp);
+        b.extend_from_slice(&e.score.to_le_bytes());
+    }
+    TYPE_ZSET_2
+}
+
+fn encode_hash(
+    b: &mut Vec<u8>,
+    h: &HashValue,
+    version: u32,
+    lim: &EncodingLimits,
+    comp: bool,
+) -> Result<u8> {
+    let small = !h.hashtable
+        && h.map.len() <= lim.hash_max_listpack_entries
+        && h.map.iter().all(|(f, v)| {
+            f.len() <= lim.hash_max_listpack_value && v.len() <= lim.hash_max_listpack_value
+        });
+    let ttls = h.field_expiry.as_deref().filter(|t| !t.is_empty());
+    if let Some(ttls) = ttls {
+        if version < 12 {
+            return Err(RdbError::encode(ErrorKind::Unrepresentable {
+                what: "hash field expiration",
+                version,
+            }));
+        }
+        let min = ttls.values().copied().min().unwrap_or(0);
+        b.extend_from_slice(&min.to_le_bytes());
+        if small {
+            // Fields with TTL first, ascending TTL, then the others.
+            let mut with: Vec<(&[u8], &[u8], u64)> = Vec::new();
+            let mut without: Vec<(&[u8], &[u8])> = Vec::new();
+            for (f, v) in &h.map {
+                match ttls.get(f) {
+                    Some(&t) => with.push((f, v, t)),
+                    None => without.push((f, v)),
+                }
+            }
+            with.sort_by_key(|x| x.2);
+            let mut lp = LpBuilder::new();
+            for (f, v, t) in with {
+                lp.push(f);
+                lp.push(v);
+                lp.push_int(t as i64);
+            }
+            for (f, v) in without {
+                lp.push(f);
+                lp.push(v);
+                lp.push_int(0);
+            }
+            put_string(b, &lp.finish(), comp);
+            return Ok(TYPE_HASH_LISTPACK_EX);
+        }
+        put_len(b, h.map.len() as u64);
+        for (f, v) in &h.map {
+            let rel = ttls.get(f).map_or(0, |&t| t - min + 1);
+            put_len(b, rel);
+            put_string(b, f, comp);
+            put_string(b, v, comp);
+        }
+        return Ok(TYPE_HASH_METADATA);
+    }
+    if small {
+        let mut lp = LpBuilder::new();
+        for (f, v) in &h.map {
+            lp.push(f);
+            lp.push(v);
+        }
+        put_string(b, &lp.finish(), comp);
+        return Ok(TYPE_HASH_LISTPACK);
+    }
+    put_len(b, h.map.len() as u64);
+    for (f, v) in &h.map {
+        put_string(b, f, comp);
+        put_string(b, v, comp);
+    }
+    Ok(TYPE_HASH)
+}
+
+/// A stream node under construction.
+struct StreamNode {
+    master: StreamId,
+    master_fields: Vec<bytes::Bytes>,
+    lp: LpBuilder,
+    count: i64,
+}
+
+impl StreamNode {
+    fn finish(self) -> Vec<u8> {
+        // The live count is the node's first element; rebuild the header
+        // now that it is known (Redis patches it in place).
+        let mut lp = LpBuilder::new();
+        lp.push_int(self.count);
+        lp.push_int(0);
+        lp.push_int(self.master_fields.len() as i64);
+        for f in &self.master_fields {
+            lp.push(f);
+        }
+        lp.push_int(0);
+        let n = self.lp_total_count();
+        let mut head = lp.finish();
+        head.pop(); // terminator
+        let body = self.lp.finish();
+        let mut out = head;
+        out.extend_from_slice(&body[6..]);
+        let total = out.len() as u32;
+        out[0..4].copy_from_slice(&total.to_le_bytes());
+        out[4..6].copy_from_slice(&n.to_le_bytes());
+        out
+    }
+
+    fn lp_total_count(&self) -> u16 {
+        let n = 4 + self.master_fields.len() + self.lp.count();
+        u16::try_from(n).unwrap_or(u16::MAX)
+    }
+}
+
+fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
+    let mut nodes: Vec<StreamNode> = Vec::new();
+    for (id, fields) in &s.entries {
+        let totelelen: usize = fields.iter().map(|(f, v)| f.len() + v.len()).sum();
+        let need_new = match nodes.last() {
+            None => true,
+            Some(n) => {
+                // Approximate node size: header + body built so far.
+                let bytes =
+                    n.lp.bytes() + 16 + n.master_fields.iter().map(|f| f.len() + 2).sum::<usize>();
+                bytes + totelelen >= STREAM_NODE_MAX_BYTES || n.count >= STREAM_NODE_MAX_ENTRIES
+            }
+        };
+        if need_new {
+            nodes.push(StreamNode {
+                master: *id,
+                master_fields: fields.iter().map(|(f, _)| f.clone()).collect(),
+                lp: LpBuilder::new(),
+                count: 0,
+            });
+        }
+        let Some(node) = nodes.last_mut() else {
+            continue;
+        };
+        let same = node.master_fields.len() == fields.len()
+            && node
+                .master_fields
+                .iter()
+                .zip(fields)
+                .all(|(m, (f, _))| m == f);
+        let lp = &mut node.lp;
+        lp.push_int(if same { 2 } else { 0 });
+        lp.push_int(id.ms.wrapping_sub(node.master.ms) as i64);
+        lp.push_int(id.seq.wrapping_sub(node.master.seq) as i64);
+        if same {
+            for (_, v) in fields {
+                lp.push(v);
+            }
+            lp.push_int(fields.len() as i64 + 3);
+        } else {
+            lp.push_int(fields.len() as i64);
+            for (f, v) in fields {
+                lp.push(f);
+                lp.push(v);
+            }
+            lp.push_int(2 * fields.len() as i64 + 4);
+        }
+        node.count += 1;
+    }
+    put_len(b, nodes.len() as u64);
+    for n in nodes {
+        let mut key = Vec::with_capacity(16);
+        put_id_be(&mut key, n.master);
+        put_string(b, &key, comp);
+        put_string(b, &n.finish(), comp);
+    }
+    put_len(b, s.entries.len() as u64);
+    put_id_len(b, s.last_id);
+    put_id_len(b, s.first_id);
+    put_id_len(b, s.max_deleted_id);
+    put_len(b, s.entries_added);
+    put_len(b, s.groups.len() as u64);
+    for (name, g) in &s.groups {
+        put_string(b, name, comp);
+        put_id_len(b, g.last_id);
+        put_len(b, g.entries_read as u64);
+        put_len(b, g.pel.len() as u64);
+        for (id, pe) in &g.pel {
+            put_id_be(b, *id);
+            b.extend_from_slice(&pe.delivery_time.to_le_bytes());
+            put_len(b, pe.delivery_count);
+        }
+        put_len(b, g.consumers.len() as u64);
+        for (cname, c) in &g.consumers {
+            put_string(b, cname, comp);
+            b.extend_from_slice(&c.seen_time.to_le_bytes());
+            if version >= 11 {
+                b.extend_from_slice(&c.active_time.to_le_bytes());
+            }
+            put_len(b, c.pel.len() as u64);
+            for id in &c.pel {
+                put_id_be(b, *id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g17_formatting() {
+        assert_eq!(d2string(0.1), "0.10000000000000001");
+        assert_eq!(d2string(2.5), "2.5");
+        assert_eq!(d2string(1.0), "1");
+        assert_eq!(d2string(-0.0), "-0");
+        assert_eq!(d2string(1e20), "1e+20");
+        assert_eq!(d2string(1.5e-7), "1.4999999999999999e-07");
+        assert_eq!(d2string(f64::INFINITY), "inf");
+        assert_eq!(d2string(123456.789), "123456.789");
+    }
+
+    #[test]
+    fn string_encodings() {
+        let mut b = Vec::new();
+        put_string(&mut b, b"12345", false);
+        assert_eq!(b, [0xC1, 0x39, 0x30]);
+        b.clear();
+        put_string(&mut b, b"007", false);
+        assert_eq!(b, [3, b'0', b'0', b'7']);
+        b.clear();
+        put_string(&mut b, b"4294967296", false);
+        assert_eq!(b[0], 10);
+    }
+
+    #[test]
+    fn spec_listpack_example() {
+        let mut lp = LpBuilder::new();
+        for s in [&b"f1"[..], b"v1", b"f2", b"12"] {
+            lp.push(s);
+        }
+        assert_eq!(
+            lp.finish(),
+            [
+                0x15, 0, 0, 0, 4, 0, 0x82, b'f', b'1', 3, 0x82, b'v', b'1', 3, 0x82, b'f', b'2', 3,
+                0x0C, 1, 0xFF
+            ]
+        );
+    }
+}

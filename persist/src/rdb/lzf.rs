@@ -1,0 +1,222 @@
+//! LZF, the compressor Redis uses for strings in RDB files. Own
+//! implementation of the format (see spec §14): both directions are small,
+//! and owning them lets the decompressor validate every step instead of
+//! trusting lengths from the file.
+
+/// Why a compressed string is invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LzfError;
+
+/// Decompresses `input` into `out`, which must end up exactly `out.len()`
+/// bytes long (the length the file declared). `out` is overwritten.
+pub fn decompress_into(input: &[u8], out: &mut [u8]) -> Result<(), LzfError> {
+    let mut ip = 0usize;
+    let mut op = 0usize;
+    let olen = out.len();
+    while ip < input.len() {
+        let ctrl = input[ip] as usize;
+        ip += 1;
+        if ctrl < 32 {
+            let run = ctrl + 1;
+            let src = input.get(ip..ip + run).ok_or(LzfError)?;
+            let dst = out.get_mut(op..op + run).ok_or(LzfError)?;
+            dst.copy_from_slice(src);
+            ip += run;
+            op += run;
+        } else {
+            let mut len = ctrl >> 5;
+            if len == 7 {
+                len += *input.get(ip).ok_or(LzfError)? as usize;
+                ip += 1;
+            }
+            let lo = *input.get(ip).ok_or(LzfError)? as usize;
+            ip += 1;
+            let dist = ((ctrl & 0x1f) << 8) + lo + 1;
+            let len = len + 2;
+            if dist > op || op + len > olen {
+                return Err(LzfError);
+            }
+            let start = op - dist;
+            if dist >= len {
+                out.copy_within(start..start + len, op);
+            } else {
+                // Overlapping copy: byte by byte is the defined meaning
+                // (it replicates the last `dist` bytes, e.g. run-length).
+                for i in 0..len {
+                    out[op + i] = out[start + i];
+                }
+            }
+            op += len;
+        }
+    }
+    if op == olen {
+        Ok(())
+    } else {
+        Err(LzfError)
+    }
+}
+
+const HLOG: u32 = 14;
+const HSIZE: usize = 1 << HLOG;
+const MAX_LIT: usize = 32;
+const MAX_OFF: usize = 1 << 13;
+const MAX_REF: usize = (1 << 8) + (1 << 3);
+
+/// Compresses `input`, giving up (None) as soon as the output would exceed
+/// `max_out` bytes: Redis keeps a compressed string only when it saves at
+/// least 4 bytes, so the caller passes `len - 4` or less.
+pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+    let n = input.len();
+    if n < 4 {
+        return None;
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(max_out.min(n + n / 16 + 8));
+    let mut htab = vec![0u32; HSIZE];
+    let hash = |p: usize| -> usize {
+        let v =
+            (u32::from(input[p]) << 16) | (u32::from(input[p + 1]) << 8) | u32::from(input[p + 2]);
+        (v.wrapping_mul(0x9E37_79B1) >> (32 - HLOG)) as usize
+    };
+    // Literal run being built: start index in `out` of its control byte.
+    let mut lit_start = out.len();
+    out.push(0);
+    let mut lit = 0usize;
+    let mut ip = 0usize;
+    while ip + 2 < n {
+        let h = hash(ip);
+        let cand = htab[h] as usize;
+        htab[h] = (ip + 1) as u32; // +1 so 0 means empty
+        if cand > 0 {
+            let r = cand - 1;
+            let off = ip - r;
+            if off > 0
+                && off <= MAX_OFF
+                && input[r] == input[ip]
+                && input[r + 1] == input[ip + 1]
+                && input[r + 2] == input[ip + 2]
+            {
+                let maxlen = (n - ip).min(MAX_REF);
+                let mut len = 3;
+                while len < maxlen && input[r + len] == input[ip + len] {
+                    len += 1;
+                }
+                // Close the literal run (drop it when empty).
+                if lit == 0 {
+                    out.pop();
+                } else {
+                    out[lit_start] = (lit - 1) as u8;
+                }
+                let l = len - 2;
+                let o = off - 1;
+                if l < 7 {
+                    out.push(((l << 5) | (o >> 8)) as u8);
+                } else {
+                    out.push(((7 << 5) | (o >> 8)) as u8);
+                    out.push((l - 7) as u8);
+                }
+                out.push((o & 0xff) as u8);
+                if out.len() > max_out {
+                    return None;
+                }
+                // Index a couple of positions inside the match for better
+                // ratios without hashing every byte.
+                let end = ip + len;
+                ip += 1;
+                while ip < end {
+                    if ip + 2 < n {
+                        let h = hash(ip);
+                        htab[h] = (ip + 1) as u32;
+                    }
+                    ip += 1;
+                }
+                lit_start = out.len();
+                out.push(0);
+                lit = 0;
+                continue;
+            }
+        }
+        out.push(input[ip]);
+        lit += 1;
+        ip += 1;
+        if lit == MAX_LIT {
+            out[lit_start] = (MAX_LIT - 1) as u8;
+            lit_start = out.len();
+            out.push(0);
+            lit = 0;
+        }
+        if out.len() > max_out {
+            return None;
+        }
+    }
+    while ip < n {
+        out.push(input[ip]);
+        lit += 1;
+        ip += 1;
+        if lit == MAX_LIT {
+            out[lit_start] = (MAX_LIT - 1) as u8;
+            lit_start = out.len();
+            out.push(0);
+            lit = 0;
+        }
+    }
+    if lit == 0 {
+        out.pop();
+    } else {
+        out[lit_start] = (lit - 1) as u8;
+    }
+    if out.len() > max_out {
+        None
+    } else {
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(data: &[u8]) {
+        if let Some(c) = compress(data, data.len() + 64) {
+            let mut out = vec![0u8; data.len()];
+            decompress_into(&c, &mut out).unwrap();
+            assert_eq!(out, data);
+        }
+    }
+
+    #[test]
+    fn roundtrips() {
+        roundtrip(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        roundtrip(b"abcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcxyz");
+        let v: Vec<u8> = (0..20000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 700) as u8)
+            .collect();
+        roundtrip(&v);
+        let rnd: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        roundtrip(&rnd);
+        let mut long_run = vec![b'x'; 10000];
+        long_run.extend_from_slice(b"tail");
+        roundtrip(&long_run);
+    }
+
+    #[test]
+    fn compresses_repetitive_and_refuses_random() {
+        let c = compress(&[b'a'; 100], 96).unwrap();
+        assert!(c.len() < 10);
+        let rnd: Vec<u8> = (0..64u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        assert!(compress(&rnd, 60).is_none());
+    }
+
+    #[test]
+    fn decompress_rejects_garbage() {
+        let mut out = [0u8; 4];
+        assert!(decompress_into(&[0x20, 0x00], &mut out).is_err()); // ref before start
+        assert!(decompress_into(&[0x05, b'a'], &mut out).is_err()); // short literal
+        assert!(decompress_into(&[0x00, b'a'], &mut out).is_err()); // short output
+        let mut big = [0u8; 3];
+        assert!(decompress_into(&[0x03, 1, 2, 3, 4], &mut big).is_err()); // overflow
+    }
+}
