@@ -14,6 +14,7 @@
 use crate::value::Value;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
 
 pub const SEGMENT_BITS: u32 = 10;
 pub const SEGMENTS: usize = 1 << SEGMENT_BITS;
@@ -44,6 +45,32 @@ struct Segment {
     table: HashTable<Entry>,
     /// How many entries of this segment carry an expiry.
     volatile: u32,
+    /// Epoch of the last snapshot that has serialized this segment.
+    saved_epoch: u64,
+}
+
+/// Where a snapshot's segments go: the serializer of a point-in-time dump.
+pub trait SegmentSink: Send {
+    /// Serializes the entries of one segment of database `db`, as they are
+    /// at the snapshot's point in time.
+    fn save_segment(&mut self, db: usize, entries: &mut dyn Iterator<Item = &Entry>);
+}
+
+/// Installed in every database while a snapshot runs: before a segment the
+/// snapshot has not reached is changed, it is handed to the sink, so the
+/// snapshot sees the state at its start without copying anything.
+#[derive(Clone)]
+pub struct SnapHook {
+    pub epoch: u64,
+    /// The database number at the snapshot's start (SWAPDB may move the Db).
+    pub db: usize,
+    pub sink: Arc<Mutex<dyn SegmentSink>>,
+}
+
+impl std::fmt::Debug for SnapHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SnapHook(epoch {}, db {})", self.epoch, self.db)
+    }
 }
 
 /// One database.
@@ -60,6 +87,12 @@ pub struct Db {
     /// The server's LRU clock (seconds), stamped on keys as they are
     /// written or read; the executor advances it.
     pub lru_clock: u32,
+    /// The running snapshot, if any.
+    snap: Option<SnapHook>,
+    /// Next segment the snapshot walker visits.
+    snap_cursor: usize,
+    /// Segments detached by FLUSHDB during a snapshot, still to be saved.
+    detached: Vec<Segment>,
 }
 
 impl Default for Db {
@@ -79,6 +112,9 @@ impl Db {
             expire_cursor: 0,
             expired_count: 0,
             lru_clock: 0,
+            snap: None,
+            snap_cursor: 0,
+            detached: Vec::new(),
         }
     }
 
@@ -133,6 +169,8 @@ impl Db {
             return None;
         }
         let clock = self.lru_clock;
+        // The caller may change the entry: the snapshot takes it first.
+        self.before_write(seg);
         let e = self.segments[seg].table.find_mut(h, |e| &*e.key == key)?;
         e.access = clock;
         Some(e)
@@ -186,6 +224,7 @@ impl Db {
         expire_at: u64,
     ) -> Option<Entry> {
         let seg = Self::seg_of(h);
+        self.before_write(seg);
         let hasher = &self.hasher;
         let segment = &mut self.segments[seg];
         let new_volatile = u32::from(expire_at != 0);
@@ -240,6 +279,7 @@ impl Db {
     }
 
     fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
+        self.before_write(Self::seg_of(h));
         let segment = &mut self.segments[Self::seg_of(h)];
         let found = segment.table.find_entry(h, |e| &*e.key == key).ok()?;
         let (entry, _) = found.remove();
@@ -255,6 +295,7 @@ impl Db {
     /// the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
         let h = self.hash(key);
+        self.before_write(Self::seg_of(h));
         let segment = &mut self.segments[Self::seg_of(h)];
         let Some(e) = segment.table.find_mut(h, |e| &*e.key == key) else {
             return false;
@@ -269,8 +310,17 @@ impl Db {
 
     /// Removes every key.
     pub fn clear(&mut self) {
+        // During a snapshot, segments it has not saved yet are set aside
+        // (moved, not copied) until the walker saves them.
+        let epoch = self.snap.as_ref().map(|h| h.epoch);
         for s in &mut self.segments {
-            *s = Segment::default();
+            let old = std::mem::take(s);
+            if let Some(epoch) = epoch {
+                s.saved_epoch = epoch;
+                if old.saved_epoch < epoch && !old.table.is_empty() {
+                    self.detached.push(old);
+                }
+            }
         }
         self.len = 0;
         self.volatile = 0;
@@ -339,6 +389,81 @@ impl Db {
         keys.into_iter().find(|k| self.get(k, now_ms).is_some())
     }
 
+    /// Hands a segment to the running snapshot before it changes.
+    #[inline]
+    fn before_write(&mut self, seg: usize) {
+        if let Some(h) = &self.snap {
+            if self.segments[seg].saved_epoch < h.epoch {
+                self.save_segment(seg);
+            }
+        }
+    }
+
+    #[cold]
+    fn save_segment(&mut self, seg: usize) {
+        let Some(h) = self.snap.clone() else { return };
+        let segment = &mut self.segments[seg];
+        segment.saved_epoch = h.epoch;
+        if segment.table.is_empty() {
+            return;
+        }
+        let mut sink = h.sink.lock().unwrap_or_else(|p| p.into_inner());
+        sink.save_segment(h.db, &mut segment.table.iter());
+    }
+
+    /// Starts a snapshot of this database as database `hook.db`. An empty
+    /// database needs no hook: nothing written later belongs to the snapshot.
+    pub fn begin_snapshot(&mut self, hook: SnapHook) {
+        self.snap_cursor = 0;
+        self.detached.clear();
+        self.snap = if self.len == 0 { None } else { Some(hook) };
+    }
+
+    /// Saves up to `max_segments` non-empty segments the snapshot has not
+    /// reached. Returns true when every segment of this database is saved
+    /// (the hook is then removed).
+    pub fn snapshot_step(&mut self, max_segments: usize) -> bool {
+        let Some(h) = self.snap.clone() else {
+            return true;
+        };
+        let mut budget = max_segments.max(1);
+        while let Some(old) = self.detached.pop() {
+            let mut sink = h.sink.lock().unwrap_or_else(|p| p.into_inner());
+            sink.save_segment(h.db, &mut old.table.iter());
+            budget -= 1;
+            if budget == 0 {
+                return false;
+            }
+        }
+        while self.snap_cursor < SEGMENTS && budget > 0 {
+            let seg = self.snap_cursor;
+            self.snap_cursor += 1;
+            if self.segments[seg].saved_epoch < h.epoch {
+                if !self.segments[seg].table.is_empty() {
+                    budget -= 1;
+                }
+                self.save_segment(seg);
+            }
+        }
+        if self.snap_cursor >= SEGMENTS && self.detached.is_empty() {
+            self.snap = None;
+            return true;
+        }
+        false
+    }
+
+    /// Drops the snapshot hook without saving the rest (a failed or
+    /// cancelled snapshot).
+    pub fn abort_snapshot(&mut self) {
+        self.snap = None;
+        self.detached.clear();
+    }
+
+    /// Whether a snapshot is still walking this database.
+    pub fn snapshot_active(&self) -> bool {
+        self.snap.is_some()
+    }
+
     /// Removes expired keys, visiting at most `max_segments` segments that
     /// hold volatile keys. Returns (keys checked, keys removed). The caller
     /// repeats while a large share of checked keys were expired, as Redis's
@@ -360,6 +485,8 @@ impl Db {
                 continue;
             }
             visited += 1;
+            self.before_write(seg);
+            let segment = &mut self.segments[seg];
             let mut gone = Vec::new();
             segment.table.retain(|e| {
                 if e.expire_at != 0 {

@@ -4,6 +4,7 @@
 
 pub mod keyspace;
 pub mod rdb;
+pub mod snapshot;
 pub mod storage;
 pub mod value;
 pub mod zset;
