@@ -197,7 +197,8 @@ impl Db {
     /// Inserts many entries, grouped by segment so each segment's table
     /// stays cache-hot while it is filled (the RDB loader's fast path).
     /// Later duplicates replace earlier ones, as repeated inserts would.
-    pub fn insert_batch(&mut self, batch: &mut Vec<NewEntry>) {
+    /// Returns how many inserts replaced an existing key.
+    pub fn insert_batch(&mut self, batch: &mut Vec<NewEntry>) -> usize {
         let mut order: Vec<(u32, u32, u64)> = batch
             .iter()
             .enumerate()
@@ -209,11 +210,13 @@ impl Db {
         // Stable on (segment, index): duplicates keep their input order.
         order.sort_unstable_by_key(|x| (x.0, x.1));
         let mut slots: Vec<Option<NewEntry>> = batch.drain(..).map(Some).collect();
+        let mut replaced = 0;
         for (_, i, h) in order {
             if let Some((k, v, e)) = slots[i as usize].take() {
-                self.insert_hashed(h, k, v, e);
+                replaced += usize::from(self.insert_hashed(h, k, v, e).is_some());
             }
         }
+        replaced
     }
 
     fn insert_hashed(
@@ -611,7 +614,7 @@ mod tests {
                 )
             })
             .collect();
-        db.insert_batch(&mut batch);
+        assert_eq!(db.insert_batch(&mut batch), 1000);
         assert!(batch.is_empty());
         assert_eq!(db.len(), 2000);
         // The later duplicate wins, as with repeated inserts.

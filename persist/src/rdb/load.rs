@@ -5,7 +5,7 @@
 
 use super::decode::{ChecksumStatus, DecodeOptions, Decoded, Decoder, Item};
 use super::error::{ErrorKind, RdbError, Result};
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Keyspace, NewEntry};
 use crate::value::Value;
 use std::io::Read;
 use std::path::Path;
@@ -121,8 +121,9 @@ impl LoadStats {
     }
 }
 
-/// Loads an RDB stream into `ks` (keys are added to what is there; the
-/// caller flushes first when replacing). `total_len` is the input size when
+/// Loads an RDB stream into `ks`, which should be empty (the caller
+/// flushes first): a key already present counts as a duplicate, which is
+/// an error as in Redis. `total_len` is the input size when
 /// known, which tightens corruption checks.
 pub fn load_keyspace<R: Read>(
     r: R,
@@ -150,7 +151,7 @@ pub fn load_keyspace<R: Read>(
                 st.aux.push((key, value));
             }
             Item::SelectDb(n) => {
-                ks.db(db).insert_batch(&mut batch);
+                flush(ks, db, &mut batch, dec.offset())?;
                 let off = dec.offset();
                 db = usize::try_from(n)
                     .ok()
@@ -210,16 +211,30 @@ pub fn load_keyspace<R: Read>(
                 opts.limits.apply(&mut value);
                 batch.push((rec.key.into_boxed_slice(), value, expire));
                 if batch.len() >= BATCH {
-                    ks.db(db).insert_batch(&mut batch);
+                    flush(ks, db, &mut batch, dec.offset())?;
                 }
                 st.keys_loaded += 1;
             }
             Item::End(status) => st.checksum = Some(status),
         }
     }
-    ks.db(db).insert_batch(&mut batch);
+    flush(ks, db, &mut batch, dec.offset())?;
     st.bytes_read = dec.offset();
     Ok(st)
+}
+
+/// Inserts a batch of loaded keys. A key present twice in one file is
+/// corruption (Redis stops with "Duplicated key found in RDB file").
+fn flush(ks: &mut Keyspace, db: usize, batch: &mut Vec<NewEntry>, offset: u64) -> Result<()> {
+    if ks.db(db).insert_batch(batch) > 0 {
+        return Err(RdbError::new(
+            offset,
+            ErrorKind::Corrupt(format!(
+                "unique keys in db {db} (duplicated key in RDB file)"
+            )),
+        ));
+    }
+    Ok(())
 }
 
 /// Loads an RDB file from disk (buffered, size-checked).

@@ -56,8 +56,9 @@ pub fn decompress_into(input: &[u8], out: &mut [u8]) -> Result<(), LzfError> {
     }
 }
 
-const HLOG: u32 = 14;
-const HSIZE: usize = 1 << HLOG;
+/// Largest hash table (log2 of entries); small inputs use a smaller one
+/// so compressing many short strings does not zero a big table each time.
+const HLOG_MAX: u32 = 14;
 const MAX_LIT: usize = 32;
 const MAX_OFF: usize = 1 << 13;
 const MAX_REF: usize = (1 << 8) + (1 << 3);
@@ -71,11 +72,12 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
         return None;
     }
     let mut out: Vec<u8> = Vec::with_capacity(max_out.min(n + n / 16 + 8));
-    let mut htab = vec![0u32; HSIZE];
+    let hlog = (usize::BITS - n.leading_zeros()).clamp(8, HLOG_MAX);
+    let mut htab = vec![0u32; 1 << hlog];
     let hash = |p: usize| -> usize {
         let v =
             (u32::from(input[p]) << 16) | (u32::from(input[p + 1]) << 8) | u32::from(input[p + 2]);
-        (v.wrapping_mul(0x9E37_79B1) >> (32 - HLOG)) as usize
+        (v.wrapping_mul(0x9E37_79B1) >> (32 - hlog)) as usize
     };
     // Literal run being built: start index in `out` of its control byte.
     let mut lit_start = out.len();
@@ -118,17 +120,18 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
                 if out.len() > max_out {
                     return None;
                 }
-                // Index a couple of positions inside the match for better
-                // ratios without hashing every byte.
+                // Index only the last two positions of the match, as
+                // liblzf's "very fast" mode does: it is cheaper, and keeping
+                // older positions in the table compresses Redis-like data
+                // (listpacks) better than indexing every byte.
                 let end = ip + len;
-                ip += 1;
-                while ip < end {
-                    if ip + 2 < n {
-                        let h = hash(ip);
-                        htab[h] = (ip + 1) as u32;
+                for p in end.saturating_sub(2).max(ip + 1)..end {
+                    if p + 2 < n {
+                        let h = hash(p);
+                        htab[h] = (p + 1) as u32;
                     }
-                    ip += 1;
                 }
+                ip = end;
                 lit_start = out.len();
                 out.push(0);
                 lit = 0;

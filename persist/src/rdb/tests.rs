@@ -255,3 +255,15 @@ fn writer_refuses_unknown_versions_and_writes_entries_one_by_one() {
     assert_eq!(ks.dbs[2].peek(b"b").unwrap().expire_at, 4_000_000_000_000);
     assert!(matches!(st.checksum, Some(ChecksumStatus::Verified(_))));
 }
+
+#[test]
+fn duplicate_keys_are_an_error_on_load() {
+    let mut w = RdbWriter::new(Vec::new(), SaveOptions::default()).unwrap();
+    w.select_db(0, 2, 0).unwrap();
+    w.write_entry(b"a", &Value::str_from(b"1"), 0).unwrap();
+    w.write_entry(b"a", &Value::str_from(b"2"), 0).unwrap();
+    let bytes = w.finish().unwrap();
+    let mut ks = crate::Keyspace::new(16);
+    let e = load_keyspace(&bytes[..], None, &mut ks, &LoadOptions::new(0)).unwrap_err();
+    assert!(e.to_string().contains("duplicated key"), "{e}");
+}
