@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match (sub.as_str(), args.len()) {
+        ("reload", _) => reload(ctx, &args[2..]),
         ("sleep", 3) => {
             let secs = crate::util::parse_f64(&args[2])
                 .unwrap_or(0.0)
@@ -52,6 +53,31 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             "HELP",
         ]),
         _ => unknown_subcommand("debug", &args[1]),
+    }
+}
+
+/// DEBUG RELOAD [NOSAVE] [NOFLUSH]: save, empty the keyspace, load the dump
+/// back (what Redis's tests use to check that a value survives a reload).
+fn reload(ctx: &mut Ctx, opts: &[Bytes]) -> Reply {
+    let mut save = true;
+    for o in opts {
+        if eq_ic(o, "nosave") {
+            save = false;
+        } else if !eq_ic(o, "noflush") && !eq_ic(o, "merge") {
+            return syntax_error();
+        }
+    }
+    if save {
+        if let Err(e) = ctx.ex.save_now() {
+            return Reply::Error(e);
+        }
+    }
+    match ctx.ex.load_rdb() {
+        Ok(_) => Reply::ok(),
+        Err(e) => {
+            tracing::warn!("{e}");
+            Reply::err("ERR Error trying to load the RDB dump, check server logs.")
+        }
     }
 }
 

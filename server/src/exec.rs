@@ -86,6 +86,7 @@ pub struct Executor {
     pub run_id: String,
     pub blocked_clients: usize,
     pub pubsub: crate::pubsub::PubSub,
+    pub save: crate::persistence::SaveState,
 }
 
 impl Executor {
@@ -130,6 +131,7 @@ impl Executor {
             run_id,
             blocked_clients: 0,
             pubsub: Default::default(),
+            save: Default::default(),
         }
     }
 
@@ -209,6 +211,11 @@ impl Executor {
                 q.push(args.to_vec());
             }
             return Reply::Status("QUEUED");
+        }
+        if spec.has(flags::WRITE) || spec.name == "ping" {
+            if let Some(refusal) = self.write_refusal() {
+                return refusal;
+            }
         }
         if client.in_pubsub_mode() && !spec.has(flags::PUBSUB_CONTEXT) {
             return Reply::Error(format!(
@@ -464,11 +471,16 @@ impl Executor {
 
     // ---- periodic work ----------------------------------------------------
 
-    /// Runs `hz` times a second: active expiry.
+    /// Runs `hz` times a second: active expiry, save points.
     pub fn cron(&mut self) {
+        let clock = (now_ms() / 1000) as u32;
+        for db in self.ks.dbs.iter_mut() {
+            db.lru_clock = clock;
+        }
         if self.active_expire_enabled {
             self.active_expire_cycle(Duration::from_micros(1000));
         }
+        self.check_save_points();
     }
 
     /// Removes expired keys, a few segments at a time, until a pass finds

@@ -10,6 +10,7 @@ pub mod durability;
 pub mod exec;
 pub mod info;
 pub mod longdouble;
+pub mod persistence;
 pub mod persistence_info;
 pub mod pubsub;
 pub mod resp;

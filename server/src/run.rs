@@ -2,7 +2,7 @@
 
 use crate::config::{Config, LogLevel};
 use crate::conn::{serve, Shared};
-use crate::exec::Executor;
+use crate::exec::{Executor, ShutdownMode};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -101,7 +101,15 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
         std::process::id(),
         cfg.port
     );
-    let ex = Rc::new(RefCell::new(Executor::new(cfg)));
+    let mut executor = Executor::new(cfg);
+    if let Err(e) = executor.load_rdb() {
+        tracing::error!("{e}");
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.to_string(),
+        ));
+    }
+    let ex = Rc::new(RefCell::new(executor));
     let shared = Rc::new(Shared {
         ex: ex.clone(),
         shutdown: Rc::new(Notify::new()),
@@ -131,13 +139,61 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
             cron_ex.borrow_mut().cron();
         }
     });
+    tokio::task::spawn_local(drive_snapshots(ex.clone()));
     tracing::info!("Ready to accept connections");
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = shared.shutdown.notified() => tracing::info!("User requested shutdown..."),
-        _ = sigterm.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
-        _ = tokio::signal::ctrl_c() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+    loop {
+        let mode = tokio::select! {
+            _ = shared.shutdown.notified() => {
+                tracing::info!("User requested shutdown...");
+                ex.borrow().shutdown.unwrap_or(ShutdownMode::Default)
+            }
+            _ = sigterm.recv() => {
+                tracing::warn!("Received SIGTERM scheduling shutdown...");
+                ShutdownMode::Default
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::warn!("Received SIGINT scheduling shutdown...");
+                ShutdownMode::Default
+            }
+        };
+        let mut ex = ex.borrow_mut();
+        match ex.shutdown_save(mode) {
+            Ok(()) => break,
+            Err(e) => {
+                // As Redis: a failed final save cancels the shutdown.
+                tracing::warn!("Error trying to save the DB, can't exit: {e}");
+                ex.shutdown = None;
+            }
+        }
     }
     tracing::info!("Redoubt is now ready to exit, bye bye...");
     Ok(())
+}
+
+/// Runs a background save's walker between commands. The walker gets short
+/// slices: while clients are busy it yields the executor for most of the
+/// time (writes first, the snapshot paced behind them); when the server is
+/// idle it runs flat out.
+async fn drive_snapshots(ex: Rc<RefCell<Executor>>) {
+    const SLICE: Duration = Duration::from_micros(250);
+    const BUSY_PAUSE: Duration = Duration::from_millis(2);
+    let mut last_commands = 0;
+    loop {
+        let (running, commands) = {
+            let mut ex = ex.borrow_mut();
+            (ex.bgsave_tick(SLICE), ex.stats.total_commands)
+        };
+        if !running {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        let busy = commands != last_commands;
+        last_commands = commands;
+        if busy {
+            tokio::time::sleep(BUSY_PAUSE).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
 }

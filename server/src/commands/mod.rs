@@ -10,6 +10,7 @@ use redoubt_persist::{Db, Entry, Value, ValueType};
 
 pub mod connection;
 pub mod keys;
+pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod strings;
@@ -124,6 +125,7 @@ pub fn families() -> Vec<&'static [CommandSpec]> {
         keys::COMMANDS,
         strings::COMMANDS,
         pubsub::COMMANDS,
+        persistence::COMMANDS,
     ]
 }
 

@@ -59,14 +59,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::new("function", -2, NOSCRIPT, (0, 0, 0), "scripting", function),
     CommandSpec::new("memory", -2, READONLY, (0, 0, 0), "server", memory),
-    CommandSpec::new(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        (0, 0, 0),
-        "server",
-        lastsave,
-    ),
 ];
 
 fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
@@ -103,8 +95,16 @@ fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if !flush_mode_ok(args) {
         return syntax_error();
     }
+    ctx.ex.kill_bgsave();
     for db in 0..ctx.ex.ks.dbs.len() {
         flush_one(ctx, db);
+    }
+    // As Redis: with save points configured, FLUSHALL writes an empty dump
+    // at once (the change still counts, so it is logged and saved again).
+    if !ctx.ex.config.save.is_empty() {
+        let dirty = ctx.ex.dirty;
+        let _ = ctx.ex.save_now();
+        ctx.ex.dirty = dirty;
     }
     Reply::ok()
 }
@@ -140,10 +140,6 @@ fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
         Reply::bulk_str(&(us / 1_000_000).to_string()),
         Reply::bulk_str(&(us % 1_000_000).to_string()),
     ])
-}
-
-fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    Reply::Int(ctx.ex.lastsave as i64)
 }
 
 // ---- CONFIG -----------------------------------------------------------
@@ -615,7 +611,12 @@ fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return syntax_error();
         }
     }
-    ctx.ex.shutdown = Some(mode);
+    // The final save happens here, so a failure can be answered.
+    if let Err(e) = ctx.ex.shutdown_save(mode) {
+        tracing::warn!("Error trying to save the DB, can't exit: {e}");
+        return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
+    }
+    ctx.ex.shutdown = Some(ShutdownMode::NoSave);
     // The connection closes without a reply, as Redis's does on success.
     ctx.client.close_after_reply = true;
     Reply::Raw(Bytes::new())

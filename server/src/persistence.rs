@@ -1,0 +1,332 @@
+//! RDB persistence on the executor side: loading at start-up, SAVE, BGSAVE
+//! (the fork-free snapshot of `redoubt_persist::snapshot`), save points,
+//! the shutdown save and the MISCONF write refusal.
+
+use crate::exec::Executor;
+use crate::resp::Reply;
+use crate::util::now_ms;
+use redoubt_persist::rdb::{load_keyspace, EncodingLimits, LoadOptions, SaveOptions};
+use redoubt_persist::snapshot::{SaveReport, Snapshot, SnapshotSpec};
+use redoubt_persist::storage::{FileStorage, Storage};
+use redoubt_persist::Keyspace;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Redis waits this long before retrying a failed automatic BGSAVE.
+const BGSAVE_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Persistence state the executor keeps.
+pub struct SaveState {
+    pub storage: Arc<dyn Storage>,
+    pub bgsave: Option<Snapshot>,
+    /// Epoch of the last snapshot started (hooks compare against it).
+    epoch: u64,
+    /// `dirty` when the running snapshot started: on success the changes
+    /// made since then are what remains unsaved.
+    dirty_at_start: u64,
+    pub last_bgsave_ok: bool,
+    pub last_bgsave_time_sec: i64,
+    last_attempt: Option<Instant>,
+    pub saves: u64,
+    /// Bytes the last snapshot kept alive at its peak.
+    pub last_cow: u64,
+    pub last_load_keys: u64,
+    pub last_load_expired: u64,
+    /// LSN of the state in the last loaded or saved dump.
+    pub last_lsn: u64,
+}
+
+impl Default for SaveState {
+    fn default() -> Self {
+        SaveState {
+            storage: Arc::new(FileStorage),
+            bgsave: None,
+            epoch: 0,
+            dirty_at_start: 0,
+            last_bgsave_ok: true,
+            last_bgsave_time_sec: -1,
+            last_attempt: None,
+            saves: 0,
+            last_cow: 0,
+            last_load_keys: 0,
+            last_load_expired: 0,
+            last_lsn: 0,
+        }
+    }
+}
+
+/// A start-up load failure: the server refuses to start.
+#[derive(Debug, thiserror::Error)]
+#[error("Fatal error loading the DB ({path}): {source}. Exiting.")]
+pub struct LoadError {
+    pub path: String,
+    #[source]
+    pub source: redoubt_persist::rdb::RdbError,
+}
+
+impl Executor {
+    /// The dump file, relative to the working directory (`dir`).
+    pub fn rdb_path(&self) -> PathBuf {
+        PathBuf::from(&self.config.dbfilename)
+    }
+
+    pub fn encoding_limits(&self) -> EncodingLimits {
+        let c = &self.config;
+        EncodingLimits {
+            hash_max_listpack_entries: c.hash_max_listpack_entries as usize,
+            hash_max_listpack_value: c.hash_max_listpack_value as usize,
+            zset_max_listpack_entries: c.zset_max_listpack_entries as usize,
+            zset_max_listpack_value: c.zset_max_listpack_value as usize,
+            set_max_intset_entries: c.set_max_intset_entries as usize,
+            ..EncodingLimits::default()
+        }
+    }
+
+    pub fn save_options(&self) -> SaveOptions {
+        SaveOptions {
+            version: self.config.rdb_version as u32,
+            compression: self.config.rdbcompression,
+            checksum: self.config.rdbchecksum,
+            limits: self.encoding_limits(),
+            used_mem: crate::info::used_memory() as u64,
+            functions: self
+                .functions
+                .iter()
+                .map(|(_, code)| code.to_vec())
+                .collect(),
+            ..SaveOptions::default()
+        }
+    }
+
+    /// Loads the dump at start-up if there is one. Returns the number of keys.
+    pub fn load_rdb(&mut self) -> Result<Option<u64>, LoadError> {
+        let path = self.rdb_path();
+        let storage = self.save.storage.clone();
+        if !storage.exists(&path) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let err = |source| LoadError {
+            path: path.display().to_string(),
+            source,
+        };
+        let len = storage.len(&path).ok();
+        let file = storage.open(&path).map_err(|e| err(e.into()))?;
+        let mut opts = LoadOptions::new(now_ms());
+        opts.limits = self.encoding_limits();
+        let mut ks = Keyspace::new(self.config.databases);
+        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let stats = load_keyspace(reader, len, &mut ks, &opts).map_err(err)?;
+        self.ks = ks;
+        self.functions = stats
+            .functions
+            .iter()
+            .map(|code| (library_name(code), bytes::Bytes::copy_from_slice(code)))
+            .collect();
+        self.save.last_load_keys = stats.keys_loaded;
+        self.save.last_load_expired = stats.expired_skipped;
+        self.save.last_lsn = stats.lsn.unwrap_or(0);
+        tracing::info!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}.",
+            stats.keys_loaded,
+            stats.expired_skipped
+        );
+        tracing::info!(
+            "DB loaded from disk: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Some(stats.keys_loaded))
+    }
+
+    /// Starts a background save. Err carries the reply for the client.
+    pub fn start_bgsave(&mut self) -> Result<(), Reply> {
+        if self.save.bgsave.is_some() {
+            return Err(Reply::err("ERR Background save already in progress"));
+        }
+        let snap = self.begin_snapshot()?;
+        self.save.bgsave = Some(snap);
+        tracing::info!("Background saving started");
+        Ok(())
+    }
+
+    fn begin_snapshot(&mut self) -> Result<Snapshot, Reply> {
+        self.save.epoch += 1;
+        self.save.last_attempt = Some(Instant::now());
+        self.save.dirty_at_start = self.dirty;
+        let spec = SnapshotSpec {
+            storage: self.save.storage.clone(),
+            target: self.rdb_path(),
+            rdb: self.save_options(),
+            lsn: self.lsn,
+            epoch: self.save.epoch,
+        };
+        Snapshot::start(&mut self.ks, spec).map_err(|e| {
+            tracing::warn!("Failed opening the temp RDB file for saving: {e}");
+            self.save.last_bgsave_ok = false;
+            Reply::err("ERR Background save failed")
+        })
+    }
+
+    /// SAVE: a snapshot run to completion on the spot.
+    pub fn save_now(&mut self) -> Result<SaveReport, String> {
+        if self.save.bgsave.is_some() {
+            return Err("ERR Background save already in progress".into());
+        }
+        let mut snap = self.begin_snapshot().map_err(|_| "ERR".to_string())?;
+        let result = (|| {
+            while !snap.step(&mut self.ks, usize::MAX)? {}
+            snap.wait()
+        })();
+        self.finish_save(result.as_ref().map_err(|e| e.to_string()).cloned(), false)
+            .map_err(|_| "ERR".to_string())
+    }
+
+    /// Advances a running BGSAVE for about `budget`, and takes its result
+    /// when the writer is done. Returns true while a save is running.
+    pub fn bgsave_tick(&mut self, budget: Duration) -> bool {
+        let Some(mut snap) = self.save.bgsave.take() else {
+            return false;
+        };
+        let started = Instant::now();
+        let mut failed = None;
+        while started.elapsed() < budget {
+            match snap.step(&mut self.ks, 1) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            snap.abort(&mut self.ks);
+            let _ = self.finish_save(Err(e), true);
+            return false;
+        }
+        match snap.poll() {
+            None => {
+                self.save.bgsave = Some(snap);
+                true
+            }
+            Some(r) => {
+                let r = r.map_err(|e| e.to_string());
+                let _ = self.finish_save(r, true);
+                false
+            }
+        }
+    }
+
+    fn finish_save(
+        &mut self,
+        r: Result<SaveReport, String>,
+        background: bool,
+    ) -> Result<SaveReport, ()> {
+        match r {
+            Ok(rep) => {
+                self.dirty -= self.save.dirty_at_start.min(self.dirty);
+                self.lastsave = now_ms() / 1000;
+                self.save.last_bgsave_ok = true;
+                self.save.saves += 1;
+                self.save.last_cow = rep.peak_pending;
+                self.save.last_lsn = rep.lsn;
+                if background {
+                    self.save.last_bgsave_time_sec = rep.duration.as_secs() as i64;
+                    tracing::info!("Background saving terminated with success");
+                } else {
+                    tracing::info!("DB saved on disk");
+                }
+                Ok(rep)
+            }
+            Err(e) => {
+                self.save.last_bgsave_ok = false;
+                if background {
+                    tracing::warn!("Background saving error: {e}");
+                } else {
+                    tracing::warn!("Failed saving the DB: {e}");
+                }
+                Err(())
+            }
+        }
+    }
+
+    /// Stops a running BGSAVE (FLUSHALL does this, as Redis kills its child).
+    pub fn kill_bgsave(&mut self) {
+        if let Some(mut snap) = self.save.bgsave.take() {
+            snap.abort(&mut self.ks);
+            tracing::warn!("Background saving terminated by FLUSHALL");
+        }
+    }
+
+    /// Save points: start a BGSAVE when one of them is reached.
+    pub fn check_save_points(&mut self) {
+        if self.save.bgsave.is_some() || self.config.save.is_empty() {
+            return;
+        }
+        let now = now_ms() / 1000;
+        let since = now.saturating_sub(self.lastsave);
+        let retry_ok = self.save.last_bgsave_ok
+            || self
+                .save
+                .last_attempt
+                .map(|t| t.elapsed() >= BGSAVE_RETRY_DELAY)
+                .unwrap_or(true);
+        let hit = self
+            .config
+            .save
+            .iter()
+            .find(|(secs, changes)| self.dirty >= *changes && since >= *secs);
+        if let (Some((secs, changes)), true) = (hit, retry_ok) {
+            tracing::info!("{changes} changes in {secs} seconds. Saving...");
+            let _ = self.start_bgsave();
+        }
+    }
+
+    /// The MISCONF reply for writes, when the last background save failed
+    /// and `stop-writes-on-bgsave-error` is on.
+    pub fn write_refusal(&self) -> Option<Reply> {
+        if self.config.stop_writes_on_bgsave_error
+            && !self.config.save.is_empty()
+            && !self.save.last_bgsave_ok
+        {
+            return Some(Reply::err(MISCONF));
+        }
+        None
+    }
+
+    /// The save done on SHUTDOWN / SIGTERM. Err means the shutdown must not
+    /// proceed (Redis refuses to exit when the final save fails).
+    pub fn shutdown_save(&mut self, mode: crate::exec::ShutdownMode) -> Result<(), String> {
+        use crate::exec::ShutdownMode::*;
+        self.kill_bgsave_quietly();
+        let wanted = match mode {
+            NoSave => false,
+            Save => true,
+            Default => !self.config.save.is_empty(),
+        };
+        if !wanted {
+            return Ok(());
+        }
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        self.save_now().map(|_| ())
+    }
+
+    fn kill_bgsave_quietly(&mut self) {
+        if let Some(mut snap) = self.save.bgsave.take() {
+            snap.abort(&mut self.ks);
+        }
+    }
+}
+
+/// The library name from a FUNCTION's code ("#!lua name=mylib ...").
+pub fn library_name(code: &[u8]) -> bytes::Bytes {
+    let first = code.split(|&c| c == b'\n').next().unwrap_or_default();
+    let name = first
+        .split(|&c| c == b' ')
+        .find_map(|w| w.strip_prefix(b"name="))
+        .unwrap_or_default();
+    bytes::Bytes::copy_from_slice(name)
+}
