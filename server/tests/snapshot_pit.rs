@@ -34,7 +34,10 @@ fn client(ex: &mut Executor) -> Rc<RefCell<Client>> {
 }
 
 fn run(ex: &mut Executor, c: &Rc<RefCell<Client>>, args: &[&str]) -> Reply {
-    let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+    let args: Vec<Bytes> = args
+        .iter()
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .collect();
     ex.execute(&mut c.borrow_mut(), &args).0
 }
 
@@ -51,7 +54,13 @@ fn random_command(rng: &mut impl Rng) -> Vec<String> {
         _ => match rng.gen_range(0..40) {
             0 => vec![s("FLUSHDB")],
             1 => vec![s("SWAPDB"), s("0"), s("1")],
-            _ => vec![s("MSET"), key, s("m"), format!("k{}", rng.gen_range(0..6000)), s("n")],
+            _ => vec![
+                s("MSET"),
+                key,
+                s("m"),
+                format!("k{}", rng.gen_range(0..6000)),
+                s("n"),
+            ],
         },
     }
 }
@@ -62,7 +71,10 @@ fn contents(ks: &Keyspace) -> Vec<(usize, Vec<u8>, String, u64)> {
         .dbs
         .iter()
         .enumerate()
-        .flat_map(|(i, db)| db.iter().map(move |e| (i, e.key.to_vec(), format!("{:?}", e.value), e.expire_at)))
+        .flat_map(|(i, db)| {
+            db.iter()
+                .map(move |e| (i, e.key.to_vec(), format!("{:?}", e.value), e.expire_at))
+        })
         .collect();
     v.sort();
     v
@@ -77,14 +89,21 @@ fn bgsave_is_point_in_time_under_concurrent_writes() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         for i in 0..5000 {
             run(&mut ex, &c, &["SELECT", &(i % 3).to_string()]);
-            run(&mut ex, &c, &["SET", &format!("k{i}"), &format!("initial{i}")]);
+            run(
+                &mut ex,
+                &c,
+                &["SET", &format!("k{i}"), &format!("initial{i}")],
+            );
         }
         for _ in 0..2000 {
             let cmd = random_command(&mut rng);
             let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
             run(&mut ex, &c, &refs);
         }
-        assert_eq!(run(&mut ex, &c, &["BGSAVE"]), Reply::Status("Background saving started"));
+        assert_eq!(
+            run(&mut ex, &c, &["BGSAVE"]),
+            Reply::Status("Background saving started")
+        );
         let snapshot_lsn = ex.lsn;
         let mut steps = 0;
         while ex.bgsave_tick(Duration::from_micros(20)) {
@@ -97,7 +116,10 @@ fn bgsave_is_point_in_time_under_concurrent_writes() {
             assert!(steps < 1_000_000, "snapshot never finished");
         }
         assert!(ex.save.last_bgsave_ok, "seed {seed}: save failed");
-        assert!(ex.lsn > snapshot_lsn + 100, "seed {seed}: too few writes during the save");
+        assert!(
+            ex.lsn > snapshot_lsn + 100,
+            "seed {seed}: too few writes during the save"
+        );
 
         // Expected: replay the log up to the snapshot LSN.
         let (mut model, _) = executor(&SimStorage::new());
@@ -113,10 +135,16 @@ fn bgsave_is_point_in_time_under_concurrent_writes() {
 
         let (mut loaded, _) = executor(&disk);
         loaded.load_rdb().expect("load").expect("a dump exists");
-        assert_eq!(loaded.save.last_lsn, snapshot_lsn, "the dump records its LSN");
+        assert_eq!(
+            loaded.save.last_lsn, snapshot_lsn,
+            "the dump records its LSN"
+        );
         let (want, got) = (contents(&model.ks), contents(&loaded.ks));
         assert_eq!(want.len(), got.len(), "seed {seed}: key count");
-        assert!(want == got, "seed {seed}: the dump differs from the state at LSN {snapshot_lsn}");
+        assert!(
+            want == got,
+            "seed {seed}: the dump differs from the state at LSN {snapshot_lsn}"
+        );
         assert!(disk.exists(std::path::Path::new("dump.rdb")));
     }
 }

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# BGSAVE under a sustained overwrite load, Redoubt and Redis 7.0.15 side by
+# side in one run. For each server:
+#   1. DEBUG POPULATE $KEYS keys of $SIZE bytes;
+#   2. SET throughput and latency without a save (redis-benchmark, P16);
+#   3. the same load with a BGSAVE in the middle: RSS sampled every 100 ms
+#      (for Redis: the parent plus the child's Private_Dirty, i.e. its
+#      copy-on-write), save duration, throughput, p99 and max latency;
+#   4. an idle BGSAVE.
+# Results go to BENCHMARKS.md between the snapshot markers.
+#
+#   KEYS=2000000 SIZE=256 REQUESTS=6000000 bench/snapshot.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KEYS=${KEYS:-2000000}
+SIZE=${SIZE:-256}
+REQUESTS=${REQUESTS:-6000000}
+SERVER_CORE=${SERVER_CORE:-0}
+CLIENT_CORE=${CLIENT_CORE:-1}
+OUT=${OUT:-BENCHMARKS.md}
+
+command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)"; exit 1; }
+cargo build --release -q -p redoubt-server
+BIN=$PWD/target/release/redoubt-server
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+child_dirty_kb() {
+  local c
+  c=$(pgrep -P "$1" | head -1 || true)
+  [ -n "$c" ] && awk '/^Private_Dirty/ {s+=$2} END {print s+0}' "/proc/$c/smaps_rollup" 2>/dev/null || echo 0
+}
+
+# Runs the SET load; prints "rps p99 max" from redis-benchmark's CSV line.
+load() {
+  taskset -c "$CLIENT_CORE" redis-benchmark -p "$1" -t set -r "$KEYS" -d "$SIZE" -c 50 -P 16 -n "$REQUESTS" --csv 2>/dev/null |
+    awk -F'"' '/^"SET"/ {print $4, $14, $16}'
+}
+
+info_field() { redis-cli -p "$1" info persistence | tr -d '\r' | awk -F: -v f="$2" '$1==f {print $2}'; }
+
+wait_save_done() {
+  while [ "$(info_field "$1" rdb_bgsave_in_progress)" = "1" ]; do sleep 0.05; done
+}
+
+bench_one() {
+  local name=$1 port dir pid
+  port=$(free_port)
+  dir=$WORK/$name; mkdir -p "$dir"
+  if [ "$name" = redoubt ]; then
+    taskset -c "$SERVER_CORE" "$BIN" --port "$port" --dir "$dir" --save '' --enable-debug-command yes >"$dir/log" 2>&1 &
+  else
+    taskset -c "$SERVER_CORE" redis-server --port "$port" --dir "$dir" --save '' --appendonly no \
+      --enable-debug-command yes --daemonize no >"$dir/log" 2>&1 &
+  fi
+  pid=$!
+  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+  redis-cli -p "$port" debug populate "$KEYS" key "$SIZE" >/dev/null
+  local dataset_kb base_rss
+  base_rss=$(rss_kb "$pid")
+  read -r base_rps base_p99 base_max < <(load "$port")
+
+  # Load with a BGSAVE in the middle; sample memory every 100 ms.
+  local samples=$dir/samples
+  : >"$samples"
+  ( while kill -0 "$pid" 2>/dev/null; do
+      echo "$(( $(rss_kb "$pid") + $(child_dirty_kb "$pid") ))" >>"$samples"; sleep 0.1
+    done ) &
+  local sampler=$!
+  local before_save
+  before_save=$(rss_kb "$pid")
+  load "$port" >"$dir/during" &
+  local loader=$!
+  sleep 2
+  local t0 t1
+  t0=$(date +%s.%N)
+  redis-cli -p "$port" bgsave >/dev/null
+  wait_save_done "$port"
+  t1=$(date +%s.%N)
+  wait "$loader"
+  kill "$sampler" 2>/dev/null || true
+  read -r save_rps save_p99 save_max <"$dir/during"
+  local peak
+  peak=$(sort -n "$samples" | tail -1)
+  local save_secs
+  save_secs=$(echo "$t1 - $t0" | bc)
+
+  # Idle save.
+  t0=$(date +%s.%N)
+  redis-cli -p "$port" bgsave >/dev/null
+  sleep 0.05
+  wait_save_done "$port"
+  t1=$(date +%s.%N)
+  local idle_secs
+  idle_secs=$(echo "$t1 - $t0" | bc)
+  dataset_kb=$((before_save))
+  redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+  wait "$pid" 2>/dev/null || true
+  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss"
+}
+
+r1=$(bench_one redoubt)
+r2=$(bench_one redis)
+echo "$r1"
+echo "$r2"
+
+python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" <<'EOF'
+import sys, re
+out, keys, size, requests, a, b = sys.argv[1:]
+def parse(line):
+    f = line.split()
+    keys = ["name","base_rps","base_p99","base_max","save_rps","save_p99","save_max","before_kb","peak_kb","save_s","idle_s","rss_kb"]
+    d = dict(zip(keys, f))
+    for k in keys[1:]:
+        d[k] = float(d[k])
+    return d
+r, s = parse(a), parse(b)
+def extra(d): return (d["peak_kb"] - d["before_kb"]) / 1024
+def frac(d): return 100 * (d["peak_kb"] - d["before_kb"]) / d["before_kb"]
+rows = [
+ ("SET ops/s without a save", r["base_rps"], s["base_rps"], "{:.0f}"),
+ ("SET ops/s during the save", r["save_rps"], s["save_rps"], "{:.0f}"),
+ ("during / without", 100*r["save_rps"]/r["base_rps"], 100*s["save_rps"]/s["base_rps"], "{:.0f}%"),
+ ("p99 latency without (ms)", r["base_p99"], s["base_p99"], "{:.2f}"),
+ ("p99 latency during (ms)", r["save_p99"], s["save_p99"], "{:.2f}"),
+ ("max latency during (ms, longest stall seen by a client)", r["save_max"], s["save_max"], "{:.2f}"),
+ ("RSS before the save (MiB)", r["before_kb"]/1024, s["before_kb"]/1024, "{:.0f}"),
+ ("peak extra memory (MiB)", extra(r), extra(s), "{:.0f}"),
+ ("peak extra / RSS before", frac(r), frac(s), "{:.1f}%"),
+ ("save duration under load (s)", r["save_s"], s["save_s"], "{:.1f}"),
+ ("idle save duration (s)", r["idle_s"], s["idle_s"], "{:.1f}"),
+]
+lines = ["<!-- snapshot:start -->", "## Snapshots: BGSAVE under an overwrite load", "",
+ f"`KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh` — {keys} keys x {size} bytes (DEBUG POPULATE), "
+ f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core 0, client on core 1, "
+ "BGSAVE 2 s into the second run, RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty).", "",
+ "| measure | Redoubt | Redis 7.0.15 | Redoubt/Redis |", "|---|---|---|---|"]
+for label, x, y, fmt in rows:
+    ratio = f"{x/y:.2f}" if y else "-"
+    lines.append(f"| {label} | {fmt.format(x)} | {fmt.format(y)} | {ratio} |")
+lines.append("<!-- snapshot:end -->")
+block = "\n".join(lines)
+try:
+    text = open(out).read()
+except FileNotFoundError:
+    text = "# Benchmarks\n"
+if "<!-- snapshot:start -->" in text:
+    text = re.sub(r"<!-- snapshot:start -->.*<!-- snapshot:end -->", block, text, flags=re.S)
+else:
+    text = text.rstrip() + "\n\n" + block + "\n"
+open(out, "w").write(text)
+print(block)
+EOF
