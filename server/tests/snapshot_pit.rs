@@ -148,3 +148,44 @@ fn bgsave_is_point_in_time_under_concurrent_writes() {
         assert!(disk.exists(std::path::Path::new("dump.rdb")));
     }
 }
+
+/// A failed background save (the disk is full) leaves the old dump, reports
+/// `err`, refuses writes with MISCONF while save points are configured, and
+/// recovers on the next successful save.
+#[test]
+fn failed_bgsave_reports_err_and_refuses_writes_until_a_save_succeeds() {
+    use redoubt_persist::storage::Fault;
+    let disk = SimStorage::new();
+    let mut cfg = Config::default();
+    cfg.save = vec![(3600, 1)];
+    let mut ex = Executor::new(cfg);
+    ex.save.storage = Arc::new(disk.clone());
+    let c = client(&mut ex);
+    run(&mut ex, &c, &["SET", "a", "1"]);
+    assert_eq!(run(&mut ex, &c, &["SAVE"]), Reply::ok());
+    let good = disk.read_all(std::path::Path::new("dump.rdb")).unwrap();
+    run(&mut ex, &c, &["SET", "b", "2"]);
+    // Fail the first data write of the next save.
+    disk.inject(1, Fault::NoSpace);
+    assert_eq!(run(&mut ex, &c, &["BGSAVE"]), Reply::Status("Background saving started"));
+    while ex.bgsave_tick(Duration::from_millis(5)) {}
+    assert!(!ex.save.last_bgsave_ok);
+    assert_eq!(disk.read_all(std::path::Path::new("dump.rdb")).unwrap(), good);
+    assert_eq!(disk.list(std::path::Path::new(".")).unwrap(), vec!["dump.rdb".to_string()]);
+    match run(&mut ex, &c, &["SET", "c", "3"]) {
+        Reply::Error(e) => assert!(e.starts_with("MISCONF"), "{e}"),
+        other => panic!("write accepted after a failed save: {other:?}"),
+    }
+    // Reads still work.
+    assert_eq!(run(&mut ex, &c, &["GET", "a"]), Reply::Bulk(Bytes::from_static(b"1")));
+    let info = match run(&mut ex, &c, &["INFO", "persistence"]) {
+        Reply::Verbatim(s) => s,
+        other => panic!("{other:?}"),
+    };
+    assert!(info.contains("rdb_last_bgsave_status:err"), "{info}");
+    // The next save works and lifts the refusal.
+    assert_eq!(run(&mut ex, &c, &["BGSAVE"]), Reply::Status("Background saving started"));
+    while ex.bgsave_tick(Duration::from_millis(5)) {}
+    assert!(ex.save.last_bgsave_ok);
+    assert_eq!(run(&mut ex, &c, &["SET", "c", "3"]), Reply::ok());
+}
