@@ -42,7 +42,9 @@ pub type NewEntry = (Box<[u8]>, Value, u64);
 
 #[derive(Debug, Clone, Default)]
 struct Segment {
-    table: HashTable<Entry>,
+    /// Entries are boxed: a table slot is one pointer, so the empty slots
+    /// a hash table keeps cost 8 bytes each instead of a whole entry.
+    table: HashTable<Box<Entry>>,
     /// How many entries of this segment carry an expiry.
     volatile: u32,
     /// Epoch of the last snapshot that has serialized this segment.
@@ -151,6 +153,7 @@ impl Db {
         self.segments[Self::seg_of(h)]
             .table
             .find(h, |e| &*e.key == key)
+            .map(|e| &**e)
     }
 
     /// Looks a key up for a command: an expired key is removed (and queued
@@ -173,7 +176,7 @@ impl Db {
         self.before_write(seg);
         let e = self.segments[seg].table.find_mut(h, |e| &*e.key == key)?;
         e.access = clock;
-        Some(e)
+        Some(&mut **e)
     }
 
     /// Whether a live key exists (removes it if expired).
@@ -251,12 +254,12 @@ impl Db {
                 })
             }
             TableEntry::Vacant(v) => {
-                v.insert(Entry {
+                v.insert(Box::new(Entry {
                     key,
                     value,
                     expire_at,
                     access: self.lru_clock,
-                });
+                }));
                 segment.volatile += new_volatile;
                 self.volatile += new_volatile as usize;
                 self.len += 1;
@@ -286,6 +289,7 @@ impl Db {
         let segment = &mut self.segments[Self::seg_of(h)];
         let found = segment.table.find_entry(h, |e| &*e.key == key).ok()?;
         let (entry, _) = found.remove();
+        let entry = *entry;
         if entry.expire_at != 0 {
             segment.volatile -= 1;
             self.volatile -= 1;
@@ -337,7 +341,9 @@ impl Db {
 
     /// Iterates every entry (expired ones included) in segment order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
-        self.segments.iter().flat_map(|s| s.table.iter())
+        self.segments
+            .iter()
+            .flat_map(|s| s.table.iter().map(|e| &**e))
     }
 
     /// One step of an incremental SCAN. The cursor is the next segment to
@@ -411,7 +417,7 @@ impl Db {
             return;
         }
         let mut sink = h.sink.lock().unwrap_or_else(|p| p.into_inner());
-        sink.save_segment(h.db, &mut segment.table.iter());
+        sink.save_segment(h.db, &mut segment.table.iter().map(|e| &**e));
     }
 
     /// Starts a snapshot of this database as database `hook.db`. An empty
@@ -432,7 +438,7 @@ impl Db {
         let mut budget = max_segments.max(1);
         while let Some(old) = self.detached.pop() {
             let mut sink = h.sink.lock().unwrap_or_else(|p| p.into_inner());
-            sink.save_segment(h.db, &mut old.table.iter());
+            sink.save_segment(h.db, &mut old.table.iter().map(|e| &**e));
             budget -= 1;
             if budget == 0 {
                 return false;

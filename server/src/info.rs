@@ -4,50 +4,23 @@ use crate::commands::Ctx;
 use crate::resp::Reply;
 use bytes::Bytes;
 use redoubt_persist::{Entry, Value};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The process allocator: the system's, counting live bytes for
-/// INFO used_memory (one relaxed atomic add per allocation).
-pub struct CountingAlloc;
-
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            if new_size > layout.size() {
-                ALLOCATED.fetch_add(new_size - layout.size(), Ordering::Relaxed);
-            } else {
-                ALLOCATED.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
-
-/// Bytes currently allocated by the process.
+/// Bytes currently allocated by the process, as jemalloc (the server's
+/// allocator, as Redis's) counts them; the RSS where jemalloc is not the
+/// global allocator (library users, tests).
 pub fn used_memory() -> usize {
-    let now = ALLOCATED.load(Ordering::Relaxed);
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let now = match tikv_jemalloc_ctl::stats::allocated::read() {
+        Ok(n) if n > 0 => n,
+        _ => rss_bytes(),
+    };
     PEAK.fetch_max(now, Ordering::Relaxed);
     now
 }
+
+static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 pub fn peak_memory() -> usize {
     PEAK.load(Ordering::Relaxed).max(used_memory())
@@ -188,7 +161,7 @@ fn render_section(ctx: &mut Ctx, section: &str, o: &mut String) {
             let rss = rss_bytes();
             write!(
                 o,
-                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{used}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{used}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
                 human(used),
                 human(rss),
                 peak_memory(),

@@ -2,8 +2,10 @@
 
 use redoubt_server::config::Config;
 
+// jemalloc, as Redis uses: size classes without per-allocation headers keep
+// small keys and values compact.
 #[global_allocator]
-static ALLOC: redoubt_server::info::CountingAlloc = redoubt_server::info::CountingAlloc;
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

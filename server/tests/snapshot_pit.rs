@@ -167,24 +167,39 @@ fn failed_bgsave_reports_err_and_refuses_writes_until_a_save_succeeds() {
     run(&mut ex, &c, &["SET", "b", "2"]);
     // Fail the first data write of the next save.
     disk.inject(1, Fault::NoSpace);
-    assert_eq!(run(&mut ex, &c, &["BGSAVE"]), Reply::Status("Background saving started"));
+    assert_eq!(
+        run(&mut ex, &c, &["BGSAVE"]),
+        Reply::Status("Background saving started")
+    );
     while ex.bgsave_tick(Duration::from_millis(5)) {}
     assert!(!ex.save.last_bgsave_ok);
-    assert_eq!(disk.read_all(std::path::Path::new("dump.rdb")).unwrap(), good);
-    assert_eq!(disk.list(std::path::Path::new(".")).unwrap(), vec!["dump.rdb".to_string()]);
+    assert_eq!(
+        disk.read_all(std::path::Path::new("dump.rdb")).unwrap(),
+        good
+    );
+    assert_eq!(
+        disk.list(std::path::Path::new(".")).unwrap(),
+        vec!["dump.rdb".to_string()]
+    );
     match run(&mut ex, &c, &["SET", "c", "3"]) {
         Reply::Error(e) => assert!(e.starts_with("MISCONF"), "{e}"),
         other => panic!("write accepted after a failed save: {other:?}"),
     }
     // Reads still work.
-    assert_eq!(run(&mut ex, &c, &["GET", "a"]), Reply::Bulk(Bytes::from_static(b"1")));
+    assert_eq!(
+        run(&mut ex, &c, &["GET", "a"]),
+        Reply::Bulk(Bytes::from_static(b"1"))
+    );
     let info = match run(&mut ex, &c, &["INFO", "persistence"]) {
         Reply::Verbatim(s) => s,
         other => panic!("{other:?}"),
     };
     assert!(info.contains("rdb_last_bgsave_status:err"), "{info}");
     // The next save works and lifts the refusal.
-    assert_eq!(run(&mut ex, &c, &["BGSAVE"]), Reply::Status("Background saving started"));
+    assert_eq!(
+        run(&mut ex, &c, &["BGSAVE"]),
+        Reply::Status("Background saving started")
+    );
     while ex.bgsave_tick(Duration::from_millis(5)) {}
     assert!(ex.save.last_bgsave_ok);
     assert_eq!(run(&mut ex, &c, &["SET", "c", "3"]), Reply::ok());
