@@ -156,8 +156,10 @@ fn bgsave_is_point_in_time_under_concurrent_writes() {
 fn failed_bgsave_reports_err_and_refuses_writes_until_a_save_succeeds() {
     use redoubt_persist::storage::Fault;
     let disk = SimStorage::new();
-    let mut cfg = Config::default();
-    cfg.save = vec![(3600, 1)];
+    let cfg = Config {
+        save: vec![(3600, 1)],
+        ..Config::default()
+    };
     let mut ex = Executor::new(cfg);
     ex.save.storage = Arc::new(disk.clone());
     let c = client(&mut ex);
