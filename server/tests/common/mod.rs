@@ -77,7 +77,9 @@ impl Server {
             eprintln!("redis-server not on PATH: skipping the comparison with Redis");
             return None;
         }
-        spawn("redis-server", &["--appendonly", "no"])
+        let server = spawn("redis-server", &["--appendonly", "no"]);
+        assert!(server.is_some(), "redis-server is on PATH but did not start");
+        server
     }
 
     pub fn conn(&self) -> Conn {
