@@ -44,7 +44,10 @@ fn basic_commands_and_listpack_order() {
         c.cmd(&["hscan", "h", "0", "match", "[bc]", "count", "1"]),
         r#"["0", ["b", "10", "c", "3"]]"#
     );
-    assert_eq!(c.cmd(&["hscan", "h", "0", "count", "0"]), "-ERR syntax error");
+    assert_eq!(
+        c.cmd(&["hscan", "h", "0", "count", "0"]),
+        "-ERR syntax error"
+    );
     assert_eq!(c.cmd(&["hscan", "h", "x"]), "-ERR invalid cursor");
     assert_eq!(c.cmd(&["hdel", "h", "b", "c", "d", "e", "f"]), ":5");
     assert_eq!(c.cmd(&["exists", "h"]), ":0");
@@ -105,7 +108,11 @@ fn encoding_promotion() {
     c.cmd(&["hset", "a", "g", &long]);
     assert_eq!(c.cmd(&["object", "encoding", "a"]), r#""hashtable""#);
     c.cmd(&["hdel", "a", "g"]);
-    assert_eq!(c.cmd(&["object", "encoding", "a"]), r#""hashtable""#, "never back");
+    assert_eq!(
+        c.cmd(&["object", "encoding", "a"]),
+        r#""hashtable""#,
+        "never back"
+    );
     c.cmd(&["hincrby", "b", &long, "1"]);
     assert_eq!(c.cmd(&["object", "encoding", "b"]), r#""hashtable""#);
     c.cmd(&["hsetnx", "b2", &long, "1"]);

@@ -11,7 +11,10 @@ fn basic_commands_and_intset_order() {
     assert_eq!(c.cmd(&["smembers", "s"]), r#"["-3", "2", "10"]"#);
     assert_eq!(c.cmd(&["object", "encoding", "s"]), r#""intset""#);
     assert_eq!(c.cmd(&["sscan", "s", "0"]), r#"["0", ["-3", "2", "10"]]"#);
-    assert_eq!(c.cmd(&["sscan", "s", "0", "match", "1*"]), r#"["0", ["10"]]"#);
+    assert_eq!(
+        c.cmd(&["sscan", "s", "0", "match", "1*"]),
+        r#"["0", ["10"]]"#
+    );
     assert_eq!(c.cmd(&["scard", "s"]), ":3");
     assert_eq!(c.cmd(&["sismember", "s", "2"]), ":1");
     assert_eq!(c.cmd(&["smismember", "s", "2", "7"]), "[:1, :0]");
@@ -30,7 +33,11 @@ fn basic_commands_and_intset_order() {
     assert_eq!(c.cmd(&["object", "encoding", "t"]), r#""intset""#);
     c.cmd(&["sadd", "t", "x"]);
     c.cmd(&["srem", "t", "x"]);
-    assert_eq!(c.cmd(&["object", "encoding", "t"]), r#""hashtable""#, "never back");
+    assert_eq!(
+        c.cmd(&["object", "encoding", "t"]),
+        r#""hashtable""#,
+        "never back"
+    );
     c.cmd(&["config", "set", "set-max-intset-entries", "3"]);
     c.cmd(&["sadd", "u", "1", "2", "3"]);
     assert_eq!(c.cmd(&["object", "encoding", "u"]), r#""intset""#);
@@ -115,7 +122,10 @@ fn algebra() {
     assert_eq!(c.cmd(&["sinter", "a", "nokey"]), "[]");
     assert_eq!(c.cmd(&["sunion", "b", "c"]), r#"["3", "4", "5", "6"]"#);
     assert_eq!(c.cmd(&["sdiff", "b", "c"]), r#"["5"]"#);
-    assert_eq!(sorted(&c.cmd(&["sdiff", "a", "b"])), [r#""1""#, r#""2""#, r#""x""#]);
+    assert_eq!(
+        sorted(&c.cmd(&["sdiff", "a", "b"])),
+        [r#""1""#, r#""2""#, r#""x""#]
+    );
     assert_eq!(c.cmd(&["sdiff", "nokey", "a"]), "[]");
     assert_eq!(c.cmd(&["sintercard", "3", "a", "b", "c"]), ":2");
     assert_eq!(c.cmd(&["sintercard", "2", "a", "b", "limit", "1"]), ":1");
@@ -132,14 +142,21 @@ fn algebra() {
         c.cmd(&["sintercard", "1", "a", "limit", "-1"]),
         "-ERR LIMIT can't be negative"
     );
-    assert_eq!(c.cmd(&["sintercard", "1", "a", "foo", "1"]), "-ERR syntax error");
+    assert_eq!(
+        c.cmd(&["sintercard", "1", "a", "foo", "1"]),
+        "-ERR syntax error"
+    );
     assert_eq!(c.cmd(&["sinterstore", "d", "a", "b"]), ":2");
     assert_eq!(c.cmd(&["object", "encoding", "d"]), r#""intset""#);
     assert_eq!(c.cmd(&["sunionstore", "d", "a", "b"]), ":6");
     assert_eq!(c.cmd(&["object", "encoding", "d"]), r#""hashtable""#);
     assert_eq!(c.cmd(&["sdiffstore", "d", "a", "b"]), ":3");
     assert_eq!(c.cmd(&["sdiffstore", "a", "a", "a"]), ":0");
-    assert_eq!(c.cmd(&["exists", "a"]), ":0", "an empty result deletes the destination");
+    assert_eq!(
+        c.cmd(&["exists", "a"]),
+        ":0",
+        "an empty result deletes the destination"
+    );
     c.cmd(&["set", "str", "x"]);
     assert_eq!(
         c.cmd(&["sinter", "nokey", "str"]),

@@ -116,7 +116,7 @@ fn set_field(h: &mut HashValue, field: &[u8], value: &[u8]) -> bool {
 }
 
 fn hset_generic(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, Reply> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(wrong_args(name));
     }
     let max_value = ctx.ex.config.hash_max_listpack_value;
@@ -475,7 +475,7 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Ok(scan_reply(0, Vec::new()));
         };
         let (pattern, count) = parse_scan_opts(&args[3..])?;
-        let keep = |k: &Bytes| pattern.as_ref().map_or(true, |p| glob_match(p, k, false));
+        let keep = |k: &Bytes| pattern.as_ref().is_none_or(|p| glob_match(p, k, false));
         let mut out = Vec::new();
         if !h.hashtable {
             for (k, v) in &h.map {

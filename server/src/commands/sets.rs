@@ -593,7 +593,7 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Ok(scan_reply(0, Vec::new()));
         };
         let (pattern, count) = parse_scan_opts(&args[3..])?;
-        let keep = |m: &Bytes| pattern.as_ref().map_or(true, |p| glob_match(p, m, false));
+        let keep = |m: &Bytes| pattern.as_ref().is_none_or(|p| glob_match(p, m, false));
         if !s.hashtable {
             let mut all = all_members(s);
             all.retain(|m| keep(m));

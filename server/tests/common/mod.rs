@@ -78,7 +78,10 @@ impl Server {
             return None;
         }
         let server = spawn("redis-server", &["--appendonly", "no"]);
-        assert!(server.is_some(), "redis-server is on PATH but did not start");
+        assert!(
+            server.is_some(),
+            "redis-server is on PATH but did not start"
+        );
         server
     }
 
