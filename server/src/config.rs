@@ -429,7 +429,7 @@ pub static PARAMS: &[Param] = &[
         },
         set: |c, v| {
             let words: Vec<&str> = v.iter().flat_map(|s| s.split_whitespace()).collect();
-            if words.len() % 2 != 0 {
+            if !words.len().is_multiple_of(2) {
                 return Err("Invalid save parameters".into());
             }
             let mut points = Vec::new();

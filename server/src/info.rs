@@ -253,7 +253,7 @@ fn render_section(ctx: &mut Ctx, section: &str, o: &mut String) {
         "keyspace" => {
             let _ = write!(o, "# Keyspace\r\n");
             for (i, db) in ex.ks.dbs.iter().enumerate() {
-                if db.len() > 0 {
+                if !db.is_empty() {
                     let _ = write!(
                         o,
                         "db{i}:keys={},expires={},avg_ttl=0\r\n",

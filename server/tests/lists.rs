@@ -35,7 +35,7 @@ fn push_pop_range_and_nulls() {
     assert_eq!(c.cmd(&["lpop", "nokey", "2"]), "*-1");
     assert_eq!(c.cmd(&["rpop", "l", "10"]), r#"["b", "a", "x"]"#);
     assert_eq!(c.cmd(&["exists", "l"]), ":0", "an emptied list is deleted");
-    assert_eq!(c.cmd(&["hello", "3"]).starts_with('{'), true);
+    assert!(c.cmd(&["hello", "3"]).starts_with('{'));
     assert_eq!(c.cmd(&["lpop", "nokey"]), "_");
     assert_eq!(c.cmd(&["lpop", "nokey", "2"]), "_");
     assert_eq!(c.cmd(&["set", "str", "v"]), "+OK");

@@ -163,7 +163,7 @@ fn config_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 .collect(),
         )
     } else if eq_ic(sub, "set") {
-        if args.len() < 4 || args.len() % 2 != 0 {
+        if args.len() < 4 || !args.len().is_multiple_of(2) {
             return wrong_args("config|set");
         }
         config_set(ctx, &args[2..])
@@ -366,7 +366,7 @@ fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Reply::err("ERR No such client")
         };
     }
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return syntax_error();
     }
     let mut id: Option<u64> = None;

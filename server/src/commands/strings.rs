@@ -317,12 +317,10 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                     Bytes::from(t.to_string()),
                 ]]);
             }
-            ExpireOpt::Persist => {
-                if ctx.lookup(key).map(|e| e.expire_at != 0).unwrap_or(false) {
-                    ctx.db().set_expire(key, 0);
-                    ctx.modified(key);
-                    ctx.propagate_as(vec![vec![Bytes::from_static(b"PERSIST"), key.clone()]]);
-                }
+            ExpireOpt::Persist if ctx.lookup(key).is_some_and(|e| e.expire_at != 0) => {
+                ctx.db().set_expire(key, 0);
+                ctx.modified(key);
+                ctx.propagate_as(vec![vec![Bytes::from_static(b"PERSIST"), key.clone()]]);
             }
             _ => {}
         }
@@ -345,7 +343,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 fn mset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return super::wrong_args("mset");
     }
     for pair in args[1..].chunks(2) {
@@ -356,7 +354,7 @@ fn mset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return super::wrong_args("msetnx");
     }
     if args[1..].chunks(2).any(|p| ctx.exists(&p[0])) {
