@@ -219,6 +219,17 @@ fn positive_count(a: &[u8]) -> Result<i64, Reply> {
     }
 }
 
+/// Pops one element from one end; deletes the key when emptied.
+fn pop_one(ctx: &mut Ctx, key: &[u8], end: End) -> Option<Bytes> {
+    let items = get_list(ctx, key).ok()??;
+    let v = pop_end(items, end)?;
+    if items.is_empty() {
+        ctx.db().remove(key);
+    }
+    ctx.modified(key);
+    Some(v)
+}
+
 /// Pops up to `count` elements from one end; deletes the key when emptied.
 fn pop_many(ctx: &mut Ctx, key: &[u8], end: End, count: usize) -> Vec<Reply> {
     let mut out = Vec::new();
@@ -260,10 +271,7 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], end: End) -> Reply {
             });
         }
         match count {
-            None => {
-                let mut popped = pop_many(ctx, key, end, 1);
-                Ok(popped.pop().unwrap_or(Reply::Nil))
-            }
+            None => Ok(pop_one(ctx, key, end).map_or(Reply::Nil, Reply::Bulk)),
             Some(n) => Ok(Reply::Array(pop_many(ctx, key, end, n as usize))),
         }
     })())
@@ -722,7 +730,7 @@ fn bpop_generic(ctx: &mut Ctx, args: &[Bytes], end: End) -> Reply {
             first_nonempty(ctx, keys)?
         };
         if let Some(k) = served {
-            let v = pop_many(ctx, k, end, 1).pop().unwrap_or(Reply::Nil);
+            let v = pop_one(ctx, k, end).map_or(Reply::Nil, Reply::Bulk);
             ctx.propagate_as(vec![vec![Bytes::from_static(end.pop_cmd()), k.clone()]]);
             return Ok(Reply::Array(vec![Reply::Bulk(k.clone()), v]));
         }

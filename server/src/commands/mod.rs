@@ -227,8 +227,12 @@ impl<'a> Ctx<'a> {
                 std::time::Instant::now().checked_add(std::time::Duration::from_millis(timeout_ms))
             })
             .flatten();
+        // Kept for as long as the client waits: own copies, so the wait does
+        // not pin the connection's read buffer the arguments were cut from.
+        let keys = keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
+        let args = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
         self.ex
-            .block_client(self.client, keys, args.to_vec(), timeout_reply, deadline);
+            .block_client(self.client, keys, args, timeout_reply, deadline);
         Reply::Blocked
     }
 
