@@ -9,7 +9,6 @@
 //! cursor sound (see [`hscan`]).
 
 use super::flags::*;
-use super::keys::parse_cursor;
 use super::{arg_i64, not_integer, reply, syntax_error, wrong_args, wrongtype, CommandSpec, Ctx};
 use crate::resp::{encode, Reply};
 use crate::util::{eq_ic, glob_match, parse_i64};
@@ -104,7 +103,12 @@ fn convert_for_len(h: &mut HashValue, max_entries: u64) {
 
 /// Sets one field; true when the field is new. Updating keeps the field's
 /// place (a listpack replaces in place) and does not copy the name again.
-fn set_field(h: &mut HashValue, field: &[u8], value: &[u8]) -> bool {
+/// A field or value too long for a listpack promotes the hash, whichever
+/// command wrote it (HINCRBYFLOAT can produce a long value).
+fn set_field(h: &mut HashValue, field: &[u8], value: &[u8], max_value: u64) -> bool {
+    if !h.hashtable && (field.len() as u64 > max_value || value.len() as u64 > max_value) {
+        h.hashtable = true;
+    }
     if let Some(v) = h.map.get_mut(field) {
         *v = Bytes::copy_from_slice(value);
         false
@@ -125,7 +129,7 @@ fn hset_generic(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, Reply>
     convert_for_args(h, &args[2..], max_value);
     let mut created = 0;
     for pair in args[2..].chunks_exact(2) {
-        if set_field(h, &pair[0], &pair[1]) {
+        if set_field(h, &pair[0], &pair[1], max_value) {
             created += 1;
         }
     }
@@ -153,7 +157,7 @@ fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         let h = get_or_create(ctx, &args[1])?;
         convert_for_args(h, &args[2..4], max_value);
-        set_field(h, &args[2], &args[3]);
+        set_field(h, &args[2], &args[3], max_value);
         convert_for_len(h, max_entries);
         ctx.modified(&args[1]);
         Ok(Reply::Int(1))
@@ -283,8 +287,7 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             .checked_add(incr)
             .ok_or_else(|| Reply::err("ERR increment or decrement would overflow"))?;
         let h = get_or_create(ctx, &args[1])?;
-        convert_for_args(h, &args[2..4], max_value);
-        set_field(h, &args[2], new.to_string().as_bytes());
+        set_field(h, &args[2], new.to_string().as_bytes(), max_value);
         convert_for_len(h, max_entries);
         ctx.modified(&args[1]);
         Ok(Reply::Int(new))
@@ -318,8 +321,9 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         };
         let new = Bytes::from(new);
         let h = get_or_create(ctx, &args[1])?;
-        convert_for_args(h, &args[2..4], max_value);
-        set_field(h, &args[2], &new);
+        // The field and the result count toward promotion, not the
+        // increment as written.
+        set_field(h, &args[2], &new, max_value);
         convert_for_len(h, max_entries);
         ctx.modified(&args[1]);
         // Logged as the value it produced, so replay does not redo the
@@ -432,6 +436,34 @@ fn ctx_rng_index(len: usize) -> usize {
     } else {
         rand::thread_rng().gen_range(0..len)
     }
+}
+
+/// A SCAN-family cursor, read as Redis reads it (C's strtoul: an optional
+/// sign, a minus wrapping around, an empty string meaning 0).
+pub fn parse_cursor(a: &[u8]) -> Result<u64, Reply> {
+    let invalid = || Reply::err("ERR invalid cursor");
+    let (neg, digits) = match a.first() {
+        Some(b'-') => (true, &a[1..]),
+        Some(b'+') => (false, &a[1..]),
+        _ => (false, a),
+    };
+    if a.is_empty() {
+        return Ok(0);
+    }
+    if digits.is_empty() {
+        return Err(invalid());
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return Err(invalid());
+        }
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            .ok_or_else(invalid)?;
+    }
+    Ok(if neg { v.wrapping_neg() } else { v })
 }
 
 /// SCAN-family options: MATCH pattern and COUNT (at least 1).

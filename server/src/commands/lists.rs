@@ -471,17 +471,16 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                     return Err(Reply::err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"));
                 }
             } else if eq_ic(&args[i], "count") {
-                let n = arg_i64(val)?;
-                if n < 0 {
-                    return Err(Reply::err("ERR COUNT can't be negative"));
+                // Any bad COUNT or MAXLEN gets the option's own message.
+                match crate::util::parse_i64(val) {
+                    Some(n) if n >= 0 => count = Some(n as u64),
+                    _ => return Err(Reply::err("ERR COUNT can't be negative")),
                 }
-                count = Some(n as u64);
             } else if eq_ic(&args[i], "maxlen") {
-                let n = arg_i64(val)?;
-                if n < 0 {
-                    return Err(Reply::err("ERR MAXLEN can't be negative"));
+                match crate::util::parse_i64(val) {
+                    Some(n) if n >= 0 => maxlen = n as u64,
+                    _ => return Err(Reply::err("ERR MAXLEN can't be negative")),
                 }
-                maxlen = n as u64;
             } else {
                 return Err(syntax_error());
             }

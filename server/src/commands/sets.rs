@@ -9,8 +9,7 @@
 //! is unspecified in Redis too.
 
 use super::flags::*;
-use super::hashes::{parse_scan_opts, scan_reply};
-use super::keys::parse_cursor;
+use super::hashes::{parse_cursor, parse_scan_opts, scan_reply};
 use super::{not_integer, reply, syntax_error, wrongtype, CommandSpec, Ctx};
 use crate::resp::{encode, Reply};
 use crate::util::{eq_ic, glob_match, parse_i64};
