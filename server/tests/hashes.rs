@@ -227,6 +227,8 @@ fn same_replies_as_redis() {
             &["hincrbyfloat", "h", "z", "0x10"],
             &["hincrbyfloat", "h", "x", "1.23456789012345678"],
             &["hrandfield", "h", "-9223372036854775808"],
+            &["hrandfield", "h", "-9223372036854775807", "withvalues"],
+            &["hrandfield", "h", "-4611686018427387904", "withvalues"],
             &["hrandfield", "h", "10"],
             &["hincrbyfloat", "h2", &long, "1"],
             &["object", "encoding", "h2"],

@@ -365,6 +365,10 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             4 if eq_ic(&args[3], "withvalues") => true,
             _ => return Err(syntax_error()),
         };
+        // Twice the count must fit in a long (Redis's overflow guard).
+        if withvalues && count < -(i64::MAX / 2) {
+            return Err(Reply::err("ERR value is out of range"));
+        }
         let Some(h) = get_hash(ctx, &args[1])? else {
             return Ok(Reply::Array(Vec::new()));
         };
