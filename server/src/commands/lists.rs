@@ -678,7 +678,8 @@ pub fn parse_timeout(a: &[u8]) -> Result<u64, Reply> {
     let ms = (secs * 1000.0).ceil();
     // Redis converts to a C long long: out-of-range values (infinity
     // included) come out as LLONG_MIN there, which it then calls negative.
-    if !(-9.2e18..9.2e18).contains(&ms) || ms < 0.0 {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    if !(-LIMIT..LIMIT).contains(&ms) || ms < 0.0 {
         return Err(Reply::err("ERR timeout is negative"));
     }
     Ok(ms as u64)
@@ -833,5 +834,8 @@ mod tests {
         assert!(parse_timeout(b"1e300").is_err());
         assert!(parse_timeout(b"abc").is_err());
         assert!(parse_timeout(b"0x").is_err());
+        // Past LLONG_MAX milliseconds Redis sees a negative number.
+        assert!(parse_timeout(b"0x7FFFFFFFFFFFFF").is_err());
+        assert!(parse_timeout(b"9223372036854").is_ok());
     }
 }
