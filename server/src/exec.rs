@@ -238,12 +238,16 @@ impl Executor {
         let propagate = std::mem::replace(&mut ctx.propagate, Propagate::AsIs);
         let db = ctx.client.db;
         let st = &mut self.cmdstats[idx];
-        st.calls += 1;
+        // A blocking command counts as one call, made when it first ran;
+        // re-running it to serve the client (see serve_ready) is not another.
+        if self.serving.is_none() {
+            st.calls += 1;
+            self.stats.total_commands += 1;
+        }
         st.usec += started.elapsed().as_micros() as u64;
         if reply.is_error() {
             st.failed += 1;
         }
-        self.stats.total_commands += 1;
         // Keys the command expired on its way are deleted before its own effect.
         self.propagate_expired();
         if self.dirty != dirty_before {

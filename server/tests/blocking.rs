@@ -53,6 +53,16 @@ fn fifo(port: u16, t: &mut Vec<String>) {
     t.push(c0.cmd(&["lpush", "k", "c", "d"]));
     t.push(c3.read());
     t.push(c0.cmd(&["lrange", "k", "0", "-1"]));
+    // Each blocking call counts once, however often it was retried.
+    let stats = c0.cmd(&["info", "commandstats"]);
+    for cmd in ["blpop", "brpop"] {
+        let calls = stats
+            .split(&format!("cmdstat_{cmd}:calls="))
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or("?");
+        t.push(format!("{cmd} calls={calls}"));
+    }
 }
 
 #[test]
@@ -67,7 +77,9 @@ fn served_in_arrival_order() {
             ":0",
             ":2",
             r#"["k", "c"]"#,
-            r#"["d"]"#
+            r#"["d"]"#,
+            "blpop calls=2",
+            "brpop calls=1"
         ]
     );
 }

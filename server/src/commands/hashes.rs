@@ -373,6 +373,9 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Ok(Reply::Array(Vec::new()));
         };
         let len = h.map.len();
+        if len == 0 || count == 0 {
+            return Ok(Reply::Array(Vec::new()));
+        }
         if count < 0 {
             // Repetitions allowed: the reply can be far larger than the
             // hash, so it is encoded as it is produced (about what Redis
