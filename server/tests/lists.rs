@@ -184,6 +184,12 @@ fn same_replies_as_redis() {
             &["ltrim", "l", "-2", "-1"],
             &["lrange", "l", "0", "-1"],
             &["lpop", "l", "abc"],
+            // The key is checked before the index is parsed.
+            &["lindex", "nokey", "x"],
+            &["lset", "nokey", "x", "v"],
+            &["set", "str", "v"],
+            &["lindex", "str", "x"],
+            &["lset", "str", "x", "v"],
             &["blpop", "l", "abc"],
             &["blpop", "l", "-0.5"],
             &["blpop", "l", "inf"],

@@ -367,10 +367,11 @@ fn list_index(idx: i64, len: usize) -> Option<usize> {
 
 fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply((|| {
-        let idx = arg_i64(&args[2])?;
+        // The key is looked at before the index is parsed, as in Redis.
         let Some(items) = get_list(ctx, &args[1])? else {
             return Ok(Reply::Nil);
         };
+        let idx = arg_i64(&args[2])?;
         Ok(match list_index(idx, items.len()) {
             Some(i) => Reply::Bulk(items[i].clone()),
             None => Reply::Nil,
@@ -380,10 +381,10 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 fn lset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply((|| {
-        let idx = arg_i64(&args[2])?;
         let Some(items) = get_list(ctx, &args[1])? else {
             return Err(no_such_key());
         };
+        let idx = arg_i64(&args[2])?;
         let Some(i) = list_index(idx, items.len()) else {
             return Err(Reply::err("ERR index out of range"));
         };
