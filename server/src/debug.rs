@@ -123,7 +123,7 @@ fn protocol(kind: &[u8]) -> Reply {
     match k.as_str() {
         "string" => Reply::bulk(b"Hello World"),
         "integer" => Reply::Int(12345),
-        // Redis answers 3.141 here (a fixed test value, not an approximation of PI).
+        // The literal Redis's DEBUG PROTOCOL replies, not an approximation of pi.
         #[allow(clippy::approx_constant)]
         "double" => Reply::Double(3.141),
         "bignum" => Reply::bulk(b"1234567999999999999999999999999999999"),

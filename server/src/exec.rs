@@ -87,6 +87,10 @@ pub struct Executor {
     pub blocked_clients: usize,
     pub pubsub: crate::pubsub::PubSub,
     pub save: crate::persistence::SaveState,
+    /// While a blocked client's command is re-run by [`Executor::serve_ready`]:
+    /// the key that became ready. Handlers serve from that key only (as
+    /// Redis does), and blocking again leaves the client where it was queued.
+    pub serving: Option<Bytes>,
 }
 
 impl Executor {
@@ -132,6 +136,7 @@ impl Executor {
             blocked_clients: 0,
             pubsub: Default::default(),
             save: Default::default(),
+            serving: None,
         }
     }
 
@@ -242,12 +247,16 @@ impl Executor {
         let propagate = std::mem::replace(&mut ctx.propagate, Propagate::AsIs);
         let db = ctx.client.db;
         let st = &mut self.cmdstats[idx];
-        st.calls += 1;
+        // A blocking command counts as one call, made when it first ran;
+        // re-running it to serve the client (see serve_ready) is not another.
+        if self.serving.is_none() {
+            st.calls += 1;
+            self.stats.total_commands += 1;
+        }
         st.usec += started.elapsed().as_micros() as u64;
         if reply.is_error() {
             st.failed += 1;
         }
-        self.stats.total_commands += 1;
         // Keys the command expired on its way are deleted before its own effect.
         self.propagate_expired();
         if self.dirty != dirty_before {
@@ -423,39 +432,55 @@ impl Executor {
 
     /// Serves blocked clients on ready keys, oldest first. A served command
     /// may make more keys ready (BLMOVE), so loop until nothing is ready.
+    ///
+    /// Each waiter's command is re-run with [`Executor::serving`] set to the
+    /// ready key. If it still cannot proceed (the key is empty, gone, or of
+    /// another type) it answers `Reply::Blocked` and stays blocked in its
+    /// place in every queue; the next waiter is tried, since it may wait for
+    /// another type on the same key. Waiters stop being tried once the key
+    /// no longer exists.
     fn serve_ready(&mut self, current: &mut Client) {
         let mut rounds = 0;
         while !self.ready.is_empty() && rounds < 10_000 {
             rounds += 1;
             let ready = std::mem::take(&mut self.ready);
             for (db, key) in ready {
-                while let Some(&cid) = self.blocked_on[db].get(&key).and_then(|q| q.front()) {
-                    if cid == current.id {
+                let waiters: Vec<u64> = match self.blocked_on[db].get(&key) {
+                    Some(q) => q.iter().copied().collect(),
+                    None => continue,
+                };
+                for cid in waiters {
+                    if self.ks.dbs[db].peek(&key).is_none() {
                         break;
+                    }
+                    // The running client cannot be waiting (it is running);
+                    // and it is already borrowed.
+                    if cid == current.id {
+                        continue;
                     }
                     let Some(rc) = self.clients.get(&cid).cloned() else {
-                        break;
+                        continue;
                     };
-                    let mut c = rc.borrow_mut();
-                    let Some(st) = self.unblock(&mut c) else {
-                        break;
+                    let Ok(mut c) = rc.try_borrow_mut() else {
+                        continue;
+                    };
+                    let Some((bdb, args)) = c.blocked.as_ref().map(|b| (b.db, b.args.clone()))
+                    else {
+                        continue;
                     };
                     let saved_db = c.db;
-                    c.db = st.db;
-                    let reply = match self.lookup_command(&st.args[0]) {
-                        Some(idx) => self.call(&mut c, idx, &st.args),
-                        None => unknown_command(&st.args),
+                    c.db = bdb;
+                    self.serving = Some(key.clone());
+                    let reply = match self.lookup_command(&args[0]) {
+                        Some(idx) => self.call(&mut c, idx, &args),
+                        None => unknown_command(&args),
                     };
+                    self.serving = None;
                     c.db = saved_db;
                     if reply == Reply::Blocked {
-                        // Still nothing for the first waiter: put it back in
-                        // front and leave the key for the next change.
-                        if let Some(q) = self.blocked_on[db].get_mut(&key) {
-                            q.retain(|&i| i != cid);
-                            q.push_front(cid);
-                        }
-                        break;
+                        continue;
                     }
+                    self.unblock(&mut c);
                     let _ = c.tx.send(Outgoing::Reply(reply, self.lsn));
                 }
             }

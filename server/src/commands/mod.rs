@@ -9,10 +9,13 @@ use bytes::Bytes;
 use redoubt_persist::{Db, Entry, Value, ValueType};
 
 pub mod connection;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod persistence;
 pub mod pubsub;
 pub mod server;
+pub mod sets;
 pub mod strings;
 
 /// Command flags (a subset of Redis's, with the same meaning).
@@ -126,6 +129,9 @@ pub fn families() -> Vec<&'static [CommandSpec]> {
         strings::COMMANDS,
         pubsub::COMMANDS,
         persistence::COMMANDS,
+        lists::COMMANDS,
+        hashes::COMMANDS,
+        sets::COMMANDS,
     ]
 }
 
@@ -202,6 +208,9 @@ impl<'a> Ctx<'a> {
     /// Blocks the client on `keys` until one is ready or `timeout_ms` (0 =
     /// forever) passes; returns the reply to give meanwhile. Inside MULTI a
     /// blocking command does not block: it answers `timeout_reply` at once.
+    /// When the command is being re-run for a ready key (see
+    /// [`Ctx::serving_key`]) the client is still queued where it was, so this
+    /// only says "not yet".
     pub fn block(
         &mut self,
         keys: Vec<Bytes>,
@@ -209,14 +218,33 @@ impl<'a> Ctx<'a> {
         args: &[Bytes],
         timeout_reply: Reply,
     ) -> Reply {
+        if self.ex.serving.is_some() {
+            return Reply::Blocked;
+        }
         if self.ex.in_exec {
             return timeout_reply;
         }
+        // A timeout too far away to represent is as good as forever (and
+        // must not overflow `Instant`).
         let deadline = (timeout_ms > 0)
-            .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms));
+            .then(|| {
+                std::time::Instant::now().checked_add(std::time::Duration::from_millis(timeout_ms))
+            })
+            .flatten();
+        // Kept for as long as the client waits: own copies, so the wait does
+        // not pin the connection's read buffer the arguments were cut from.
+        let keys = keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
+        let args = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
         self.ex
-            .block_client(self.client, keys, args.to_vec(), timeout_reply, deadline);
+            .block_client(self.client, keys, args, timeout_reply, deadline);
         Reply::Blocked
+    }
+
+    /// While a blocked client's command is re-run because one of its keys
+    /// became ready: that key. Blocking handlers then serve from that key
+    /// only, and a key of another type means "keep waiting", not WRONGTYPE.
+    pub fn serving_key(&self) -> Option<Bytes> {
+        self.ex.serving.clone()
     }
 
     /// Whether the keyspace holds a live key (any type).

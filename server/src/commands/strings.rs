@@ -317,7 +317,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                     Bytes::from(t.to_string()),
                 ]]);
             }
-            ExpireOpt::Persist if ctx.lookup(key).map(|e| e.expire_at != 0).unwrap_or(false) => {
+            ExpireOpt::Persist if ctx.lookup(key).is_some_and(|e| e.expire_at != 0) => {
                 ctx.db().set_expire(key, 0);
                 ctx.modified(key);
                 ctx.propagate_as(vec![vec![Bytes::from_static(b"PERSIST"), key.clone()]]);
