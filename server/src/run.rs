@@ -101,7 +101,13 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
         std::process::id(),
         cfg.port
     );
-    let ex = Rc::new(RefCell::new(Executor::new(cfg)));
+    let mut executor = Executor::new(cfg);
+    if let Err(e) = crate::aof::startup(&mut executor, crate::aof::file_storage()) {
+        // As Redis: a persistence file that cannot be loaded stops the start.
+        tracing::error!("{e}");
+        return Err(std::io::Error::other(e));
+    }
+    let ex = Rc::new(RefCell::new(executor));
     let shared = Rc::new(Shared {
         ex: ex.clone(),
         shutdown: Rc::new(Notify::new()),
@@ -128,7 +134,9 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(1000 / hz));
         loop {
             tick.tick().await;
-            cron_ex.borrow_mut().cron();
+            let mut ex = cron_ex.borrow_mut();
+            ex.cron();
+            crate::aof::cron(&mut ex);
         }
     });
     tracing::info!("Ready to accept connections");
@@ -138,6 +146,7 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
         _ = sigterm.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
         _ = tokio::signal::ctrl_c() => tracing::warn!("Received SIGINT scheduling shutdown..."),
     }
+    crate::aof::shutdown(&mut ex.borrow_mut());
     tracing::info!("Redoubt is now ready to exit, bye bye...");
     Ok(())
 }

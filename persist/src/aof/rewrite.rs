@@ -112,6 +112,7 @@ pub fn commit(
     rdb: bool,
     current_incr: Option<&str>,
 ) -> Result<(), DirError> {
+    dir.ensure_dir()?;
     let seq = m.curr_base_seq + 1;
     let name = dir.base_name(seq, rdb);
     let dst = dir.path(&name);
