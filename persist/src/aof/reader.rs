@@ -98,6 +98,9 @@ pub struct AofReader<R> {
     pos: u64,
     eof: bool,
     line: u64,
+    /// Where the last primitive read began (what redis-check-aof reports for
+    /// an EOF inside MULTI).
+    epos: u64,
     /// Commands returned so far (transactions count their inner commands and
     /// MULTI/EXEC).
     commands: u64,
@@ -121,6 +124,7 @@ impl<R: Read> AofReader<R> {
             pos: start_offset,
             eof: false,
             line: 1,
+            epos: start_offset,
             commands: 0,
         }
     }
@@ -212,6 +216,7 @@ impl<R: Read> AofReader<R> {
 
     /// `<prefix><number>\r\n`; the number as `strtol` reads it.
     fn read_number(&mut self, prefix: u8) -> Result<Result<i64, Fail>, ReadError> {
+        self.epos = self.pos;
         let line = self.gets(NUM_LINE_MAX)?;
         if line.is_empty() {
             return Ok(Err(Fail::Eof("Unexpected end of file".into())));
@@ -242,9 +247,11 @@ impl<R: Read> AofReader<R> {
         Ok(Ok(n))
     }
 
-    /// `len` payload bytes then CRLF, read in bounded chunks.
+    /// `len` payload bytes then CRLF, read in bounded chunks. Like Redis,
+    /// payload and CRLF are one read of `len + 2` bytes.
     fn read_payload(&mut self, len: i64) -> Result<Result<Vec<u8>, (u64, Fail)>, ReadError> {
         let start = self.pos;
+        self.epos = start;
         if !(0..=i64::MAX - 2).contains(&len) {
             return Ok(Err((
                 start,
@@ -253,17 +260,17 @@ impl<R: Read> AofReader<R> {
                 )),
             )));
         }
-        let len = len as u64;
+        let want = len as u64 + 2;
         let mut out = Vec::new();
-        while (out.len() as u64) < len {
-            let want = ((len - out.len() as u64).min(CHUNK as u64)) as usize;
-            self.fill(want)?;
-            let k = self.avail().min(want);
+        while (out.len() as u64) < want {
+            let chunk = ((want - out.len() as u64).min(CHUNK as u64)) as usize;
+            self.fill(chunk)?;
+            let k = self.avail().min(chunk);
             if k == 0 {
                 return Ok(Err((
                     start,
                     Fail::Eof(format!(
-                        "Expected to read {len} bytes, got {} bytes",
+                        "Expected to read {want} bytes, got {} bytes",
                         out.len()
                     )),
                 )));
@@ -271,24 +278,11 @@ impl<R: Read> AofReader<R> {
             out.extend_from_slice(&self.buf[self.head..self.head + k]);
             self.consume(k);
         }
-        let nl_at = self.pos;
-        self.fill(2)?;
-        let got = &self.buf[self.head..self.head + self.avail().min(2)];
-        if got != b"\r\n" {
-            let b0 = got.first().copied().unwrap_or(0);
-            let b1 = got.get(1).copied().unwrap_or(0);
-            let what = format!("Expected \\r\\n, got: {b0:02x}{b1:02x}");
-            let short = got.len() < 2 && (got.is_empty() || got == b"\r");
-            return Ok(Err((
-                nl_at,
-                if short {
-                    Fail::Eof(what)
-                } else {
-                    Fail::Bad(what)
-                },
-            )));
+        let tail = out.split_off(len as usize);
+        if tail != b"\r\n" {
+            let what = format!("Expected \\r\\n, got: {:02x}{:02x}", tail[0], tail[1]);
+            return Ok(Err((start, Fail::Bad(what))));
         }
-        self.consume(2);
         self.line += 1;
         Ok(Ok(out))
     }
@@ -360,13 +354,9 @@ impl<R: Read> AofReader<R> {
             }));
         }
         if self.buf[self.head] != b'*' {
-            let c = self.buf[self.head];
-            return Err(self.problem(
-                ProblemKind::Corrupt,
-                start,
-                rs,
-                format!("Expected prefix '*', got: '{}'", c as char),
-            ));
+            // redis-check-aof's words for a record starting with neither
+            // '*' nor '#'.
+            return Err(self.problem(ProblemKind::Corrupt, start, rs, "format error".into()));
         }
         let argc = match self.read_number(b'*')? {
             Ok(n) => n,
@@ -424,11 +414,10 @@ impl<R: Read> AofReader<R> {
         }
         let mut inner = Vec::new();
         loop {
-            let at = self.pos;
             let Some(r) = self.next_record_from(Some(rec.start))? else {
                 return Err(self.problem(
                     ProblemKind::TornTail,
-                    at,
+                    self.epos,
                     rec.start,
                     "Reached EOF before reading EXEC for MULTI".into(),
                 ));
@@ -564,7 +553,7 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(e.kind, ProblemKind::Corrupt);
-        assert_eq!(e.what, "Expected prefix '*', got: 'g'");
+        assert_eq!(e.what, "format error");
     }
 
     #[test]
