@@ -176,6 +176,17 @@ impl Aof {
             fsync: FsyncMode::Background,
         });
         let h = WriterHandle::spawn(core)?;
+        // Everything before `start_lsn` is either in the files already or
+        // was never logged: replies waiting on it must not wait for the
+        // next write.
+        self.tx.send_if_modified(|v| {
+            if start_lsn > *v {
+                *v = start_lsn;
+                true
+            } else {
+                false
+            }
+        });
         self.stats = Some(h.stats.clone());
         self.writer = Some(h);
         self.current_incr = Some(name);

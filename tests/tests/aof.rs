@@ -19,7 +19,13 @@ fn redoubt_bin() -> Option<PathBuf> {
 }
 
 fn on_path(name: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {name}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 macro_rules! need {
@@ -37,7 +43,11 @@ fn port() -> u16 {
 }
 
 fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("redoubt-aof-{tag}-{}-{}", std::process::id(), port()));
+    let d = std::env::temp_dir().join(format!(
+        "redoubt-aof-{tag}-{}-{}",
+        std::process::id(),
+        port()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -51,10 +61,28 @@ struct Server {
 impl Server {
     fn start(bin: &Path, dir: &Path, extra: &[&str]) -> Server {
         let port = port();
-        let mut args: Vec<String> = vec!["--port".into(), port.to_string(), "--dir".into(), dir.display().to_string(), "--appendonly".into(), "yes".into(), "--save".into(), "".into()];
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--appendonly".into(),
+            "yes".into(),
+            "--save".into(),
+            "".into(),
+        ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let log = std::fs::File::create(dir.join(format!("{}.log", bin.file_name().unwrap().to_string_lossy()))).unwrap();
-        let child = Command::new(bin).args(&args).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        let log = std::fs::File::create(dir.join(format!(
+            "{}.log",
+            bin.file_name().unwrap().to_string_lossy()
+        )))
+        .unwrap();
+        let child = Command::new(bin)
+            .args(&args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         let s = Server { child, port };
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(10) {
@@ -65,7 +93,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("server {} did not start in {}", bin.display(), dir.display());
+        panic!(
+            "server {} did not start in {}",
+            bin.display(),
+            dir.display()
+        );
     }
 
     fn conn(&self) -> redis::RedisResult<redis::Connection> {
@@ -97,12 +129,30 @@ fn write_dataset(c: &mut redis::Connection) {
     for db in [0, 3] {
         let _: () = redis::cmd("SELECT").arg(db).query(c).unwrap();
         for i in 0..50 {
-            let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(format!("v{i}-{db}\r\n\x00")).query(c).unwrap();
+            let _: () = redis::cmd("SET")
+                .arg(format!("k{i}"))
+                .arg(format!("v{i}-{db}\r\n\x00"))
+                .query(c)
+                .unwrap();
         }
         let _: i64 = redis::cmd("INCR").arg("counter").query(c).unwrap();
-        let _: () = redis::cmd("SET").arg("ttl").arg("x").arg("EX").arg(1000).query(c).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("ttl")
+            .arg("x")
+            .arg("EX")
+            .arg(1000)
+            .query(c)
+            .unwrap();
         let _: i64 = redis::cmd("DEL").arg("k7").query(c).unwrap();
-        let _: Vec<redis::Value> = redis::pipe().atomic().cmd("SET").arg("tx").arg("1").cmd("INCR").arg("tx").query(c).unwrap();
+        let _: Vec<redis::Value> = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg("tx")
+            .arg("1")
+            .cmd("INCR")
+            .arg("tx")
+            .query(c)
+            .unwrap();
     }
 }
 
@@ -133,7 +183,11 @@ fn redis_loads_a_directory_redoubt_wrote() {
     let mut c = s.conn().unwrap();
     write_dataset(&mut c);
     let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
-    let _: () = redis::cmd("SET").arg("after-rewrite").arg("1").query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("after-rewrite")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
     let want = dump(&mut c);
     drop(c);
     s.shutdown();
@@ -152,12 +206,20 @@ fn redoubt_loads_a_directory_redis_wrote() {
     };
     need!(on_path("redis-server"), "redis-server not on PATH");
     let d = tmpdir("r2d");
-    let r = Server::start(Path::new("redis-server"), &d, &["--aof-use-rdb-preamble", "no"]);
+    let r = Server::start(
+        Path::new("redis-server"),
+        &d,
+        &["--aof-use-rdb-preamble", "no"],
+    );
     let mut c = r.conn().unwrap();
     write_dataset(&mut c);
     let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let _: () = redis::cmd("SET").arg("after-rewrite").arg("1").query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("after-rewrite")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
     let want = dump(&mut c);
     drop(c);
     r.shutdown();
@@ -172,7 +234,11 @@ fn rdb_preamble_base_is_detected() {
     need!(on_path("redis-server"), "redis-server not on PATH");
     use redoubt_persist::aof::{load_dir, AofDir, LoadError, LoadOptions, Replay};
     let d = tmpdir("pre");
-    let r = Server::start(Path::new("redis-server"), &d, &["--aof-use-rdb-preamble", "yes"]);
+    let r = Server::start(
+        Path::new("redis-server"),
+        &d,
+        &["--aof-use-rdb-preamble", "yes"],
+    );
     let mut c = r.conn().unwrap();
     let _: () = redis::cmd("SET").arg("a").arg("1").query(&mut c).unwrap();
     drop(c);
@@ -186,10 +252,24 @@ fn rdb_preamble_base_is_detected() {
             Ok(())
         }
     }
-    let dir = AofDir::new(std::sync::Arc::new(redoubt_persist::storage::FileStorage), &d, "appendonlydir", "appendonly.aof");
+    let dir = AofDir::new(
+        std::sync::Arc::new(redoubt_persist::storage::FileStorage),
+        &d,
+        "appendonlydir",
+        "appendonly.aof",
+    );
     let m = dir.load_manifest().unwrap().unwrap();
     assert!(m.base.as_ref().unwrap().name.ends_with(".base.rdb"));
-    let e = load_dir(&dir, &m, LoadOptions { load_truncated: true }, None, &mut Nop).unwrap_err();
+    let e = load_dir(
+        &dir,
+        &m,
+        LoadOptions {
+            load_truncated: true,
+        },
+        None,
+        &mut Nop,
+    )
+    .unwrap_err();
     assert!(matches!(e, LoadError::NoRdbLoader { .. }), "{e}");
     // With a plug-in, the RDB part goes to it and the incr is read after.
     let mut called = false;
@@ -200,7 +280,16 @@ fn rdb_preamble_base_is_detected() {
         assert!(all.starts_with(b"REDIS"));
         Ok(())
     };
-    load_dir(&dir, &m, LoadOptions { load_truncated: true }, Some(&mut plug), &mut Nop).unwrap();
+    load_dir(
+        &dir,
+        &m,
+        LoadOptions {
+            load_truncated: true,
+        },
+        Some(&mut plug),
+        &mut Nop,
+    )
+    .unwrap();
     assert!(called);
 }
 
@@ -224,7 +313,10 @@ fn kill9(mode: &str) {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
-                let r: redis::RedisResult<()> = redis::cmd("SET").arg(format!("t{t}:{i}")).arg(i).query(&mut c);
+                let r: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(format!("t{t}:{i}"))
+                    .arg(i)
+                    .query(&mut c);
                 if r.is_err() {
                     break;
                 }
@@ -243,14 +335,23 @@ fn kill9(mode: &str) {
         assert!(n > 0, "{mode}: client {t} got nothing acknowledged");
         let mut present = 0u64;
         loop {
-            let e: i64 = redis::cmd("EXISTS").arg(format!("t{t}:{}", present + 1)).query(&mut c).unwrap();
+            let e: i64 = redis::cmd("EXISTS")
+                .arg(format!("t{t}:{}", present + 1))
+                .query(&mut c)
+                .unwrap();
             if e == 0 {
                 break;
             }
             present += 1;
         }
-        assert!(present >= n, "{mode}: client {t}: acknowledged {n}, recovered {present}");
-        let gap: i64 = redis::cmd("EXISTS").arg(format!("t{t}:{}", present + 2)).query(&mut c).unwrap();
+        assert!(
+            present >= n,
+            "{mode}: client {t}: acknowledged {n}, recovered {present}"
+        );
+        let gap: i64 = redis::cmd("EXISTS")
+            .arg(format!("t{t}:{}", present + 2))
+            .query(&mut c)
+            .unwrap();
         assert_eq!(gap, 0, "{mode}: hole after {present}");
     }
     drop(c);
@@ -271,4 +372,100 @@ fn kill9_everysec() {
 #[test]
 fn kill9_no() {
     kill9("no");
+}
+
+#[test]
+fn runtime_switch_on_then_loadaof_and_restart() {
+    let Some(bin) = redoubt_bin() else {
+        eprintln!("skipped: redoubt-server not built");
+        return;
+    };
+    let d = tmpdir("switch");
+    let s = Server::start(
+        &bin,
+        &d,
+        &["--appendonly", "no", "--enable-debug-command", "yes"],
+    );
+    let mut c = s.conn().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("before")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("yes")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendfsync")
+        .arg("always")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("after")
+        .arg("2")
+        .query(&mut c)
+        .unwrap();
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+    assert!(
+        info.contains("aof_enabled:1") && info.contains("aof_last_write_status:ok"),
+        "{info}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(d.join("appendonlydir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "appendonly.aof.1.base.aof",
+            "appendonly.aof.1.incr.aof",
+            "appendonly.aof.manifest"
+        ]
+    );
+    let _: () = redis::cmd("DEBUG").arg("LOADAOF").query(&mut c).unwrap();
+    let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(n, 2);
+    drop(c);
+    s.shutdown();
+    let s = Server::start(&bin, &d, &[]);
+    let mut c = s.conn().unwrap();
+    let v: Vec<Option<String>> = redis::cmd("MGET")
+        .arg("before")
+        .arg("after")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, [Some("1".to_string()), Some("2".to_string())]);
+    drop(c);
+    s.shutdown();
+}
+
+#[test]
+fn legacy_single_file_is_upgraded() {
+    let Some(bin) = redoubt_bin() else {
+        eprintln!("skipped: redoubt-server not built");
+        return;
+    };
+    let d = tmpdir("legacy");
+    let mut aof = Vec::new();
+    redoubt_persist::aof::encode_command(&mut aof, &["SELECT", "0"]);
+    redoubt_persist::aof::encode_command(&mut aof, &["SET", "old", "style"]);
+    aof.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$4\r\ntorn"); // a torn tail, truncated on load
+    std::fs::write(d.join("appendonly.aof"), &aof).unwrap();
+    let s = Server::start(&bin, &d, &[]);
+    let mut c = s.conn().unwrap();
+    let v: Option<String> = redis::cmd("GET").arg("old").query(&mut c).unwrap();
+    assert_eq!(v.as_deref(), Some("style"));
+    drop(c);
+    s.shutdown();
+    assert!(!d.join("appendonly.aof").exists());
+    let m = std::fs::read_to_string(d.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(
+        m,
+        "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
 }
