@@ -327,7 +327,7 @@ impl Ctx<'_, '_> {
         } else {
             self.say(format!("0x{:16x}: {}", p.err.offset, p.err.what));
         }
-        let diff = fc.size - fc.ok_up_to;
+        let diff = fc.size.saturating_sub(fc.ok_up_to);
         let what = match p.err.kind {
             ProblemKind::TornTail => "torn tail: the last command is incomplete (a crash mid-write); truncating is safe".to_string(),
             ProblemKind::Corrupt => format!(
@@ -357,7 +357,7 @@ impl Ctx<'_, '_> {
             fc.size,
             fc.ok_up_to,
             fc.line,
-            fc.size - fc.ok_up_to
+            fc.size.saturating_sub(fc.ok_up_to)
         ));
     }
 
@@ -486,7 +486,7 @@ fn json_report(
             f.size,
             f.ok_up_to,
             f.line,
-            f.size - f.ok_up_to,
+            f.size.saturating_sub(f.ok_up_to),
             f.commands,
             f.problem.is_none()
         ));
@@ -503,7 +503,7 @@ fn json_report(
                 json_str(&p.err.what),
                 p.excerpt_at,
                 json_str(&hex(&p.excerpt)),
-                f.size - f.ok_up_to,
+                f.size.saturating_sub(f.ok_up_to),
                 p.commands_after
             ));
         }
@@ -714,7 +714,7 @@ fn finish_file(
     }
     cx.report_problem(&fc);
     cx.analyzed(&fc);
-    let diff = fc.size - fc.ok_up_to;
+    let diff = fc.size.saturating_sub(fc.ok_up_to);
     if diff == 0 {
         if let Some(t) = cx.opts.truncate_to {
             if last {

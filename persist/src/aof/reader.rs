@@ -603,4 +603,33 @@ mod tests {
         assert_eq!(parse_timestamp(b"TS:1a"), None);
         assert_eq!(parse_timestamp(b"X"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = units(&data);
+        }
+
+        #[test]
+        fn never_panics_on_mutated_records(pos in 0usize..200, byte in proptest::prelude::any::<u8>(), cut in 0usize..200) {
+            let mut d = sample();
+            let p = pos % d.len();
+            d[p] = byte;
+            d.truncate(cut.max(1).min(d.len()));
+            let _ = units(&d);
+        }
+    }
+
+    #[test]
+    fn manifest_parser_never_panics() {
+        for b in 0..=255u8 {
+            let mut t = b"file a seq 1 type b\n".to_vec();
+            for i in 0..t.len() {
+                let old = t[i];
+                t[i] = b;
+                let _ = crate::aof::Manifest::parse(&t);
+                t[i] = old;
+            }
+        }
+    }
 }

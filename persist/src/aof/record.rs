@@ -14,14 +14,21 @@ pub fn encode_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
     }
 }
 
-fn push_num(out: &mut Vec<u8>, n: u64) {
-    let mut buf = itoa_buf(n);
-    out.append(&mut buf);
+fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    // Called for every argument of every logged command: format without
+    // allocating.
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
     out.extend_from_slice(b"\r\n");
-}
-
-fn itoa_buf(n: u64) -> Vec<u8> {
-    n.to_string().into_bytes()
 }
 
 /// `#TS:<secs>\r\n`.
