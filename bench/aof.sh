@@ -41,7 +41,7 @@ stop() { redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true; wait "$2" 2>
 # "rps p50 p99" for SET at pipeline $2 with $3 requests.
 setload() {
   taskset -c "$CLIENT_CORE" redis-benchmark -p "$1" -t set -r 100000 -d 64 -c 50 -P "$2" -n "$3" --csv 2>/dev/null |
-    awk -F'"' '/^"SET"/ {print $4, $8, $14}'
+    awk -F'"' '/^"SET"/ {print $4, $10, $14}'
 }
 
 declare -A R
