@@ -261,7 +261,9 @@ impl Executor {
         self.stats.total_commands += 1;
         // Keys the command expired on its way are deleted before its own effect.
         self.propagate_expired();
-        if self.dirty != dirty_before {
+        // EXEC's own effect is the MULTI ... EXEC block run_exec logged;
+        // logging the EXEC command again would leave a lone EXEC in the AOF.
+        if self.dirty != dirty_before && spec.name != "exec" {
             match propagate {
                 Propagate::AsIs => self.log(db, args.to_vec()),
                 Propagate::As(cmds) => {
