@@ -499,8 +499,17 @@ pub fn rewrite_now(ex: &mut Executor) -> Result<(), String> {
         return Err("no AOF sink".into());
     };
     a.flush();
-    let mut m = a.manifest.clone();
     let on = a.enabled();
+    // With AOF off the in-memory manifest may be stale: start from the one on
+    // disk so the new base's sequence number never reuses a listed name.
+    let mut m = if on {
+        a.manifest.clone()
+    } else {
+        match a.dir.load_manifest() {
+            Ok(Some(m)) => m,
+            _ => a.manifest.clone(),
+        }
+    };
     let mut new_incr = None;
     let res = {
         let writer = &a.writer;
@@ -839,5 +848,34 @@ mod tests {
         let mut ex2 = Executor::new(c);
         startup(&mut ex2, Arc::new(s.clone())).unwrap();
         assert!(ex2.ks.dbs[0].peek(b"a").is_some());
+    }
+}
+
+#[cfg(test)]
+mod off_tests {
+    use super::*;
+    use redoubt_persist::storage::SimStorage;
+
+    #[test]
+    fn bgrewriteaof_with_aof_off_never_reuses_a_listed_name() {
+        let s = SimStorage::new();
+        let on = Config {
+            appendonly: true,
+            ..Config::default()
+        };
+        let mut ex = Executor::new(on.clone());
+        startup(&mut ex, Arc::new(s.clone())).unwrap();
+        shutdown(&mut ex);
+        let mut off = Executor::new(Config::default());
+        startup(&mut off, Arc::new(s.clone())).unwrap();
+        rewrite_now(&mut off).unwrap();
+        let m = AofDir::new(Arc::new(s.clone()), ".", "appendonlydir", "appendonly.aof")
+            .load_manifest()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            m.to_bytes(),
+            b"file appendonly.aof.2.base.aof seq 2 type b\n".to_vec()
+        );
     }
 }
