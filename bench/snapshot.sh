@@ -8,8 +8,11 @@
 #      copy-on-write), save duration, throughput, p99 and max latency;
 #   4. an idle BGSAVE.
 # Results go to BENCHMARKS.md between the snapshot markers.
+# MODE=bgrewriteaof does the same with appendonly yes (everysec) and a
+# BGREWRITEAOF instead of the BGSAVE (its own section of BENCHMARKS.md).
 #
 #   KEYS=2000000 SIZE=256 REQUESTS=6000000 bench/snapshot.sh
+#   MODE=bgrewriteaof bench/snapshot.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-2000000}
@@ -18,6 +21,14 @@ REQUESTS=${REQUESTS:-6000000}
 SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
 OUT=${OUT:-BENCHMARKS.md}
+MODE=${MODE:-bgsave}
+if [ "$MODE" = bgrewriteaof ]; then
+  PERSIST=(--appendonly yes --appendfsync everysec)
+  PROGRESS=aof_rewrite_in_progress
+else
+  PERSIST=(--appendonly no)
+  PROGRESS=rdb_bgsave_in_progress
+fi
 
 command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)"; exit 1; }
 cargo build --release -q -p redoubt-server
@@ -42,7 +53,7 @@ load() {
 info_field() { redis-cli -p "$1" info persistence | tr -d '\r' | awk -F: -v f="$2" '$1==f {print $2}'; }
 
 wait_save_done() {
-  while [ "$(info_field "$1" rdb_bgsave_in_progress)" = "1" ]; do sleep 0.05; done
+  while [ "$(info_field "$1" "$PROGRESS")" = "1" ]; do sleep 0.05; done
 }
 
 bench_one() {
@@ -50,9 +61,10 @@ bench_one() {
   port=$(free_port)
   dir=$WORK/$name; mkdir -p "$dir"
   if [ "$name" = redoubt ]; then
-    taskset -c "$SERVER_CORE" "$BIN" --port "$port" --dir "$dir" --save '' --enable-debug-command yes >"$dir/log" 2>&1 &
+    taskset -c "$SERVER_CORE" "$BIN" --port "$port" --dir "$dir" --save '' "${PERSIST[@]}" \
+      --enable-debug-command yes >"$dir/log" 2>&1 &
   else
-    taskset -c "$SERVER_CORE" redis-server --port "$port" --dir "$dir" --save '' --appendonly no \
+    taskset -c "$SERVER_CORE" redis-server --port "$port" --dir "$dir" --save '' "${PERSIST[@]}" \
       --enable-debug-command yes --daemonize no >"$dir/log" 2>&1 &
   fi
   pid=$!
@@ -76,7 +88,7 @@ bench_one() {
   sleep 2
   local t0 t1
   t0=$(date +%s.%N)
-  redis-cli -p "$port" bgsave >/dev/null
+  redis-cli -p "$port" "$MODE" >/dev/null
   wait_save_done "$port"
   t1=$(date +%s.%N)
   wait "$loader"
@@ -89,7 +101,7 @@ bench_one() {
 
   # Idle save.
   t0=$(date +%s.%N)
-  redis-cli -p "$port" bgsave >/dev/null
+  redis-cli -p "$port" "$MODE" >/dev/null
   sleep 0.05
   wait_save_done "$port"
   t1=$(date +%s.%N)
@@ -106,9 +118,11 @@ r2=$(bench_one redis)
 echo "$r1"
 echo "$r2"
 
-python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" <<'EOF'
+python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" <<'EOF'
 import sys, re
-out, keys, size, requests, a, b = sys.argv[1:]
+out, keys, size, requests, a, b, mode = sys.argv[1:]
+tag = "snapshot" if mode == "bgsave" else "rewrite"
+what = "BGSAVE" if mode == "bgsave" else "BGREWRITEAOF (appendonly yes, everysec)"
 def parse(line):
     f = line.split()
     keys = ["name","base_rps","base_p99","base_max","save_rps","save_p99","save_max","before_kb","peak_kb","save_s","idle_s","rss_kb"]
@@ -132,22 +146,22 @@ rows = [
  ("save duration under load (s)", r["save_s"], s["save_s"], "{:.1f}"),
  ("idle save duration (s)", r["idle_s"], s["idle_s"], "{:.1f}"),
 ]
-lines = ["<!-- snapshot:start -->", "## Snapshots: BGSAVE under an overwrite load", "",
- f"`KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh` — {keys} keys x {size} bytes (DEBUG POPULATE), "
+lines = [f"<!-- {tag}:start -->", f"## {what} under an overwrite load", "",
+ f"`MODE={mode} KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh` — {keys} keys x {size} bytes (DEBUG POPULATE), "
  f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core 0, client on core 1, "
- "BGSAVE 2 s into the second run, RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty).", "",
+ f"{mode.upper()} 2 s into the second run, RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty).", "",
  "| measure | Redoubt | Redis 7.0.15 | Redoubt/Redis |", "|---|---|---|---|"]
 for label, x, y, fmt in rows:
     ratio = f"{x/y:.2f}" if y else "-"
     lines.append(f"| {label} | {fmt.format(x)} | {fmt.format(y)} | {ratio} |")
-lines.append("<!-- snapshot:end -->")
+lines.append(f"<!-- {tag}:end -->")
 block = "\n".join(lines)
 try:
     text = open(out).read()
 except FileNotFoundError:
     text = "# Benchmarks\n"
-if "<!-- snapshot:start -->" in text:
-    text = re.sub(r"<!-- snapshot:start -->.*<!-- snapshot:end -->", block, text, flags=re.S)
+if f"<!-- {tag}:start -->" in text:
+    text = re.sub(f"<!-- {tag}:start -->.*<!-- {tag}:end -->", block, text, flags=re.S)
 else:
     text = text.rstrip() + "\n\n" + block + "\n"
 open(out, "w").write(text)

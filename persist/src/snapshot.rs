@@ -15,6 +15,8 @@
 //! over the target and fsyncs the directory, so the old dump stays intact
 //! until the new one is complete and durable.
 
+use crate::aof::record::{encode_annotation, encode_command};
+use crate::aof::rewrite::write_entry as resp_entry;
 use crate::keyspace::{Entry, Keyspace, SegmentSink, SnapHook};
 use crate::rdb::{RdbError, RdbWriter, SaveOptions};
 use crate::storage::{parent_dir, Storage};
@@ -103,15 +105,103 @@ impl Write for ChunkWriter {
     }
 }
 
+/// What a snapshot is written as.
+pub enum SnapshotFormat {
+    /// An RDB file (a dump, or the RDB base of an AOF).
+    Rdb(SaveOptions),
+    /// RESP commands (an AOF base with `aof-use-rdb-preamble no`); keys
+    /// already expired at `now_ms` are left out, as Redis's rewrite does.
+    Resp { now_ms: u64, timestamp: Option<u64> },
+}
+
+/// One output format of the serializer.
+trait Encoder: Send {
+    fn select_db(&mut self, db: usize, keys: u64, volatile: u64) -> Result<(), SnapshotError>;
+    fn write_entry(&mut self, e: &Entry) -> Result<(), SnapshotError>;
+    /// Writes the trailer and hands back the byte sink.
+    fn finish(self: Box<Self>) -> Result<ChunkWriter, SnapshotError>;
+}
+
+impl Encoder for RdbWriter<ChunkWriter> {
+    fn select_db(&mut self, db: usize, keys: u64, volatile: u64) -> Result<(), SnapshotError> {
+        Ok(RdbWriter::select_db(self, db, keys, volatile)?)
+    }
+
+    fn write_entry(&mut self, e: &Entry) -> Result<(), SnapshotError> {
+        Ok(RdbWriter::write_entry(self, &e.key, &e.value, e.expire_at)?)
+    }
+
+    fn finish(self: Box<Self>) -> Result<ChunkWriter, SnapshotError> {
+        Ok(RdbWriter::finish(*self)?)
+    }
+}
+
+struct RespEncoder {
+    out: ChunkWriter,
+    buf: Vec<u8>,
+    now_ms: u64,
+}
+
+impl RespEncoder {
+    fn spill(&mut self) -> Result<(), SnapshotError> {
+        if self.buf.len() >= CHUNK {
+            self.out
+                .write_all(&self.buf)
+                .map_err(|source| SnapshotError::Io {
+                    op: "write",
+                    path: "AOF base".into(),
+                    source,
+                })?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Encoder for RespEncoder {
+    fn select_db(&mut self, db: usize, _keys: u64, _volatile: u64) -> Result<(), SnapshotError> {
+        let db = db.to_string();
+        encode_command(&mut self.buf, &[b"SELECT".as_slice(), db.as_bytes()]);
+        Ok(())
+    }
+
+    fn write_entry(&mut self, e: &Entry) -> Result<(), SnapshotError> {
+        if e.is_expired(self.now_ms) {
+            return Ok(());
+        }
+        resp_entry(&mut self.buf, &e.key, &e.value);
+        if e.expire_at != 0 {
+            let at = e.expire_at.to_string();
+            encode_command(
+                &mut self.buf,
+                &[b"PEXPIREAT".as_slice(), &e.key, at.as_bytes()],
+            );
+        }
+        self.spill()
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<ChunkWriter, SnapshotError> {
+        let buf = std::mem::take(&mut self.buf);
+        self.out
+            .write_all(&buf)
+            .map_err(|source| SnapshotError::Io {
+                op: "write",
+                path: "AOF base".into(),
+                source,
+            })?;
+        Ok(self.out)
+    }
+}
+
 /// The serializer side: receives segments from the keyspace hooks.
 struct Sink {
-    writer: Option<RdbWriter<ChunkWriter>>,
+    writer: Option<Box<dyn Encoder>>,
     /// Database whose SELECTDB was written last.
     current_db: Option<usize>,
     /// (keys, volatile keys) per db at the start, for RESIZEDB hints.
     sizes: Vec<(u64, u64)>,
     keys: u64,
-    error: Option<RdbError>,
+    error: Option<SnapshotError>,
 }
 
 impl SegmentSink for Sink {
@@ -131,7 +221,7 @@ impl SegmentSink for Sink {
             self.current_db = Some(db);
         }
         for e in entries {
-            if let Err(e) = w.write_entry(&e.key, &e.value, e.expire_at) {
+            if let Err(e) = w.write_entry(e) {
                 self.error = Some(e);
                 return;
             }
@@ -160,7 +250,7 @@ pub struct SnapshotSpec {
     pub storage: Arc<dyn Storage>,
     /// Final file path (dir/dbfilename, or an AOF base).
     pub target: PathBuf,
-    pub rdb: SaveOptions,
+    pub format: SnapshotFormat,
     pub lsn: u64,
     pub epoch: u64,
 }
@@ -169,11 +259,7 @@ impl Snapshot {
     /// Starts a snapshot of `ks` at this instant: hooks every database and
     /// starts the writer thread. The temp file is created before returning,
     /// so a directory that cannot be written fails here.
-    pub fn start(ks: &mut Keyspace, mut spec: SnapshotSpec) -> Result<Snapshot, SnapshotError> {
-        spec.rdb.extra_aux.push((
-            LSN_AUX.as_bytes().to_vec(),
-            spec.lsn.to_string().into_bytes(),
-        ));
+    pub fn start(ks: &mut Keyspace, spec: SnapshotSpec) -> Result<Snapshot, SnapshotError> {
         let dir = parent_dir(&spec.target);
         let temp = dir.join(format!("temp-{}-{}.rdb", std::process::id(), spec.epoch));
         let file = spec
@@ -194,7 +280,26 @@ impl Snapshot {
             pending: pending.clone(),
             peak: peak.clone(),
         };
-        let writer = RdbWriter::new(chunk_writer, spec.rdb)?;
+        let writer: Box<dyn Encoder> = match spec.format {
+            SnapshotFormat::Rdb(mut opts) => {
+                opts.extra_aux.push((
+                    LSN_AUX.as_bytes().to_vec(),
+                    spec.lsn.to_string().into_bytes(),
+                ));
+                Box::new(RdbWriter::new(chunk_writer, opts)?)
+            }
+            SnapshotFormat::Resp { now_ms, timestamp } => {
+                let mut buf = Vec::with_capacity(CHUNK);
+                if let Some(ts) = timestamp {
+                    encode_annotation(&mut buf, ts);
+                }
+                Box::new(RespEncoder {
+                    out: chunk_writer,
+                    buf,
+                    now_ms,
+                })
+            }
+        };
         let storage = spec.storage.clone();
         let target = spec.target.clone();
         let pend = pending.clone();
@@ -276,7 +381,7 @@ impl Snapshot {
         }
         if let Some(e) = self.sink.lock().ok().and_then(|mut s| s.error.take()) {
             self.abort(ks);
-            return Err(e.into());
+            return Err(e);
         }
         if self.next_db < ks.dbs.len() {
             return Ok(false);
@@ -390,7 +495,7 @@ mod tests {
         SnapshotSpec {
             storage,
             target: PathBuf::from("dump.rdb"),
-            rdb: SaveOptions::default(),
+            format: SnapshotFormat::Rdb(SaveOptions::default()),
             lsn,
             epoch,
         }

@@ -37,6 +37,11 @@ pub struct SaveState {
     pub last_load_expired: u64,
     /// LSN of the state in the last loaded or saved dump.
     pub last_lsn: u64,
+    /// A running BGREWRITEAOF (it shares the snapshot machinery, so it and
+    /// a BGSAVE never run at once; each schedules behind the other).
+    pub aof_rewrite: Option<crate::aof::RewriteJob>,
+    pub aof_rewrite_scheduled: bool,
+    pub bgsave_scheduled: bool,
 }
 
 impl Default for SaveState {
@@ -54,6 +59,9 @@ impl Default for SaveState {
             last_load_keys: 0,
             last_load_expired: 0,
             last_lsn: 0,
+            aof_rewrite: None,
+            aof_rewrite_scheduled: false,
+            bgsave_scheduled: false,
         }
     }
 }
@@ -141,25 +149,58 @@ impl Executor {
         Ok(Some(stats.keys_loaded))
     }
 
-    /// Starts a background save. Err carries the reply for the client.
-    pub fn start_bgsave(&mut self) -> Result<(), Reply> {
+    /// Starts a background save (or, with `schedule`, queues it behind a
+    /// running AOF rewrite). Returns the status reply.
+    pub fn start_bgsave(&mut self, schedule: bool) -> Result<&'static str, Reply> {
         if self.save.bgsave.is_some() {
             return Err(Reply::err("ERR Background save already in progress"));
         }
+        if self.save.aof_rewrite.is_some() {
+            if schedule {
+                self.save.bgsave_scheduled = true;
+                return Ok("Background saving scheduled");
+            }
+            return Err(Reply::err("ERR An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."));
+        }
+        self.save.bgsave_scheduled = false;
         let snap = self.begin_snapshot()?;
         self.save.bgsave = Some(snap);
         tracing::info!("Background saving started");
-        Ok(())
+        Ok("Background saving started")
+    }
+
+    /// The next snapshot epoch (each snapshot's hooks compare against it).
+    pub fn next_snapshot_epoch(&mut self) -> u64 {
+        self.save.epoch += 1;
+        self.save.epoch
+    }
+
+    /// Advances whichever snapshot runs (BGSAVE or AOF rewrite) and starts
+    /// a scheduled one when the other ends. Returns true while one runs.
+    pub fn snapshot_tick(&mut self, budget: Duration) -> bool {
+        if self.save.bgsave.is_some() {
+            return self.bgsave_tick(budget);
+        }
+        if self.save.aof_rewrite.is_some() {
+            return crate::aof::rewrite_tick(self, budget);
+        }
+        if self.save.aof_rewrite_scheduled {
+            return crate::aof::start_rewrite(self).is_ok();
+        }
+        if self.save.bgsave_scheduled {
+            return self.start_bgsave(false).is_ok();
+        }
+        false
     }
 
     fn begin_snapshot(&mut self) -> Result<Snapshot, Reply> {
-        self.save.epoch += 1;
+        self.next_snapshot_epoch();
         self.save.last_attempt = Some(Instant::now());
         self.save.dirty_at_start = self.dirty;
         let spec = SnapshotSpec {
             storage: self.save.storage.clone(),
             target: self.rdb_path(),
-            rdb: self.save_options(),
+            format: redoubt_persist::snapshot::SnapshotFormat::Rdb(self.save_options()),
             lsn: self.lsn,
             epoch: self.save.epoch,
         };
@@ -175,6 +216,9 @@ impl Executor {
         if self.save.bgsave.is_some() {
             return Err("ERR Background save already in progress".into());
         }
+        // One snapshot at a time: a running AOF rewrite is finished first
+        // (SAVE blocks the server anyway).
+        crate::aof::finish_rewrite_now(self);
         let mut snap = self.begin_snapshot().map_err(|_| "ERR".to_string())?;
         let result = (|| {
             while !snap.step(&mut self.ks, usize::MAX)? {}
@@ -263,7 +307,7 @@ impl Executor {
 
     /// Save points: start a BGSAVE when one of them is reached.
     pub fn check_save_points(&mut self) {
-        if self.save.bgsave.is_some() || self.config.save.is_empty() {
+        if self.save.bgsave.is_some() || self.save.bgsave_scheduled || self.config.save.is_empty() {
             return;
         }
         let now = now_ms() / 1000;
@@ -281,7 +325,7 @@ impl Executor {
             .find(|(secs, changes)| self.dirty >= *changes && since >= *secs);
         if let (Some((secs, changes)), true) = (hit, retry_ok) {
             tracing::info!("{changes} changes in {secs} seconds. Saving...");
-            let _ = self.start_bgsave();
+            let _ = self.start_bgsave(true);
         }
     }
 
@@ -319,6 +363,33 @@ impl Executor {
             snap.abort(&mut self.ks);
         }
     }
+}
+
+/// Loads the RDB image at the start of an AOF base file; returns its length.
+pub fn load_rdb_image(
+    ex: &mut Executor,
+    r: &mut dyn std::io::Read,
+    name: &str,
+) -> Result<u64, String> {
+    let mut opts = LoadOptions::new(now_ms());
+    opts.limits = ex.encoding_limits();
+    let stats = load_keyspace(r, None, &mut ex.ks, &opts).map_err(|e| format!("{name}: {e}"))?;
+    ex.functions.extend(
+        stats
+            .functions
+            .iter()
+            .map(|code| (library_name(code), bytes::Bytes::copy_from_slice(code))),
+    );
+    Ok(stats.bytes_read)
+}
+
+/// Writes the keyspace as the RDB image of an AOF base (`aof-base` = 1).
+pub fn write_rdb_base(ex: &Executor, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut opts = ex.save_options();
+    opts.aof_base = true;
+    redoubt_persist::rdb::write_keyspace(&ex.ks, w, opts)
+        .map(|_| ())
+        .map_err(std::io::Error::other)
 }
 
 /// The library name from a FUNCTION's code ("#!lua name=mylib ...").

@@ -44,13 +44,13 @@ fn save(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 }
 
 fn bgsave(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match args.len() {
-        1 => {}
-        2 if eq_ic(&args[1], "schedule") => {}
+    let schedule = match args.len() {
+        1 => false,
+        2 if eq_ic(&args[1], "schedule") => true,
         _ => return syntax_error(),
-    }
-    match ctx.ex.start_bgsave() {
-        Ok(()) => Reply::Status("Background saving started"),
+    };
+    match ctx.ex.start_bgsave(schedule) {
+        Ok(status) => Reply::Status(status),
         Err(e) => e,
     }
 }
