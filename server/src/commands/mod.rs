@@ -12,6 +12,8 @@ pub mod connection;
 pub mod keys;
 pub mod server;
 pub mod strings;
+pub mod zset_store;
+pub mod zsets;
 
 /// Command flags (a subset of Redis's, with the same meaning).
 pub mod flags {
@@ -122,6 +124,8 @@ pub fn families() -> Vec<&'static [CommandSpec]> {
         server::COMMANDS,
         keys::COMMANDS,
         strings::COMMANDS,
+        zsets::COMMANDS,
+        zset_store::COMMANDS,
     ]
 }
 
