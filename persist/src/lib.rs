@@ -3,6 +3,7 @@
 //! `Storage` abstraction that all file I/O goes through.
 
 pub mod keyspace;
+pub mod stream_nodes;
 pub mod value;
 pub mod zset;
 

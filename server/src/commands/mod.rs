@@ -11,6 +11,8 @@ use redoubt_persist::{Db, Entry, Value, ValueType};
 pub mod connection;
 pub mod keys;
 pub mod server;
+pub mod stream_groups;
+pub mod streams;
 pub mod strings;
 pub mod zset_store;
 pub mod zsets;
@@ -126,6 +128,8 @@ pub fn families() -> Vec<&'static [CommandSpec]> {
         strings::COMMANDS,
         zsets::COMMANDS,
         zset_store::COMMANDS,
+        streams::COMMANDS,
+        stream_groups::COMMANDS,
     ]
 }
 
