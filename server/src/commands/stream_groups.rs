@@ -929,10 +929,7 @@ fn xautoclaim_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     let mut created = false;
     let mut cursor = start;
     let mut next: Option<StreamId> = None;
-    loop {
-        let Some(id) = g.pel.range(cursor..).next().map(|(id, _)| *id) else {
-            break;
-        };
+    while let Some(id) = g.pel.range(cursor..).next().map(|(id, _)| *id) {
         if attempts == 0 || count == 0 {
             next = Some(id);
             break;

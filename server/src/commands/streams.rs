@@ -392,7 +392,7 @@ fn xadd_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     let key = &args[1];
     let t = parse_trim_args(ctx, args, 2, true)?;
     let rest = args.len() - t.id_at;
-    if rest < 3 || rest % 2 == 0 {
+    if rest < 3 || rest & 1 == 0 {
         return Err(super::wrong_args("xadd"));
     }
     if let Some((id, true)) = t.id {
@@ -679,7 +679,7 @@ fn xread_generic(ctx: &mut Ctx, args: &[Bytes], group_cmd: bool) -> Result<Reply
             count = arg_i64(&args[i])?.max(0);
         } else if eq_ic(a, "streams") && more > 0 {
             streams_at = i + 1;
-            if (args.len() - streams_at) % 2 != 0 {
+            if (args.len() - streams_at) & 1 != 0 {
                 // Redis 7.0 words this the same for XREADGROUP.
                 return Err(Reply::err(
                     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",

@@ -405,7 +405,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], zincrby: bool) -> Result<Reply, R
         }
     }
     let rest = &args[i..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || rest.len() & 1 != 0 {
         return Err(syntax_error());
     }
     if nx && xx {
@@ -413,7 +413,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], zincrby: bool) -> Result<Reply, R
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(Reply::err(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
