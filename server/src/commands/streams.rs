@@ -718,7 +718,12 @@ fn xread_generic(ctx: &mut Ctx, args: &[Bytes], group_cmd: bool) -> Result<Reply
     // None stands for ">".
     let mut ids: Vec<Option<StreamId>> = Vec::with_capacity(n);
     for (key, ida) in keys.iter().zip(id_args) {
-        let s = stream_mut(ctx, key)?;
+        // A woken XREAD skips a key that now holds another type (Redis
+        // leaves it blocked); XREADGROUP reports the stream as gone.
+        let s = match stream_mut(ctx, key) {
+            Err(_) if rerun && group.is_none() => None,
+            r => r?,
+        };
         if let Some((g, _)) = &group {
             let found = s.as_ref().is_some_and(|s| s.groups.contains_key(g));
             if !found {
@@ -757,7 +762,7 @@ fn xread_generic(ctx: &mut Ctx, args: &[Bytes], group_cmd: bool) -> Result<Reply
     for (key, gt) in keys.iter().zip(&ids) {
         match &group {
             None => {
-                let Some(s) = stream_mut(ctx, key)? else {
+                let Some(s) = stream_mut(ctx, key).ok().flatten() else {
                     continue;
                 };
                 let gt = gt.unwrap_or(StreamId::MAX);

@@ -6,6 +6,7 @@
 
 use super::flags::*;
 use super::keys::parse_cursor;
+use super::streams::RERUN;
 use super::{arg_i64, not_float, reply, syntax_error, CommandSpec, Ctx};
 use crate::resp::Reply;
 use crate::util::{eq_ic, glob_match, parse_f64};
@@ -116,6 +117,16 @@ pub fn store_result(ctx: &mut Ctx, dst: &[u8], mut z: ZSet) -> Reply {
         return Reply::Int(0);
     }
     set_encoding_for_new(&mut z, limits(ctx));
+    if !z.skiplist {
+        let negzero: Vec<Bytes> = z
+            .iter()
+            .filter(|x| x.score == 0.0 && x.score.is_sign_negative())
+            .map(|x| x.member.clone())
+            .collect();
+        for m in negzero {
+            z.update(&m, 0.0);
+        }
+    }
     ctx.set_value(dst, Value::ZSet(Box::new(z)));
     ctx.modified(dst);
     Reply::Int(n as i64)
@@ -153,6 +164,16 @@ pub fn parse_score(a: &[u8]) -> Option<f64> {
         }
     }
     Some(v)
+}
+
+/// A listpack keeps scores as text, and Redis writes a -0 score as "0":
+/// in a listpack-encoded set -0 reads back as 0 (a skiplist keeps -0).
+fn listpack_score(z: &ZSet, score: f64) -> f64 {
+    if !z.skiplist && score == 0.0 {
+        0.0
+    } else {
+        score
+    }
 }
 
 fn nan_error() -> Reply {
@@ -436,9 +457,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], zincrby: bool) -> Result<Reply, R
         None => false,
     };
     if !exists {
-        let mut z = ZSet::new();
-        z.skiplist = max_entries == 0 || rest[1].len() as u64 > max_value;
-        ctx.db().insert(key, Value::ZSet(Box::new(z)), 0);
+        ctx.db().insert(key, Value::ZSet(Box::new(ZSet::new())), 0);
     }
     let Some(z) = zset_mut(ctx, key)? else {
         return Ok(Reply::Int(0));
@@ -466,7 +485,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], zincrby: bool) -> Result<Reply, R
                 processed += 1;
                 // -0.0 == 0.0: Redis leaves such a member alone.
                 if score != cur {
-                    z.update(member, score);
+                    z.update(member, listpack_score(z, score));
                     updated += 1;
                 }
             }
@@ -474,18 +493,17 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], zincrby: bool) -> Result<Reply, R
                 if xx {
                     continue;
                 }
-                if member.len() as u64 > max_value {
+                // Redis converts before inserting the member that does
+                // not fit, so that member is stored as given.
+                if z.len() as u64 + 1 > max_entries || member.len() as u64 > max_value {
                     z.skiplist = true;
                 }
-                z.insert(Bytes::copy_from_slice(member), score);
+                z.insert(Bytes::copy_from_slice(member), listpack_score(z, score));
                 last_score = score;
                 added += 1;
                 processed += 1;
             }
         }
-    }
-    if z.len() as u64 > max_entries {
-        z.skiplist = true;
     }
     if added + updated > 0 {
         ctx.modified(key);
@@ -905,11 +923,45 @@ pub fn parse_timeout_secs(a: &[u8]) -> Result<u64, Reply> {
     Ok(ms as u64)
 }
 
+/// A woken client re-runs its command with [`RERUN`] as the first argument:
+/// it then blocks again instead of timing out, and skips keys that now hold
+/// another type (Redis only serves it from a sorted set).
+fn strip_rerun(args: &[Bytes]) -> (bool, Vec<Bytes>) {
+    if args.get(1).is_some_and(|a| a.as_ref() == RERUN) {
+        let mut v = Vec::with_capacity(args.len() - 1);
+        v.push(args[0].clone());
+        v.extend(args[2..].iter().cloned());
+        (true, v)
+    } else {
+        (false, args.to_vec())
+    }
+}
+
+fn rerun_args(args: &[Bytes]) -> Vec<Bytes> {
+    let mut v = Vec::with_capacity(args.len() + 1);
+    v.push(args[0].clone());
+    v.push(Bytes::from_static(RERUN));
+    v.extend(args[1..].iter().cloned());
+    v
+}
+
+/// Whether `key` holds a sorted set; a wrong type is an error, except for a
+/// re-run blocked command, which just skips the key.
+fn has_zset(ctx: &mut Ctx, key: &[u8], rerun: bool) -> Result<bool, Reply> {
+    match zset_mut(ctx, key) {
+        Ok(z) => Ok(z.is_some()),
+        Err(_) if rerun => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn bzpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Result<Reply, Reply> {
+    let (rerun, args) = strip_rerun(args);
+    let args = &args[..];
     let timeout = parse_timeout_secs(&args[args.len() - 1])?;
     let keys = &args[1..args.len() - 1];
     for key in keys {
-        if zset_mut(ctx, key)?.is_none() {
+        if !has_zset(ctx, key, rerun)? {
             continue;
         }
         let items = pop_members(ctx, key, max, 1);
@@ -924,7 +976,7 @@ fn bzpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Result<Reply, Repl
             Reply::Double(s),
         ]));
     }
-    Ok(ctx.block(keys.to_vec(), timeout, args, Reply::NilArray))
+    Ok(ctx.block(keys.to_vec(), timeout, &rerun_args(args), Reply::NilArray))
 }
 
 fn bzpopmin(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -937,6 +989,8 @@ fn bzpopmax(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// ZMPOP and BZMPOP; `at` is the index of numkeys.
 fn zmpop_generic(ctx: &mut Ctx, args: &[Bytes], at: usize, block: bool) -> Result<Reply, Reply> {
+    let (rerun, args) = strip_rerun(args);
+    let args = &args[..];
     let numkeys_err = || Reply::err("ERR numkeys should be greater than 0");
     let numkeys = crate::util::parse_i64(&args[at]).ok_or_else(numkeys_err)?;
     if numkeys < 1 {
@@ -977,7 +1031,7 @@ fn zmpop_generic(ctx: &mut Ctx, args: &[Bytes], at: usize, block: bool) -> Resul
     };
     let keys = &args[at + 1..where_at];
     for key in keys {
-        if zset_mut(ctx, key)?.is_none() {
+        if !has_zset(ctx, key, rerun)? {
             continue;
         }
         let items = pop_members(ctx, key, max, count as usize);
@@ -1000,7 +1054,7 @@ fn zmpop_generic(ctx: &mut Ctx, args: &[Bytes], at: usize, block: bool) -> Resul
         ]));
     }
     if block {
-        return Ok(ctx.block(keys.to_vec(), timeout, args, Reply::NilArray));
+        return Ok(ctx.block(keys.to_vec(), timeout, &rerun_args(args), Reply::NilArray));
     }
     Ok(Reply::NilArray)
 }
