@@ -290,3 +290,115 @@ fn blocking_reads() {
         "UNBLOCKED the stream key no longer exists"
     );
 }
+
+mod propagation {
+    //! What goes to the AOF/replicas, checked in-process with a recording
+    //! durability sink.
+
+    use bytes::Bytes;
+    use redoubt_server::client::Client;
+    use redoubt_server::config::Config;
+    use redoubt_server::durability::Durability;
+    use redoubt_server::exec::Executor;
+    use redoubt_server::resp::Reply;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    type Log = Rc<RefCell<Vec<Vec<String>>>>;
+
+    struct Recorder(Log);
+
+    impl Durability for Recorder {
+        fn append(&mut self, _lsn: u64, _db: usize, args: &[Bytes]) {
+            self.0.borrow_mut().push(
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect(),
+            );
+        }
+        fn watermark(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+            None
+        }
+    }
+
+    struct Rig {
+        ex: Executor,
+        c: Client,
+        log: Log,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let log: Log = Default::default();
+            let mut ex = Executor::new(Config::default());
+            ex.durability = Box::new(Recorder(log.clone()));
+            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+            // The receiver is dropped: nothing in these tests blocks.
+            let c = Client::new(1, "127.0.0.1:1".into(), "127.0.0.1:2".into(), true, tx);
+            Rig { ex, c, log }
+        }
+
+        fn run(&mut self, line: &str) -> Reply {
+            let args: Vec<Bytes> = line
+                .split_whitespace()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect();
+            self.ex.execute(&mut self.c, &args).0
+        }
+
+        fn take(&mut self) -> Vec<String> {
+            self.log
+                .borrow_mut()
+                .drain(..)
+                .map(|c| c.join(" "))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn effects_are_logged_as_redis_logs_them() {
+        let mut r = Rig::new();
+        r.run("xadd s 5-* a 1");
+        assert_eq!(r.take(), vec!["XADD s 5-0 a 1"]);
+        for i in 0..250 {
+            r.run(&format!("xadd s {}-1 a 1", 10 + i));
+        }
+        r.take();
+        r.run("xadd s maxlen ~ 10 1000-1 a 1 b 2");
+        // Whole nodes of 100 went; the trim is logged as what it did.
+        assert_eq!(r.take(), vec!["XADD s MAXLEN = 52 1000-1 a 1 b 2"]);
+        r.run("xtrim s minid ~ 600-1");
+        assert_eq!(r.take(), Vec::<String>::new());
+        r.run("xgroup create s g 0");
+        assert_eq!(r.take(), vec!["xgroup create s g 0"]);
+        r.run("xreadgroup group g alice count 2 streams s >");
+        let log = r.take();
+        assert_eq!(log.len(), 4, "{log:?}");
+        assert_eq!(log[0], "XGROUP CREATECONSUMER s g alice");
+        assert!(
+            log[1].starts_with("XCLAIM s g alice 0 209-1 TIME "),
+            "{log:?}"
+        );
+        assert!(
+            log[1].ends_with("RETRYCOUNT 1 FORCE JUSTID LASTID 209-1"),
+            "{log:?}"
+        );
+        assert_eq!(log[3], "XGROUP SETID s g 210-1 ENTRIESREAD 202");
+        r.run("xreadgroup group g alice streams s 0");
+        assert_eq!(r.take(), Vec::<String>::new());
+        r.run("xclaim s g bob 0 210-1 justid");
+        let log = r.take();
+        assert!(
+            log[0].starts_with("XCLAIM s g bob 0 210-1 TIME "),
+            "{log:?}"
+        );
+        r.run("zadd z 1 a 2 b 3 c");
+        r.take();
+        r.run("bzpopmax z 0");
+        assert_eq!(r.take(), vec!["ZPOPMAX z"]);
+        r.run("zmpop 1 z min count 5");
+        assert_eq!(r.take(), vec!["ZPOPMIN z 5"]);
+        r.run("bzmpop 0 1 z min");
+        assert_eq!(r.take(), Vec::<String>::new());
+    }
+}

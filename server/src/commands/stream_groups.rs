@@ -698,7 +698,7 @@ fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 break;
             }
             let Some(p) = g.pel.get(id) else { continue };
-            let idle = now as i64 - p.delivery_time as i64;
+            let idle = (now as i64).saturating_sub(p.delivery_time as i64);
             if minidle != 0 && idle < minidle {
                 continue;
             }
@@ -840,7 +840,7 @@ fn xclaim_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
             );
         }
         let Some(p) = g.pel.get(&id) else { continue };
-        if !forced && minidle > 0 && now - (p.delivery_time as i64) < minidle {
+        if !forced && minidle > 0 && now.saturating_sub(p.delivery_time as i64) < minidle {
             continue;
         }
         claim_to(g, id, &consumer, now as u64, &mut created);
@@ -950,7 +950,8 @@ fn xautoclaim_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
             deleted.push(id_reply(id));
             count -= 1;
         } else {
-            let idle = now as i64 - g.pel.get(&id).map_or(0, |p| p.delivery_time as i64);
+            let idle =
+                (now as i64).saturating_sub(g.pel.get(&id).map_or(0, |p| p.delivery_time as i64));
             if minidle == 0 || idle >= minidle {
                 claim_to(g, id, &consumer, now, &mut created);
                 let last = g.last_id;
