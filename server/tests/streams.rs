@@ -139,6 +139,33 @@ xinfo groups c
 xreadgroup group g c count 1 streams c >
 xinfo groups c
 xinfo stream c
+xadd w 1-1 a 1
+xgroup create w g0 0
+watch w
+xsetid w 5-1
+xgroup create w g 0
+xgroup setid w g0 0
+xreadgroup group g0 c streams w >
+xack w g0 1-1
+xgroup createconsumer w g0 zz
+xgroup destroy w g
+xclaim w g0 c 0 1-1 force
+xautoclaim w g0 d 0 0
+xgroup delconsumer w g0 zz
+multi
+ping
+exec
+watch w
+xdel w 9-9
+xtrim w maxlen 5
+multi
+ping
+exec
+watch w
+xtrim w maxlen 0
+multi
+ping
+exec
 "#;
 
 #[test]

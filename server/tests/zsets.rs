@@ -153,6 +153,22 @@ zrangestore d2 w1 (1 +inf byscore limit 0 1
 zrange d2 0 -1 withscores
 zrangestore d2 nokey 0 -1
 exists d2
+zadd wz 1 a
+watch wz
+zadd wz nx 5 a
+zadd wz xx 1 a
+zincrby wz 0 a
+zrem wz nope
+zremrangebyscore wz 5 6
+zpopmin wz 0
+multi
+ping
+exec
+watch wz
+zincrby wz 1 a
+multi
+ping
+exec
 "#;
 
 #[test]

@@ -545,7 +545,7 @@ fn xgroup_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
             ctx.add_dirty(1);
             // Wakes XREADGROUP clients blocked on the group so they fail.
             let db = ctx.client.db;
-            ctx.ex.key_modified(db, key);
+            ctx.ex.signal_key_ready(db, key);
             Ok(Reply::Int(1))
         }
         "createconsumer" => {

@@ -462,6 +462,7 @@ fn xadd_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
         s.first_id = id;
     }
     trim(s, &t, limits);
+    let id_bytes = id_arg(id);
     // Logged with the id it got and, for `~`, the trim it turned into.
     let rewrite_trim = t.approx.then(|| exact_trim_args(s, &t));
     ctx.modified(key);
@@ -486,39 +487,47 @@ fn xadd_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
                 Strategy::None => {}
             },
         }
-        cmd.push(id_arg(id));
+        cmd.push(id_bytes.clone());
         cmd.extend(args[t.id_at + 1..].iter().cloned());
         ctx.propagate_as(vec![cmd]);
     }
-    Ok(id_reply(id))
+    Ok(Reply::Bulk(id_bytes))
 }
 
-/// Copies an entry's fields and values out of the request: field names equal
-/// to the current node's master fields share that node's copies (as a
-/// listpack stores them once), and everything else goes into one exact-size
-/// buffer, so an entry costs one allocation instead of one per string.
+/// Copies an entry's fields and values out of the request. Field names
+/// equal to the current node's master fields share that node's copies (as a
+/// listpack stores them once); the other strings share one exact-size
+/// buffer when there are several, so an entry costs at most two allocations
+/// (the buffer and its shared header) instead of one per string.
 fn own_fields(pairs: &[Bytes], master: Option<&[Bytes]>) -> Vec<(Bytes, Bytes)> {
     let n = pairs.len() / 2;
     let same = master
         .filter(|m| m.len() == n && m.iter().zip(pairs.iter().step_by(2)).all(|(a, b)| a == b));
-    let total: usize = pairs
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| same.is_none() || i % 2 == 1)
-        .map(|(_, a)| a.len())
-        .sum();
-    let mut buf = bytes::BytesMut::with_capacity(total);
-    for (i, a) in pairs.iter().enumerate() {
-        if same.is_none() || i % 2 == 1 {
-            buf.extend_from_slice(a);
+    let copied = |i: usize| same.is_none() || i % 2 == 1;
+    let strings = if same.is_some() { n } else { 2 * n };
+    let buf = if strings > 1 {
+        let total: usize = (0..pairs.len())
+            .filter(|&i| copied(i))
+            .map(|i| pairs[i].len())
+            .sum();
+        let mut buf = Vec::with_capacity(total);
+        for (i, a) in pairs.iter().enumerate() {
+            if copied(i) {
+                buf.extend_from_slice(a);
+            }
         }
-    }
-    let buf = buf.freeze();
+        Some(Bytes::from(buf))
+    } else {
+        None
+    };
     let mut at = 0;
-    let mut take = |len: usize| {
-        let b = buf.slice(at..at + len);
-        at += len;
-        b
+    let mut take = |a: &Bytes| match &buf {
+        Some(b) => {
+            let s = b.slice(at..at + a.len());
+            at += a.len();
+            s
+        }
+        None => Bytes::copy_from_slice(a),
     };
     pairs
         .chunks_exact(2)
@@ -526,9 +535,9 @@ fn own_fields(pairs: &[Bytes], master: Option<&[Bytes]>) -> Vec<(Bytes, Bytes)> 
         .map(|(i, p)| {
             let f = match same {
                 Some(m) => m[i].clone(),
-                None => take(p[0].len()),
+                None => take(&p[0]),
             };
-            (f, take(p[1].len()))
+            (f, take(&p[1]))
         })
         .collect()
 }
@@ -936,7 +945,8 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if max_xdel != StreamId::MIN {
             s.max_deleted_id = max_xdel;
         }
-        ctx.modified(key);
+        // Redis counts the change but does not signal the key (WATCH stays clean).
+        ctx.add_dirty(1);
         Ok(Reply::ok())
     })())
 }
