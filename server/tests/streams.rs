@@ -179,14 +179,32 @@ fn tricky_sequences_match_redis() {
 /// count: XLEN and XINFO STREAM (node counts included) must match Redis.
 #[test]
 fn approximate_trimming_matches_redis() {
-    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    compare_with_redis(
+        "stream trimming",
+        2,
+        &trim_workload(0x9e3779b97f4a7c15, &[]),
+    );
+    // Small nodes: splits by count and by bytes happen all the time.
+    let small = [
+        "config set stream-node-max-entries 7",
+        "config set stream-node-max-bytes 300",
+    ];
+    compare_with_redis(
+        "stream trimming, small nodes",
+        2,
+        &trim_workload(42, &small),
+    );
+}
+
+fn trim_workload(seed: u64, prelude: &[&str]) -> Vec<String> {
+    let mut seed = seed;
     let mut rnd = move |n: u64| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed % n
     };
-    let mut out = Vec::new();
+    let mut out: Vec<String> = prelude.iter().map(|s| s.to_string()).collect();
     let mut ms = 1u64;
     for i in 0..900 {
         let nf = 1 + rnd(3);
@@ -221,7 +239,7 @@ fn approximate_trimming_matches_redis() {
         }
     }
     out.push("xinfo stream s".into());
-    compare_with_redis("stream trimming", 2, &out);
+    out
 }
 
 #[test]
