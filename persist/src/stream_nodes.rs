@@ -117,6 +117,13 @@ impl StreamNodes {
         self.nodes.is_empty()
     }
 
+    /// Appends a node as read from an RDB file (whose listpacks carry the
+    /// real layout), so the layout survives a restart.
+    pub fn push_node(&mut self, node: Node) {
+        self.total += node.count;
+        self.nodes.push_back(node);
+    }
+
     /// Rebuilds the layout if it does not describe `entries` (a stream loaded
     /// from disk or built field by field), as if the entries were appended
     /// in order.

@@ -166,6 +166,32 @@ xtrim w maxlen 0
 multi
 ping
 exec
+xadd h 1-1 a 1
+xadd h 2-1 b 2
+xadd h 3-1 c 3
+xgroup create h g 0
+xreadgroup group g c1 streams h >
+xdel h 2-1
+xreadgroup group g c1 streams h 0
+xreadgroup group g c1 count 1 streams h 1-1
+xautoclaim h g c2 0 0 count 10
+xautoclaim h g c2 0 (1-1 count 1
+xpending h g
+xack h g 1-1 3-1
+xpending h g
+xreadgroup group g c1 noack streams h 0
+xinfo groups h
+xadd h 4-1 d 4
+xreadgroup group g c3 noack streams h >
+xpending h g
+xinfo groups h
+xgroup setid h g 0 entriesread 0
+xinfo groups h
+xreadgroup group g c3 count 1 streams h >
+xinfo groups h
+xadd h maxlen 1 5-1 e 5
+xinfo groups h
+xinfo stream h
 "#;
 
 #[test]
