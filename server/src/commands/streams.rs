@@ -3,7 +3,15 @@
 //! `stream_groups.rs`.
 //!
 //! Trimming follows Redis's node layout (see `redoubt_persist::stream_nodes`)
-//! so that `~` trims exactly what Redis 7.0 trims for the same inserts.
+//! so that `~` trims exactly what Redis 7.0 trims for the same inserts
+//! (entry counts and listpack bytes both; XINFO's radix-tree numbers come
+//! from the same model). A stream whose layout is unknown (built by a loader
+//! that did not record it) is laid out as if its entries had been appended
+//! in order, which can differ from Redis after XDEL or exact trims.
+//!
+//! Blocked XREAD/XREADGROUP clients re-run the command with [`RERUN`] as
+//! first argument, the ids resolved at block time and a COUNT, so a woken
+//! client sees what Redis would serve it.
 
 use super::flags::*;
 use super::stream_groups::{self, serve_group, GroupServe};

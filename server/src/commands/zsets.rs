@@ -3,6 +3,18 @@
 //! Replies follow Redis 7.0 exactly: scores are doubles (`%.17g` bulk strings
 //! in RESP2), and with WITHSCORES RESP3 clients get `[member, score]` pairs
 //! where RESP2 clients get a flat array.
+//!
+//! Known differences from Redis 7.0:
+//! - Score range bounds are parsed like strtod except for hex floats
+//!   ("0x1p3"), which Redis accepts and we refuse.
+//! - ZRANDMEMBER with a negative count above 2^27 answers "ERR value is out
+//!   of range" instead of trying to build a reply that large.
+//! - ZSCAN of a skiplist-encoded set walks it in score order with a
+//!   score-based cursor (Redis walks its hash table); the SCAN guarantees
+//!   hold, only the batches differ. Listpack-encoded sets are returned whole,
+//!   as Redis does.
+//! - Lex ranges over members with different scores (unspecified in Redis)
+//!   are answered by binary search rather than by Redis's skiplist walk.
 
 use super::flags::*;
 use super::keys::parse_cursor;
