@@ -7,6 +7,7 @@ pub mod keyspace;
 pub mod rdb;
 pub mod snapshot;
 pub mod storage;
+pub mod stream_nodes;
 pub mod value;
 pub mod zset;
 

@@ -146,6 +146,10 @@ pub struct Stream {
     pub entries_added: u64,
     /// Consumer groups by name (Redis keeps them in a radix tree, so name order).
     pub groups: BTreeMap<Bytes, ConsumerGroup>,
+    /// How Redis would have packed the entries into radix-tree nodes (for
+    /// approximate trimming and XINFO). Derived data: rebuilt from
+    /// `entries` when it does not match them, and ignored by `==`.
+    pub nodes: crate::stream_nodes::StreamNodes,
 }
 
 impl Stream {

@@ -369,6 +369,16 @@ impl Executor {
         }
     }
 
+    /// Wakes clients blocked on `key` without dirtying its WATCHers (Redis's
+    /// signalKeyAsReady alone: XGROUP DESTROY must fail blocked readers).
+    pub fn signal_key_ready(&mut self, db: usize, key: &[u8]) {
+        if self.blocked_on[db].contains_key(key)
+            && !self.ready.iter().any(|(d, k)| *d == db && k == key)
+        {
+            self.ready.push((db, Bytes::copy_from_slice(key)));
+        }
+    }
+
     /// Every watched key of `db` that exists is dirtied (FLUSHDB, SWAPDB).
     pub fn touch_all_watched(&mut self, db: usize) {
         let keys: Vec<Bytes> = self.watchers[db].keys().cloned().collect();

@@ -88,18 +88,27 @@ pub fn fmt_double(x: f64) -> String {
             "0".into()
         };
     }
-    const P: i32 = 17;
-    let sci = format!("{:.*e}", (P - 1) as usize, x);
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..P).contains(&exp) {
-        let mant = trim_fraction(mant);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mant}e{sign}{:02}", exp.abs())
-    } else {
-        let fixed = format!("{:.*}", (P - 1 - exp) as usize, x);
-        trim_fraction(&fixed).to_string()
+    // Integers below 1e17 print as themselves under %.17g; they are the
+    // common case for scores and need no digit generation.
+    if x.fract() == 0.0 && x.abs() < 1e17 {
+        return (x as i64).to_string();
     }
+    // Otherwise let C format it: Rust's exact-precision formatting falls back
+    // to a slow bignum algorithm for most values, and this is the very call
+    // Redis makes, so the digits are the same by construction.
+    let mut buf = [0u8; 40];
+    // SAFETY: the buffer outlives the call, its length is passed, and the
+    // format consumes exactly one double.
+    let n = unsafe {
+        libc::snprintf(
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            c"%.17g".as_ptr(),
+            x,
+        )
+    };
+    let n = (n.max(0) as usize).min(buf.len() - 1);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 fn trim_fraction(s: &str) -> &str {

@@ -16,7 +16,11 @@ pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod stream_groups;
+pub mod streams;
 pub mod strings;
+pub mod zset_store;
+pub mod zsets;
 
 /// Command flags (a subset of Redis's, with the same meaning).
 pub mod flags {
@@ -132,6 +136,10 @@ pub fn families() -> Vec<&'static [CommandSpec]> {
         lists::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,
+        zsets::COMMANDS,
+        zset_store::COMMANDS,
+        streams::COMMANDS,
+        stream_groups::COMMANDS,
     ]
 }
 
