@@ -28,7 +28,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "hello",
         -1,
-        NO_AUTH | STALE | FAST | NO_MULTI,
+        NO_AUTH | STALE | FAST,
         (0, 0, 0),
         "connection",
         hello,
