@@ -314,8 +314,8 @@ fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
 fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, relative: bool) -> Reply {
     reply((|| {
         let key = &args[1];
-        let when = arg_i64(&args[2])?;
         let flags = parse_expire_flags(&args[3..])?;
+        let when = arg_i64(&args[2])?;
         let invalid = || {
             Reply::Error(format!(
                 "ERR invalid expire time in '{}' command",
