@@ -58,18 +58,27 @@ fn build_server(profile_dir: &Path) {
     };
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "redoubt-server", "--bin", "redoubt-server"])
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--manifest-path")
-        .arg(&manifest);
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "redoubt-server",
+        "--bin",
+        "redoubt-server",
+    ])
+    .arg("--profile")
+    .arg(&profile)
+    .arg("--manifest-path")
+    .arg(&manifest);
     if let Some(target) = profile_dir.parent() {
         cmd.env("CARGO_TARGET_DIR", target);
     }
     match cmd.status() {
         Ok(s) if s.success() => {}
         Ok(s) => panic!("building redoubt-server failed: {s}"),
-        Err(e) => eprintln!("could not run cargo to build redoubt-server ({e}); using what is there"),
+        Err(e) => {
+            eprintln!("could not run cargo to build redoubt-server ({e}); using what is there")
+        }
     }
 }
 
@@ -192,7 +201,11 @@ impl Server {
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 return Err(format!(
                     "{:?} exited during start-up ({st}); log:\n{}",
                     self.kind,

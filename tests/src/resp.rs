@@ -211,7 +211,12 @@ pub fn read_reply<R: BufRead>(r: &mut R) -> io::Result<Resp> {
         std::str::from_utf8(s)
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad(&format!("bad length/integer {:?}", String::from_utf8_lossy(s))))
+            .ok_or_else(|| {
+                bad(&format!(
+                    "bad length/integer {:?}",
+                    String::from_utf8_lossy(s)
+                ))
+            })
     };
     Ok(match t {
         b'+' => Resp::Simple(rest.to_vec()),
@@ -411,10 +416,7 @@ mod tests {
                 Resp::BigNumber(b"123".to_vec())
             ])
         );
-        assert_eq!(
-            parse(b"-ERR x y\r\n"),
-            Resp::Error(b"ERR x y".to_vec())
-        );
+        assert_eq!(parse(b"-ERR x y\r\n"), Resp::Error(b"ERR x y".to_vec()));
         assert!(read_reply(&mut &b"$3\r\nab\r\n"[..]).is_err());
         assert!(read_reply(&mut &b"?\r\n"[..]).is_err());
     }

@@ -16,8 +16,13 @@ const DEFAULT_SEEDS: &[u64] = &[1, 2, 3];
 const DEFAULT_CMDS: usize = 2000;
 /// Connections per server (a second client makes WATCH meaningful).
 const CONNS: usize = 2;
-/// Commands shown before the failing one.
-const CONTEXT: usize = 12;
+/// Commands shown before the failing one (REDOUBT_DIFF_CONTEXT overrides).
+fn context() -> usize {
+    std::env::var("REDOUBT_DIFF_CONTEXT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
 
 fn env_seeds() -> Vec<u64> {
     match std::env::var("REDOUBT_DIFF_SEED") {
@@ -97,11 +102,21 @@ fn run_seed(
             (x, y) => (false, show(x), show(y)),
         };
         if !ok {
-            let from = history.len().saturating_sub(CONTEXT);
+            let from = history.len().saturating_sub(context());
+            // The keys each side holds now (in this connection's db) help
+            // to see how the states diverged.
+            let keys = [b"KEYS".to_vec(), b"*".to_vec()];
+            let norm = |r: Result<Resp, String>| match r {
+                Ok(r) => gen::normalise(Rule::Sorted, &r).to_string(),
+                Err(e) => e,
+            };
+            let keys_a = norm(a.run(cmd.conn, &keys));
+            let keys_b = norm(b.run(cmd.conn, &keys));
             return Err(format!(
                 "seed {seed}: mismatch at command #{i} (rule {rule:?})\n\
                  preceding commands:\n  {}\n\
                  command: {line}\n  redis 7: {shown_a}\n  redoubt: {shown_b}\n\
+                 KEYS * afterwards:\n  redis 7: {keys_a}\n  redoubt: {keys_b}\n\
                  rerun: {}",
                 history[from..].join("\n  "),
                 rerun_line(seed, i + 1, families),
