@@ -276,6 +276,8 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     if dirty {
         return Reply::NilArray;
     }
+    // run_exec logs the transaction itself, wrapped in MULTI ... EXEC.
+    ctx.propagate = crate::commands::Propagate::Never;
     ctx.ex.run_exec(ctx.client, queue)
 }
 
