@@ -205,7 +205,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     }
     if !ctx.client.authenticated && !ctx.ex.config.requirepass.is_empty() {
-        return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(name) = setname {
         if let Err(e) = super::server::validate_client_name(&name) {
