@@ -289,14 +289,29 @@ impl Executor {
     pub fn run_exec(&mut self, client: &mut Client, queue: Vec<Vec<Bytes>>) -> Reply {
         self.in_exec = true;
         let mut replies = Vec::with_capacity(queue.len());
+        // The protocol each reply was made under: a HELLO inside the
+        // transaction changes it midway, and Redis encodes every reply in
+        // the protocol in force when its command finished.
+        let mut protos = Vec::with_capacity(queue.len());
         for args in &queue {
             let r = match self.lookup_command(&args[0]) {
                 Some(idx) => self.call(client, idx, args),
                 None => unknown_command(args),
             };
             replies.push(r);
+            // HELLO's own reply is already in the protocol it selects.
+            protos.push(client.resp);
         }
         self.in_exec = false;
+        if protos.iter().any(|&p| p != client.resp) {
+            for (r, &p) in replies.iter_mut().zip(&protos) {
+                if p != client.resp {
+                    let mut buf = bytes::BytesMut::new();
+                    crate::resp::encode(r, p, &mut buf);
+                    *r = Reply::Raw(buf.freeze());
+                }
+            }
+        }
         let logged = std::mem::take(&mut self.exec_log);
         if !logged.is_empty() {
             let db = logged[0].0;
