@@ -122,9 +122,15 @@ fn run_seed(
                 rerun_line(seed, i + 1, families),
             ));
         }
-        match (name.as_str(), &ra) {
-            ("EXEC" | "DISCARD" | "RESET", _) => queued[cmd.conn].clear(),
-            (_, Ok(Resp::Simple(s))) if s == b"QUEUED" => queued[cmd.conn].push(rule),
+        // Track what Redis queued: EXEC in any form ends a transaction; a
+        // DISCARD, RESET or MULTI only when it succeeds.
+        let simple =
+            |r: &Result<Resp, String>, want: &[u8]| matches!(r, Ok(Resp::Simple(s)) if s == want);
+        match name.as_str() {
+            "EXEC" => queued[cmd.conn].clear(),
+            "DISCARD" | "MULTI" if simple(&ra, b"OK") => queued[cmd.conn].clear(),
+            "RESET" if simple(&ra, b"RESET") => queued[cmd.conn].clear(),
+            _ if simple(&ra, b"QUEUED") => queued[cmd.conn].push(rule),
             _ => {}
         }
         history.push(line);

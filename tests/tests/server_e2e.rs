@@ -98,17 +98,14 @@ fn pipelining_keeps_order() {
 #[test]
 fn inline_commands() {
     let s = Server::redoubt();
-    let (out, _) = {
-        let mut c = s.raw();
-        c.send_raw(
-            b"SET greeting \"hello world\"\r\nGET greeting\r\nPING\nEXISTS greeting 'x'\r\n\r\n",
-        )
-        .unwrap();
-        let r = (0..4).map(|_| c.read().unwrap()).collect::<Vec<_>>();
-        (r, ())
-    };
+    let mut c = s.raw();
+    c.send_raw(
+        b"SET greeting \"hello world\"\r\nGET greeting\r\nPING\nEXISTS greeting 'x'\r\n\r\n",
+    )
+    .unwrap();
+    let replies: Vec<Resp> = (0..4).map(|_| c.read().unwrap()).collect();
     assert_eq!(
-        out,
+        replies,
         vec![
             ok(),
             bulk("hello world"),
