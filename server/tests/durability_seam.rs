@@ -68,8 +68,10 @@ fn replies_wait_for_the_durability_watermark() {
     local.block_on(&rt, async {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let mut cfg = Config::default();
-        cfg.port = port;
+        let cfg = Config {
+            port,
+            ..Config::default()
+        };
         let mut ex = Executor::new(cfg);
         let (gate, watermark) = Gate::new();
         let log = gate.log.clone();
