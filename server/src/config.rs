@@ -410,7 +410,17 @@ pub static PARAMS: &[Param] = &[
         ENABLE,
         IMMUTABLE
     ),
-    p_int!("hz", hz, u64, 1, 500),
+    // Redis takes any non-negative value and keeps it clamped to 1..=500.
+    Param {
+        name: "hz",
+        alias: None,
+        flags: 0,
+        get: |c| c.hz.to_string(),
+        set: |c, v| {
+            c.hz = parse_int(v, 0, i32::MAX as i64)?.clamp(1, 500) as u64;
+            Ok(())
+        },
+    },
     p_bool!("daemonize", daemonize, IMMUTABLE),
     p_str!("pidfile", pidfile, IMMUTABLE),
     p_int!(

@@ -107,7 +107,7 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
 /// durability sink a test controls) on listeners already bound, until
 /// SHUTDOWN or a signal. Call it inside a `tokio::task::LocalSet`.
 pub async fn serve_with(ex: Executor, listeners: Vec<TcpListener>) -> std::io::Result<()> {
-    let hz = ex.config.hz.max(1);
+    let hz = ex.config.hz.clamp(1, 500);
     let ex = Rc::new(RefCell::new(ex));
     let shared = Rc::new(Shared {
         ex: ex.clone(),
