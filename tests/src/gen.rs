@@ -580,7 +580,26 @@ impl Generator {
                 ])
                 .into(),
             ],
-            17 => vec!["EXISTS".into(), self.key()],
+            17 => {
+                // Parameters whose value cannot make replies diverge (no LFU
+                // policy: its counters are probabilistic; no small maxmemory).
+                let (name, values): (&str, &[&str]) = match self.rng.gen_range(0..5) {
+                    0 => (
+                        "maxmemory-policy",
+                        &["noeviction", "allkeys-lru", "volatile-ttl", "bogus", ""],
+                    ),
+                    1 => ("hz", &["10", "20", "0", "501", "abc", "-1"]),
+                    2 => ("maxmemory", &["0", "1gb", "abc", "-1", "2GB"]),
+                    3 => ("set-max-intset-entries", &["512", "1", "abc"]),
+                    _ => ("nosuch-param", &["1"]),
+                };
+                let mut c = vec!["CONFIG".to_string(), "SET".into(), name.into()];
+                c.push(self.pick(values).into());
+                if self.chance(0.2) {
+                    c.extend(["hz".into(), "10".into()]);
+                }
+                c
+            }
             18 => vec!["TYPE".into(), self.key()],
             19 => vec!["MOVE".into(), self.key(), self.pick(DBS).into()],
             20 => {

@@ -322,6 +322,14 @@ fn config_get_set_and_protected_params() {
             &["CONFIG", "GET", "maxmemory-policy"],
             &["CONFIG", "GET", "save"],
             &["CONFIG", "GET", "hash-max-ziplist-entries"],
+            &["CONFIG", "SET", "hash-max-ziplist-entries", "abc"],
+            &["CONFIG", "SET", "hz", "abc", "hz", "5"],
+            &["CONFIG", "SET", "hz", "5", "databases", "2"],
+            &["CONFIG", "SET", "hz", "0"],
+            &["CONFIG", "GET", "hz"],
+            &["CONFIG", "SET", "hz", "501"],
+            &["CONFIG", "GET", "hz"],
+            &["CONFIG", "SET", "hz", "10", "maxmemory"],
         ],
     );
     assert_eq!(
