@@ -635,3 +635,41 @@ fn redis_cli_talks_to_redoubt() {
     assert!(text.contains("errors: 0, replies: 5000"), "{text}");
     assert_eq!(run(&["DBSIZE"]), "5002\n");
 }
+
+#[test]
+fn scan_visits_every_key() {
+    let s = Server::redoubt();
+    let mut c = s.raw();
+    let mut p = Vec::new();
+    for i in 0..3000 {
+        p.extend(encode_command(&["SET", &format!("key:{i}"), "v"]));
+    }
+    c.send_raw(&p).unwrap();
+    for _ in 0..3000 {
+        assert_eq!(c.read().unwrap(), ok());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_string();
+    let mut rounds = 0;
+    loop {
+        let r = c
+            .cmd(&["SCAN", &cursor, "COUNT", "25", "MATCH", "key:1*"])
+            .unwrap();
+        let items = r.items().expect("SCAN reply").to_vec();
+        cursor = items[0].text().expect("cursor");
+        for k in items[1].items().expect("keys") {
+            seen.insert(k.text().unwrap());
+        }
+        rounds += 1;
+        assert!(rounds < 10_000, "SCAN does not terminate");
+        if cursor == "0" {
+            break;
+        }
+    }
+    let want: std::collections::BTreeSet<String> = (0..3000)
+        .map(|i| format!("key:{i}"))
+        .filter(|k| k.starts_with("key:1"))
+        .collect();
+    assert_eq!(seen, want);
+    assert!(rounds > 1, "COUNT 25 over 3000 keys takes several calls");
+}
