@@ -486,7 +486,7 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 "    Return the number of references of the value associated with the specified",
                 "    <key>.",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ]
             .iter()
             .map(|s| Reply::StatusOwned(s.to_string()))

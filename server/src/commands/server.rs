@@ -193,7 +193,7 @@ fn config_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             "REWRITE",
             "    Rewrite the configuration file.",
             "HELP",
-            "    Print this help.",
+            "    Prints this help.",
         ])
     } else {
         unknown_subcommand("config", sub)
