@@ -538,7 +538,13 @@ impl Generator {
         match self.rng.gen_range(0..22) {
             0..=3 => vec!["SELECT".into(), self.pick(DBS).into()],
             4 | 5 => Self::cmd(&["DBSIZE"]),
-            6 => Self::cmd(&["FLUSHDB"]),
+            6 => {
+                let mut c = Self::cmd(&["FLUSHDB"]);
+                if self.chance(0.3) {
+                    c.push(self.pick(&["ASYNC", "SYNC", "sync", "LAZY"]).into());
+                }
+                c
+            }
             7 => {
                 if self.chance(0.3) {
                     Self::cmd(&["FLUSHALL"])
@@ -551,7 +557,13 @@ impl Generator {
                 self.pick(DBS).into(),
                 self.pick(DBS).into(),
             ],
-            10 => Self::cmd(&["PING"]),
+            10 => match self.rng.gen_range(0..6) {
+                0 => Self::cmd(&["TIME"]),
+                1 => Self::cmd(&["LASTSAVE"]),
+                2 => Self::cmd(&["OBJECT", "HELP"]),
+                3 => Self::cmd(&["FLUSHALL", "BOGUS"]),
+                _ => Self::cmd(&["PING"]),
+            },
             11 => vec!["PING".into(), self.val()],
             12 => vec!["ECHO".into(), self.val()],
             13 => vec![
