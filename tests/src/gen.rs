@@ -173,6 +173,20 @@ pub fn strict() -> bool {
     std::env::var_os("REDOUBT_DIFF_STRICT").is_some_and(|v| v != "0")
 }
 
+/// Restores every parameter the generators change (run before each seed).
+pub const CONFIG_DEFAULTS: [&str; 10] = [
+    "CONFIG",
+    "SET",
+    "maxmemory-policy",
+    "noeviction",
+    "hz",
+    "10",
+    "maxmemory",
+    "0",
+    "set-max-intset-entries",
+    "512",
+];
+
 pub struct Generator {
     strict: bool,
     rng: SmallRng,
