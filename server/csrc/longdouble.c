@@ -29,7 +29,7 @@ static int parse_ld(const char *s, size_t len, long double *out)
         return 0;
     errno = 0;
     v = strtold(buf, &end);
-    if (*end != '\0' || errno == ERANGE || isnan(v))
+    if (*end != '\0' || (size_t)(end - buf) != len || errno == ERANGE || isnan(v))
         return 0;
     *out = v;
     return 1;

@@ -243,10 +243,21 @@ fn parse_enum<T: Copy>(v: &[String], choices: &[(&str, T)]) -> Result<T, String>
         })
 }
 
+// Choices are listed in Redis's order: its error message names them so.
 const FSYNC: &[(&str, AppendFsync)] = &[
-    ("always", AppendFsync::Always),
     ("everysec", AppendFsync::EverySec),
+    ("always", AppendFsync::Always),
     ("no", AppendFsync::No),
+];
+const MAXMEMORY_POLICIES: &[(&str, &str)] = &[
+    ("volatile-lru", "volatile-lru"),
+    ("volatile-lfu", "volatile-lfu"),
+    ("volatile-random", "volatile-random"),
+    ("volatile-ttl", "volatile-ttl"),
+    ("allkeys-lru", "allkeys-lru"),
+    ("allkeys-lfu", "allkeys-lfu"),
+    ("allkeys-random", "allkeys-random"),
+    ("noeviction", "noeviction"),
 ];
 const LOGLEVEL: &[(&str, LogLevel)] = &[
     ("debug", LogLevel::Debug),
@@ -399,7 +410,17 @@ pub static PARAMS: &[Param] = &[
         ENABLE,
         IMMUTABLE
     ),
-    p_int!("hz", hz, u64, 1, 500),
+    // Redis takes any non-negative value and keeps it clamped to 1..=500.
+    Param {
+        name: "hz",
+        alias: None,
+        flags: 0,
+        get: |c| c.hz.to_string(),
+        set: |c, v| {
+            c.hz = parse_int(v, 0, i32::MAX as i64)?.clamp(1, 500) as u64;
+            Ok(())
+        },
+    },
     p_bool!("daemonize", daemonize, IMMUTABLE),
     p_str!("pidfile", pidfile, IMMUTABLE),
     p_int!(
@@ -415,7 +436,16 @@ pub static PARAMS: &[Param] = &[
     p_mem!("proto-max-bulk-len", proto_max_bulk_len),
     p_mem!("client-query-buffer-limit", client_query_buffer_limit),
     p_mem!("maxmemory", maxmemory),
-    p_str!("maxmemory-policy", maxmemory_policy, 0),
+    Param {
+        name: "maxmemory-policy",
+        alias: None,
+        flags: 0,
+        get: |c| c.maxmemory_policy.clone(),
+        set: |c, v| {
+            c.maxmemory_policy = parse_enum(v, MAXMEMORY_POLICIES)?.to_string();
+            Ok(())
+        },
+    },
     Param {
         name: "save",
         alias: None,
@@ -749,7 +779,7 @@ mod tests {
         let e = c
             .apply_text("appendfsync sometimes\n", "my.conf")
             .unwrap_err();
-        assert!(e.reason.contains("always, everysec, no"), "{}", e.reason);
+        assert!(e.reason.contains("everysec, always, no"), "{}", e.reason);
     }
 
     #[test]

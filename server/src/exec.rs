@@ -206,11 +206,30 @@ impl Executor {
         let spec = self.specs[idx];
         client.last_cmd = spec.name;
         if !spec.arity_ok(args.len()) {
+            self.cmdstats[idx].rejected += 1;
+            if spec.name == "exec" {
+                // A rejected EXEC discards the transaction and the WATCHes,
+                // in MULTI or not (Redis's execCommandAbort).
+                client.multi = None;
+                client.multi_error = false;
+                self.unwatch_all(client);
+                return Reply::err(
+                    "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command",
+                );
+            }
+            if client.multi.is_some() {
+                client.multi_error = true;
+            }
+            return commands::wrong_args(spec.name);
+        }
+        if let Some(err) = check_subcommand(spec.name, args) {
+            // Redis 7 looks subcommands up like commands: an unknown one or
+            // a wrong arity is rejected before queueing or running.
             if client.multi.is_some() {
                 client.multi_error = true;
             }
             self.cmdstats[idx].rejected += 1;
-            return commands::wrong_args(spec.name);
+            return err;
         }
         if !client.authenticated && !self.config.requirepass.is_empty() && !spec.has(flags::NO_AUTH)
         {
@@ -310,14 +329,29 @@ impl Executor {
     pub fn run_exec(&mut self, client: &mut Client, queue: Vec<Vec<Bytes>>) -> Reply {
         self.in_exec = true;
         let mut replies = Vec::with_capacity(queue.len());
+        // The protocol each reply was made under: a HELLO inside the
+        // transaction changes it midway, and Redis encodes every reply in
+        // the protocol in force when its command finished.
+        let mut protos = Vec::with_capacity(queue.len());
         for args in &queue {
             let r = match self.lookup_command(&args[0]) {
                 Some(idx) => self.call(client, idx, args),
                 None => unknown_command(args),
             };
             replies.push(r);
+            // HELLO's own reply is already in the protocol it selects.
+            protos.push(client.resp);
         }
         self.in_exec = false;
+        if protos.iter().any(|&p| p != client.resp) {
+            for (r, &p) in replies.iter_mut().zip(&protos) {
+                if p != client.resp {
+                    let mut buf = bytes::BytesMut::new();
+                    crate::resp::encode(r, p, &mut buf);
+                    *r = Reply::Raw(buf.freeze());
+                }
+            }
+        }
         let logged = std::mem::take(&mut self.exec_log);
         if !logged.is_empty() {
             let db = logged[0].0;
@@ -561,22 +595,134 @@ impl Executor {
     }
 }
 
-/// Redis 7's unknown-command error, quoting the first arguments.
+/// Redis 7.0's subcommands and their arities, for the container commands.
+const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "object",
+        &[
+            ("encoding", 3),
+            ("freq", 3),
+            ("help", 2),
+            ("idletime", 3),
+            ("refcount", 3),
+        ],
+    ),
+    (
+        "config",
+        &[
+            ("get", -3),
+            ("set", -4),
+            ("resetstat", 2),
+            ("rewrite", 2),
+            ("help", 2),
+        ],
+    ),
+    (
+        "client",
+        &[
+            ("caching", 3),
+            ("getname", 2),
+            ("getredir", 2),
+            ("help", 2),
+            ("id", 2),
+            ("info", 2),
+            ("kill", -3),
+            ("list", -2),
+            ("no-evict", 3),
+            ("pause", -3),
+            ("reply", 3),
+            ("setname", 3),
+            ("tracking", -3),
+            ("trackinginfo", 2),
+            ("unblock", -3),
+            ("unpause", 2),
+        ],
+    ),
+    (
+        "memory",
+        &[
+            ("doctor", 2),
+            ("help", 2),
+            ("malloc-stats", 2),
+            ("purge", 2),
+            ("stats", 2),
+            ("usage", -3),
+        ],
+    ),
+    (
+        "command",
+        &[
+            ("count", 2),
+            ("docs", -2),
+            ("getkeys", -4),
+            ("getkeysandflags", -4),
+            ("help", 2),
+            ("info", -2),
+            ("list", -2),
+        ],
+    ),
+    (
+        "function",
+        &[
+            ("delete", 3),
+            ("dump", 2),
+            ("flush", -2),
+            ("help", 2),
+            ("kill", 2),
+            ("list", -2),
+            ("load", -3),
+            ("restore", -3),
+            ("stats", 2),
+        ],
+    ),
+];
+
+/// The error for an unknown subcommand or a subcommand's wrong arity.
+fn check_subcommand(name: &str, args: &[Bytes]) -> Option<Reply> {
+    let (_, subs) = SUBCOMMANDS.iter().find(|(n, _)| *n == name)?;
+    let sub = args.get(1)?;
+    let Some((sub_name, arity)) = subs
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(sub))
+    else {
+        let shown: String = String::from_utf8_lossy(sub).chars().take(128).collect();
+        return Some(commands::unknown_subcommand(name, shown.as_bytes()));
+    };
+    let ok = (*arity >= 0 && args.len() == *arity as usize)
+        || (*arity < 0 && args.len() >= arity.unsigned_abs() as usize);
+    (!ok).then(|| {
+        Reply::Error(format!(
+            "ERR wrong number of arguments for '{name}|{sub_name}' command"
+        ))
+    })
+}
+
+/// Redis 7's unknown-command error, quoting the first arguments. Redis
+/// formats them with `%.*s`, so each stops at a NUL byte and the limits
+/// count bytes.
 pub fn unknown_command(args: &[Bytes]) -> Reply {
-    let name = String::from_utf8_lossy(&args[0]);
-    let name: String = name.chars().take(128).collect();
-    let mut rest = String::new();
+    fn c_str(b: &[u8]) -> &[u8] {
+        match b.iter().position(|&c| c == 0) {
+            Some(p) => &b[..p],
+            None => b,
+        }
+    }
+    let name = c_str(&args[0]);
+    let name = &name[..name.len().min(128)];
+    let mut rest: Vec<u8> = Vec::new();
     for a in args.iter().skip(1) {
         if rest.len() >= 128 {
             break;
         }
-        let s = String::from_utf8_lossy(a);
         let room = 128 - rest.len();
-        rest.push('\'');
-        rest.extend(s.chars().take(room));
-        rest.push_str("' ");
+        let a = c_str(a);
+        rest.push(b'\'');
+        rest.extend_from_slice(&a[..a.len().min(room)]);
+        rest.extend_from_slice(b"' ");
     }
     Reply::Error(format!(
-        "ERR unknown command '{name}', with args beginning with: {rest}"
+        "ERR unknown command '{}', with args beginning with: {}",
+        String::from_utf8_lossy(name),
+        String::from_utf8_lossy(&rest)
     ))
 }

@@ -93,7 +93,6 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
         })?;
     }
     let listeners = bind_all(&cfg).await?;
-    let hz = cfg.hz.max(1);
     tracing::info!(
         "Redoubt {} (Redis {} compatible) started, pid={}, port={}",
         crate::VERSION,
@@ -107,7 +106,15 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
         tracing::error!("{e}");
         return Err(std::io::Error::other(e));
     }
-    let ex = Rc::new(RefCell::new(executor));
+    serve_with(executor, listeners).await
+}
+
+/// Runs the event loop with a given executor (for instance one whose
+/// durability sink a test controls) on listeners already bound, until
+/// SHUTDOWN or a signal. Call it inside a `tokio::task::LocalSet`.
+pub async fn serve_with(ex: Executor, listeners: Vec<TcpListener>) -> std::io::Result<()> {
+    let hz = ex.config.hz.clamp(1, 500);
+    let ex = Rc::new(RefCell::new(ex));
     let shared = Rc::new(Shared {
         ex: ex.clone(),
         shutdown: Rc::new(Notify::new()),

@@ -28,7 +28,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "hello",
         -1,
-        NO_AUTH | STALE | FAST | NO_MULTI,
+        NO_AUTH | STALE | FAST,
         (0, 0, 0),
         "connection",
         hello,
@@ -185,7 +185,6 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         i = 2;
     }
-    let mut setname = None;
     while i < args.len() {
         let more = args.len() - i - 1;
         if eq_ic(&args[i], "auth") && more >= 2 {
@@ -195,7 +194,13 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             ctx.client.authenticated = true;
             i += 3;
         } else if eq_ic(&args[i], "setname") && more >= 1 {
-            setname = Some(args[i + 1].clone());
+            // Applied at once, as Redis does: a later bad option or a
+            // missing AUTH does not undo it.
+            let name = &args[i + 1];
+            if let Err(e) = super::server::validate_client_name(name) {
+                return e;
+            }
+            ctx.client.name = (!name.is_empty()).then(|| name.clone());
             i += 2;
         } else {
             return Reply::Error(format!(
@@ -205,13 +210,7 @@ fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     }
     if !ctx.client.authenticated && !ctx.ex.config.requirepass.is_empty() {
-        return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
-    }
-    if let Some(name) = setname {
-        if let Err(e) = super::server::validate_client_name(&name) {
-            return e;
-        }
-        ctx.client.name = (!name.is_empty()).then_some(name);
+        return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     ctx.client.resp = proto;
     Reply::Map(vec![
@@ -275,6 +274,8 @@ fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     if dirty {
         return Reply::NilArray;
     }
+    // run_exec logs the transaction itself, wrapped in MULTI ... EXEC.
+    ctx.propagate = crate::commands::Propagate::Never;
     ctx.ex.run_exec(ctx.client, queue)
 }
 

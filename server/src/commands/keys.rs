@@ -314,8 +314,8 @@ fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
 fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit_ms: i64, relative: bool) -> Reply {
     reply((|| {
         let key = &args[1];
-        let when = arg_i64(&args[2])?;
         let flags = parse_expire_flags(&args[3..])?;
+        let when = arg_i64(&args[2])?;
         let invalid = || {
             Reply::Error(format!(
                 "ERR invalid expire time in '{}' command",
@@ -486,7 +486,7 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 "    Return the number of references of the value associated with the specified",
                 "    <key>.",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ]
             .iter()
             .map(|s| Reply::StatusOwned(s.to_string()))

@@ -159,8 +159,11 @@ fn config_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 .collect(),
         )
     } else if eq_ic(sub, "set") {
-        if args.len() < 4 || !args.len().is_multiple_of(2) {
+        if args.len() < 4 {
             return wrong_args("config|set");
+        }
+        if !args.len().is_multiple_of(2) {
+            return syntax_error();
         }
         config_set(ctx, &args[2..])
     } else if eq_ic(sub, "resetstat") {
@@ -186,7 +189,7 @@ fn config_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             "REWRITE",
             "    Rewrite the configuration file.",
             "HELP",
-            "    Print this help.",
+            "    Prints this help.",
         ])
     } else {
         unknown_subcommand("config", sub)
@@ -207,6 +210,9 @@ fn config_set(ctx: &mut Ctx, pairs: &[Bytes]) -> Reply {
         Enable::Local => ctx.client.is_local,
         Enable::No => false,
     };
+    // As Redis: check every name first (the first problem wins), then set
+    // the values.
+    let mut params = Vec::new();
     for pair in pairs.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).into_owned();
         let Some(param) = config::find(&name) else {
@@ -214,17 +220,19 @@ fn config_set(ctx: &mut Ctx, pairs: &[Bytes]) -> Reply {
                 "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
             ));
         };
-        if seen.contains(&param.name) {
-            return fail(&name, "duplicate parameter");
-        }
-        seen.push(param.name);
         if param.flags & config::IMMUTABLE != 0 {
             return fail(&name, "can't set immutable config");
         }
         if param.flags & config::PROTECTED != 0 && !protected_ok {
             return fail(&name, "can't set protected config");
         }
-        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        if seen.contains(&param.name) {
+            return fail(&name, "duplicate parameter");
+        }
+        seen.push(param.name);
+        params.push((name, param, String::from_utf8_lossy(&pair[1]).into_owned()));
+    }
+    for (name, param, value) in params {
         if let Err(why) = (param.set)(&mut new, &[value]) {
             return fail(&name, &why);
         }

@@ -115,6 +115,21 @@ enum ExpireOpt {
     Persist,
 }
 
+fn is_time_opt(a: &[u8]) -> bool {
+    eq_ic(a, "ex") || eq_ic(a, "px") || eq_ic(a, "exat") || eq_ic(a, "pxat")
+}
+
+/// Whether time option `a` may follow what was parsed so far: Redis refuses
+/// two different ones (EX with PX, KEEPTTL, PERSIST) but lets the same one
+/// repeat, the last one winning.
+fn may_repeat(exp: &ExpireOpt, prev: Option<&Bytes>, a: &[u8]) -> bool {
+    match exp {
+        ExpireOpt::None => true,
+        ExpireOpt::At(_) => prev.is_some_and(|p| p.eq_ignore_ascii_case(a)),
+        _ => false,
+    }
+}
+
 /// Parses EX/PX/EXAT/PXAT `value` into an absolute ms time.
 fn expire_at(ctx: &Ctx, kind: &[u8], val: &[u8], cmd: &str) -> Result<u64, Reply> {
     let invalid = || Reply::Error(format!("ERR invalid expire time in '{cmd}' command"));
@@ -140,6 +155,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let (key, val) = (&args[1], &args[2]);
         let (mut nx, mut xx, mut get) = (false, false, false);
         let mut exp = ExpireOpt::None;
+        let mut exp_arg = None;
         let mut i = 3;
         while i < args.len() {
             let a = &args[i];
@@ -150,18 +166,20 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 xx = true;
             } else if eq_ic(a, "get") {
                 get = true;
-            } else if eq_ic(a, "keepttl") && exp == ExpireOpt::None {
+            } else if eq_ic(a, "keepttl") && matches!(exp, ExpireOpt::None | ExpireOpt::KeepTtl) {
                 exp = ExpireOpt::KeepTtl;
-            } else if (eq_ic(a, "ex") || eq_ic(a, "px") || eq_ic(a, "exat") || eq_ic(a, "pxat"))
-                && exp == ExpireOpt::None
-                && has_next
-            {
-                exp = ExpireOpt::At(expire_at(ctx, a, &args[i + 1], "set")?);
+            } else if is_time_opt(a) && may_repeat(&exp, exp_arg.map(|j| &args[j]), a) && has_next {
+                // Validated once every option is parsed, as Redis does.
+                exp_arg = Some(i);
+                exp = ExpireOpt::At(0);
                 i += 1;
             } else {
                 return Err(syntax_error());
             }
             i += 1;
+        }
+        if let Some(j) = exp_arg {
+            exp = ExpireOpt::At(expire_at(ctx, &args[j], &args[j + 1], "set")?);
         }
         let old = get_str_any(ctx, key);
         if get {
@@ -283,16 +301,18 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply((|| {
         let key = &args[1];
         let mut exp = ExpireOpt::None;
+        let mut exp_arg = None;
         let mut i = 2;
         while i < args.len() {
             let a = &args[i];
-            if (eq_ic(a, "ex") || eq_ic(a, "px") || eq_ic(a, "exat") || eq_ic(a, "pxat"))
-                && exp == ExpireOpt::None
+            if is_time_opt(a)
+                && may_repeat(&exp, exp_arg.map(|j| &args[j]), a)
                 && i + 1 < args.len()
             {
-                exp = ExpireOpt::At(expire_at(ctx, a, &args[i + 1], "getex")?);
+                exp_arg = Some(i);
+                exp = ExpireOpt::At(0);
                 i += 1;
-            } else if eq_ic(a, "persist") && exp == ExpireOpt::None {
+            } else if eq_ic(a, "persist") && matches!(exp, ExpireOpt::None | ExpireOpt::Persist) {
                 exp = ExpireOpt::Persist;
             } else {
                 return Err(syntax_error());
@@ -302,6 +322,10 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let Some(val) = get_str(ctx, key)? else {
             return Ok(Reply::Nil);
         };
+        // Redis validates the time only once the key is known to be a string.
+        if let Some(j) = exp_arg {
+            exp = ExpireOpt::At(expire_at(ctx, &args[j], &args[j + 1], "getex")?);
+        }
         match exp {
             ExpireOpt::At(t) if t <= ctx.now => {
                 ctx.db().remove(key);

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Throughput, latency and memory of Redoubt next to Redis 7, on one machine,
+# in one run. Writes a Markdown section into BENCHMARKS.md (between the
+# markers below), keeping every other section of that file.
+#
+#   bench/throughput.sh                 # defaults (about 10 s per test)
+#   N=200000 bench/throughput.sh        # quicker
+#   EXTRA_TESTS=families bench/throughput.sh   # + lpush,rpop,sadd,hset,zadd,lrange_100,xadd
+#
+# Both servers run with persistence off (--save '' --appendonly no), pinned
+# to CPU $SERVER_CPU; redis-benchmark is pinned to CPU $BENCH_CPU. Each
+# (test, pipeline depth) runs against Redoubt and then Redis, back to back.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+N=${N:-1000000}                       # requests per test at -P 1
+N_PIPELINED=${N_PIPELINED:-$((N * 5))} # requests per test at -P 16
+TESTS=${TESTS:-set,get,incr}
+# Tests of the list/set/hash/zset/stream commands, run when those land:
+# EXTRA_TESTS=families runs all of them, or list the ones wanted. (The
+# redis-benchmark of Redis 7.0 has no xadd test: that row shows n/a.)
+FAMILY_TESTS=lpush,rpop,sadd,hset,zadd,lrange_100,xadd
+EXTRA_TESTS=${EXTRA_TESTS:-}
+[ "$EXTRA_TESTS" = families ] && EXTRA_TESTS=$FAMILY_TESTS
+PIPELINES=${PIPELINES:-1 16}
+CLIENTS=${CLIENTS:-50}
+KEYSPACE=${KEYSPACE:-1000000}
+SIZE=${SIZE:-100}
+RSS_KEYS=${RSS_KEYS:-1000000}
+SERVER_CPU=${SERVER_CPU:-0}
+BENCH_CPU=${BENCH_CPU:-1}
+OUT=${OUT:-$ROOT/BENCHMARKS.md}
+REDIS_SERVER=${REDIS_SERVER:-redis-server}
+REDIS_CLI=${REDIS_CLI:-redis-cli}
+REDIS_BENCHMARK=${REDIS_BENCHMARK:-redis-benchmark}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+BEGIN_MARK='<!-- BEGIN bench/throughput.sh (generated; edits inside are overwritten) -->'
+END_MARK='<!-- END bench/throughput.sh -->'
+
+for tool in "$REDIS_SERVER" "$REDIS_CLI" "$REDIS_BENCHMARK" taskset; do
+    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+
+echo "building redoubt-server (release)..." >&2
+(cd "$ROOT" && cargo build --release -p redoubt-server --quiet)
+REDOUBT_BIN=$CARGO_TARGET_DIR/release/redoubt-server
+
+WORK=$(mktemp -d /tmp/redoubt-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start NAME BINARY EXTRA_ARGS... ; sets PORT_<NAME> and PID_<NAME>
+start() {
+    local name=$1 bin=$2
+    shift 2
+    local port dir
+    port=$(free_port)
+    dir=$WORK/$name
+    mkdir -p "$dir"
+    taskset -c "$SERVER_CPU" "$bin" --port "$port" --bind 127.0.0.1 --dir "$dir" \
+        --save '' --appendonly no --enable-debug-command yes "$@" \
+        >"$dir/server.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 200); do
+        if "$REDIS_CLI" -p "$port" PING >/dev/null 2>&1; then
+            printf -v "PORT_$name" '%s' "$port"
+            printf -v "PID_$name" '%s' "$pid"
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "$name did not start; log:" >&2
+    cat "$dir/server.log" >&2
+    exit 1
+}
+
+start redoubt "$REDOUBT_BIN"
+start redis "$(command -v "$REDIS_SERVER")" --daemonize no --logfile ''
+
+# bench PORT TEST PIPELINE REQUESTS -> "rps p50 p99"
+bench() {
+    local port=$1 test=$2 pipeline=$3 n=$4
+    taskset -c "$BENCH_CPU" "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$port" -t "$test" \
+        -c "$CLIENTS" -r "$KEYSPACE" -d "$SIZE" -n "$n" -P "$pipeline" --csv --precision 3 |
+        awk -F, '
+            # The last row is the test itself (lrange_100 first runs LPUSH).
+            NR > 1 { gsub(/"/, ""); last = $2 " " $5 " " $7 }
+            END { print (last == "" ? "0 n/a n/a" : last) }'
+}
+
+# A rate as an integer, or n/a when redis-benchmark has no such test.
+rate() { awk -v r="$1" 'BEGIN { if (r > 0) printf "%.0f", r; else print "n/a" }'; }
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+ALL_TESTS=$TESTS
+[ -n "$EXTRA_TESTS" ] && ALL_TESTS="$TESTS,$EXTRA_TESTS"
+ROWS=""
+for p in $PIPELINES; do
+    n=$N
+    [ "$p" -gt 1 ] && n=$N_PIPELINED
+    for t in ${ALL_TESTS//,/ }; do
+        echo "-P $p $t: redoubt..." >&2
+        read -r a_rps a_p50 a_p99 < <(bench "$PORT_redoubt" "$t" "$p" "$n")
+        echo "-P $p $t: redis..." >&2
+        read -r b_rps b_p50 b_p99 < <(bench "$PORT_redis" "$t" "$p" "$n")
+        ROWS+="| $t | $p | $(rate "$a_rps") | $(rate "$b_rps") | **$(ratio "$a_rps" "$b_rps")** | $a_p50 | $b_p50 | $a_p99 | $b_p99 |"$'\n'
+    done
+done
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+echo "memory: DEBUG POPULATE $RSS_KEYS key $SIZE on fresh servers..." >&2
+for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+done
+PIDS=()
+start redoubt "$REDOUBT_BIN"
+start redis "$(command -v "$REDIS_SERVER")" --daemonize no --logfile ''
+declare -A RSS_EMPTY RSS_FULL KEYS_LOADED
+for name in redoubt redis; do
+    port_var=PORT_$name
+    pid_var=PID_$name
+    sleep 1
+    RSS_EMPTY[$name]=$(rss_kib "${!pid_var}")
+    "$REDIS_CLI" -p "${!port_var}" DEBUG POPULATE "$RSS_KEYS" key "$SIZE" >/dev/null
+    sleep 1
+    RSS_FULL[$name]=$(rss_kib "${!pid_var}")
+    KEYS_LOADED[$name]=$("$REDIS_CLI" -p "${!port_var}" DBSIZE)
+done
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+per_key() { awk -v f="$1" -v e="$2" -v n="$3" 'BEGIN { printf "%.0f", (f - e) * 1024 / n }'; }
+
+CPU_MODEL=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+REDIS_VERSION=$("$REDIS_SERVER" --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
+REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+SECTION=$(cat <<EOF
+$BEGIN_MARK
+## Throughput and memory: Redoubt vs Redis $REDIS_VERSION
+
+Generated by \`bench/throughput.sh\` on $(date -u +%Y-%m-%d) at commit \`$REV\`.
+Machine: $CPU_MODEL, $(nproc) CPUs. Servers pinned to CPU $SERVER_CPU,
+redis-benchmark to CPU $BENCH_CPU; persistence off on both
+(\`--save '' --appendonly no\`). \`redis-benchmark -c $CLIENTS -r $KEYSPACE -d $SIZE\`,
+$N requests per test at \`-P 1\` and $N_PIPELINED at \`-P 16\`. Latencies in ms.
+Ratio = Redoubt / Redis requests per second (higher is better for Redoubt).
+
+| test | -P | Redoubt req/s | Redis req/s | ratio | Redoubt p50 | Redis p50 | Redoubt p99 | Redis p99 |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+${ROWS%$'\n'}
+
+Memory of freshly started servers before and after
+\`DEBUG POPULATE $RSS_KEYS key $SIZE\` ($RSS_KEYS keys, $SIZE-byte values):
+
+| server | keys | RSS empty (MiB) | RSS loaded (MiB) | bytes per key |
+| --- | --- | --- | --- | --- |
+| Redoubt | ${KEYS_LOADED[redoubt]} | $(mib "${RSS_EMPTY[redoubt]}") | $(mib "${RSS_FULL[redoubt]}") | $(per_key "${RSS_FULL[redoubt]}" "${RSS_EMPTY[redoubt]}" "$RSS_KEYS") |
+| Redis | ${KEYS_LOADED[redis]} | $(mib "${RSS_EMPTY[redis]}") | $(mib "${RSS_FULL[redis]}") | $(per_key "${RSS_FULL[redis]}" "${RSS_EMPTY[redis]}" "$RSS_KEYS") |
+
+RSS ratio (loaded, Redoubt / Redis): **$(ratio "${RSS_FULL[redoubt]}" "${RSS_FULL[redis]}")**
+$END_MARK
+EOF
+)
+
+# Replace the generated section, or append it; other sections stay.
+if [ -f "$OUT" ] && grep -qF "$BEGIN_MARK" "$OUT"; then
+    SECTION="$SECTION" awk -v begin="$BEGIN_MARK" -v end="$END_MARK" '
+        $0 == begin { print ENVIRON["SECTION"]; skip = 1; next }
+        $0 == end { skip = 0; next }
+        !skip { print }
+    ' "$OUT" >"$OUT.tmp"
+    mv "$OUT.tmp" "$OUT"
+else
+    if [ ! -f "$OUT" ]; then
+        printf '# Benchmarks\n\n' >"$OUT"
+    else
+        printf '\n' >>"$OUT"
+    fi
+    printf '%s\n' "$SECTION" >>"$OUT"
+fi
+echo "$SECTION"
+echo "written to $OUT" >&2
