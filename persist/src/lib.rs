@@ -2,6 +2,7 @@
 //! land) the RDB codec, the append-only file, the snapshotter and the
 //! `Storage` abstraction that all file I/O goes through.
 
+pub mod aof;
 pub mod keyspace;
 pub mod rdb;
 pub mod snapshot;

@@ -101,8 +101,8 @@ impl Conn {
         loop {
             tokio::select! {
                 msg = self.rx.recv() => {
-                    self.on_message(msg)?;
-                    self.write_out(0).await?;
+                    let lsn = self.on_message(msg)?;
+                    self.write_out(lsn).await?;
                 }
                 n = self.stream.read_buf(&mut self.rbuf) => {
                     if n? == 0 {
@@ -118,13 +118,19 @@ impl Conn {
         self.client.borrow().resp
     }
 
-    /// Handles a message from the executor while not blocked.
-    fn on_message(&mut self, msg: Option<Outgoing>) -> Result<(), ConnEnd> {
+    /// Handles a message from the executor while not blocked; returns the
+    /// LSN the reply must wait for.
+    fn on_message(&mut self, msg: Option<Outgoing>) -> Result<u64, ConnEnd> {
         match msg {
-            Some(Outgoing::Push(r)) | Some(Outgoing::Reply(r, _)) => {
+            Some(Outgoing::Push(r)) => {
                 let proto = self.proto();
                 encode(&r, proto, &mut self.wbuf);
-                Ok(())
+                Ok(0)
+            }
+            Some(Outgoing::Reply(r, lsn)) => {
+                let proto = self.proto();
+                encode(&r, proto, &mut self.wbuf);
+                Ok(lsn)
             }
             Some(Outgoing::Close) | None => Err(ConnEnd::Closed),
         }
@@ -247,6 +253,12 @@ impl Conn {
             return Ok(());
         }
         if let Some(wm) = self.watermark.as_mut() {
+            if *wm.borrow() < lsn {
+                // The records may still sit in the sink's batch buffer (a
+                // mid-batch flush of replies, a reply to a served blocked
+                // client): hand them to the writer before waiting.
+                self.shared.ex.borrow_mut().durability.flush();
+            }
             while *wm.borrow_and_update() < lsn {
                 if wm.changed().await.is_err() {
                     // The writer is gone: the write can never be acknowledged.

@@ -24,6 +24,7 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Reply::ok()
         }
         ("object", 3) => debug_object(ctx, &args[2]),
+        ("loadaof", 2) => crate::aof::debug_loadaof(ctx.ex),
         ("digest", 2) => Reply::bulk_str(&dataset_digest(ctx)),
         ("digest-value", _) => {
             let out = args[2..]
@@ -44,6 +45,7 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         ("help", _) => crate::commands::server::help_reply(&[
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "DIGEST",
+            "LOADAOF",
             "DIGEST-VALUE <key> [<key> ...]",
             "OBJECT <key>",
             "POPULATE <count> [<prefix>] [<size>]",

@@ -20,6 +20,21 @@ pub trait Durability {
 
     /// The watermark replies wait for; None means replies never wait.
     fn watermark(&self) -> Option<watch::Receiver<u64>>;
+
+    /// Set while the log cannot be written: write commands are refused with
+    /// `-MISCONF Errors writing to the AOF file: <this>`.
+    fn write_error(&self) -> Option<String> {
+        None
+    }
+
+    /// For reaching the concrete sink (INFO, BGREWRITEAOF, DEBUG LOADAOF).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 /// No persistence: nothing is logged and replies never wait.
@@ -35,7 +50,7 @@ impl Durability for Volatile {
 
 /// A sink whose watermark is moved by hand: records what it is given and
 /// releases replies only when told. Tests use it to prove the seam holds.
-/// What a [`Gate`] was handed: (lsn, db, command).
+/// What a [`Gate`] recorded: (lsn, db, args).
 pub type GateLog = std::rc::Rc<std::cell::RefCell<Vec<(u64, usize, Vec<Bytes>)>>>;
 
 pub struct Gate {

@@ -94,7 +94,9 @@ impl Executor {
         let dbs = config.databases;
         let mut table = HashMap::new();
         let mut specs = Vec::new();
-        for family in commands::families() {
+        let mut families = commands::families();
+        families.push(crate::aof::COMMANDS);
+        for family in families {
             for spec in family {
                 table.insert(spec.name.as_bytes().to_vec(), specs.len());
                 specs.push(spec);
@@ -170,7 +172,17 @@ impl Executor {
     /// Runs one command for `client`. Returns the reply and the LSN it must
     /// wait for before it is sent.
     pub fn execute(&mut self, client: &mut Client, args: &[Bytes]) -> (Reply, u64) {
-        let reply = self.dispatch(client, args);
+        // CONFIG SET may switch the AOF on or off or change its fsync
+        // policy; apply that once the new config is in place.
+        let old_config = crate::util::eq_ic(&args[0], "config").then(|| self.config.clone());
+        let mut reply = self.dispatch(client, args);
+        if let Some(old) = old_config {
+            if reply == Reply::ok() {
+                if let Some(err) = crate::aof::on_config_change(self, &old) {
+                    reply = err;
+                }
+            }
+        }
         self.after_command(client);
         if reply.is_error() {
             self.stats.total_error_replies += 1;
@@ -201,6 +213,14 @@ impl Executor {
                 client.multi_error = true;
             }
             return Reply::err("NOAUTH Authentication required.");
+        }
+        if spec.has(flags::WRITE) || spec.name == "ping" {
+            if let Some(e) = self.durability.write_error() {
+                if client.multi.is_some() {
+                    client.multi_error = true;
+                }
+                return Reply::Error(format!("MISCONF Errors writing to the AOF file: {e}"));
+            }
         }
         if client.multi.is_some() && !spec.has(flags::NO_QUEUE) {
             if spec.has(flags::NO_MULTI) {

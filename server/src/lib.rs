@@ -1,6 +1,7 @@
 //! Redoubt's server: RESP protocol, connections, the command executor,
 //! configuration and INFO.
 
+pub mod aof;
 pub mod client;
 pub mod commands;
 pub mod config;

@@ -102,12 +102,19 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
         cfg.port
     );
     let mut executor = Executor::new(cfg);
-    if let Err(e) = executor.load_rdb() {
+    if !executor.config.appendonly {
+        if let Err(e) = executor.load_rdb() {
+            tracing::error!("{e}");
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                e.to_string(),
+            ));
+        }
+    }
+    if let Err(e) = crate::aof::startup(&mut executor, crate::aof::file_storage()) {
+        // As Redis: a persistence file that cannot be loaded stops the start.
         tracing::error!("{e}");
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            e.to_string(),
-        ));
+        return Err(std::io::Error::other(e));
     }
     let ex = Rc::new(RefCell::new(executor));
     let shared = Rc::new(Shared {
@@ -136,7 +143,9 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(1000 / hz));
         loop {
             tick.tick().await;
-            cron_ex.borrow_mut().cron();
+            let mut ex = cron_ex.borrow_mut();
+            ex.cron();
+            crate::aof::cron(&mut ex);
         }
     });
     tokio::task::spawn_local(drive_snapshots(ex.clone()));
@@ -167,6 +176,7 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
             }
         }
     }
+    crate::aof::shutdown(&mut ex.borrow_mut());
     tracing::info!("Redoubt is now ready to exit, bye bye...");
     Ok(())
 }

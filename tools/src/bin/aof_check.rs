@@ -1,25 +1,22 @@
-//! `aof-check`: checks and repairs append-only files (filled in by the tools work).
-use clap::Parser;
+//! `aof-check [--fix|--truncate-to-timestamp <ts>] [--yes] [--json] [--stats] <file.aof|manifest>`:
+//! redis-check-aof's behaviour and exit codes, with a fuller diagnosis.
 
-/// Check an append-only file or a multi-part AOF directory, as redis-check-aof does.
-#[derive(Parser)]
-#[command(name = "aof-check", version)]
-struct Args {
-    /// Truncate a torn tail (keeps a backup of the original).
-    #[arg(long)]
-    fix: bool,
-    /// Truncate the AOF to the last timestamp annotation at or before this Unix time.
-    #[arg(long, value_name = "UNIX-TS")]
-    truncate_to_timestamp: Option<u64>,
-    /// An AOF file, or the manifest of a multi-part AOF directory.
-    file: std::path::PathBuf,
-}
+use redoubt_persist::storage::FileStorage;
 
 fn main() {
-    let args = Args::parse();
-    eprintln!(
-        "aof-check: checking {} is not implemented yet",
-        args.file.display()
-    );
-    std::process::exit(2);
+    let argv: Vec<String> = std::env::args().collect();
+    let argv0 = argv.first().cloned().unwrap_or_else(|| "aof-check".into());
+    let opts = match redoubt_tools::aof_check::parse_args(&argv0, &argv[1..]) {
+        Ok(o) => o,
+        Err((msg, code)) => {
+            println!("{msg}");
+            std::process::exit(code);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let code = redoubt_tools::aof_check::run(&opts, &mut out, &mut input, &FileStorage, None);
+    std::process::exit(code);
 }

@@ -1,0 +1,731 @@
+//! The append-only file in the server: the [`Durability`] sink that feeds
+//! the writer thread, start-up loading (replay through the executor with a
+//! pseudo-client), the legacy upgrade, CONFIG SET appendonly/appendfsync,
+//! BGREWRITEAOF, DEBUG LOADAOF and the INFO fields.
+//!
+//! Rewrites and switching AOF on are synchronous for now: the base is the
+//! keyspace serialized as RESP on the executor thread
+//! (`write_keyspace_resp`). TODO(snapshot walker): the fork-free walker
+//! replaces that copy; it plugs in through [`PersistHooks::base_writer`]
+//! and `redoubt_persist::aof::rewrite`'s base-writer callback.
+
+use crate::client::Client;
+use crate::commands::flags::*;
+use crate::commands::{CommandSpec, Ctx};
+use crate::config::{AppendFsync, Config};
+use crate::durability::{Durability, Volatile};
+use crate::exec::Executor;
+use crate::resp::Reply;
+use bytes::Bytes;
+use redoubt_persist::aof::{
+    self, loader, rewrite, AofDir, FsyncMode, LoadOptions, Manifest, Msg, Policy, RecordEncoder,
+    Replay, SystemClock, WriterCore, WriterHandle, WriterParts, WriterStats,
+};
+use redoubt_persist::storage::{FileStorage, Storage};
+use std::any::Any;
+use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// Loads an RDB image into the executor's keyspace.
+pub type RdbLoadFn = fn(&mut Executor, &mut dyn Read, &str) -> Result<(), String>;
+/// Writes the keyspace as an RDB image.
+pub type RdbWriteFn = fn(&Executor, &mut dyn Write) -> io::Result<()>;
+/// Loads dump.rdb at start-up.
+pub type RdbStartupFn = fn(&mut Executor) -> Result<(), String>;
+
+/// Plug-in points for the RDB codec and the snapshot walker.
+pub struct PersistHooks {
+    /// Loads an RDB image (AOF base / legacy preamble) into the executor's
+    /// keyspace. Must consume exactly the image. TODO(rdb): set by the RDB codec.
+    pub rdb_loader: Option<RdbLoadFn>,
+    /// Writes the keyspace as an RDB image (`aof-use-rdb-preamble yes`
+    /// bases). TODO(rdb): until set, bases are RESP (`.base.aof`).
+    pub rdb_base_writer: Option<RdbWriteFn>,
+    /// Loads dump.rdb at start-up when AOF is off. TODO(rdb).
+    pub rdb_startup: Option<RdbStartupFn>,
+}
+
+pub fn hooks() -> PersistHooks {
+    PersistHooks {
+        rdb_loader: None,
+        rdb_base_writer: None,
+        rdb_startup: None,
+    }
+}
+
+fn policy(f: AppendFsync) -> Policy {
+    match f {
+        AppendFsync::Always => Policy::Always,
+        AppendFsync::EverySec => Policy::EverySec,
+        AppendFsync::No => Policy::No,
+    }
+}
+
+fn unix_secs() -> u64 {
+    crate::util::now_ms() / 1000
+}
+
+/// Rewrite bookkeeping for INFO.
+#[derive(Debug, Clone)]
+pub struct RewriteStats {
+    pub rewrites: u64,
+    pub last_ok: bool,
+    pub last_time_sec: i64,
+    pub consecutive_failures: u64,
+    pub base_size: u64,
+}
+
+impl Default for RewriteStats {
+    fn default() -> Self {
+        RewriteStats {
+            rewrites: 0,
+            last_ok: true,
+            last_time_sec: -1,
+            consecutive_failures: 0,
+            base_size: 0,
+        }
+    }
+}
+
+/// The durability sink. Installed for the server's whole life, so every
+/// connection holds the same watermark; with AOF off it releases each batch
+/// as soon as it is executed.
+pub struct Aof {
+    pub storage: Arc<dyn Storage>,
+    pub dir: AofDir,
+    pub manifest: Manifest,
+    writer: Option<WriterHandle>,
+    pub stats: Option<Arc<WriterStats>>,
+    current_incr: Option<String>,
+    encoder: RecordEncoder,
+    buf: Vec<u8>,
+    buf_lsn: u64,
+    last_lsn: u64,
+    tx: watch::Sender<u64>,
+    pub rewrite: RewriteStats,
+    /// Size of the incr files before the current one (aof_current_size).
+    older_incrs_size: u64,
+}
+
+impl Aof {
+    pub fn new(cfg: &Config, storage: Arc<dyn Storage>) -> Aof {
+        let (tx, _) = watch::channel(0);
+        Aof {
+            dir: AofDir::new(
+                storage.clone(),
+                ".",
+                &cfg.appenddirname,
+                &cfg.appendfilename,
+            ),
+            storage,
+            manifest: Manifest::default(),
+            writer: None,
+            stats: None,
+            current_incr: None,
+            encoder: RecordEncoder::new(cfg.aof_timestamp_enabled),
+            buf: Vec::new(),
+            buf_lsn: 0,
+            last_lsn: 0,
+            tx,
+            rewrite: RewriteStats::default(),
+            older_incrs_size: 0,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Starts the writer on `incr` (already listed in the manifest).
+    fn start_writer(
+        &mut self,
+        name: String,
+        file: Box<dyn redoubt_persist::storage::StorageFile>,
+        size: u64,
+        start_lsn: u64,
+        p: Policy,
+    ) -> io::Result<()> {
+        let tx = self.tx.clone();
+        let core = WriterCore::new(WriterParts {
+            storage: self.storage.clone(),
+            path: self.dir.path(&name),
+            file,
+            size,
+            start_lsn,
+            policy: p,
+            clock: Arc::new(SystemClock::default()),
+            publish: Box::new(move |lsn| {
+                tx.send_if_modified(|v| {
+                    if lsn > *v {
+                        *v = lsn;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }),
+            on_fatal: Box::new(|msg| {
+                // Redis exits rather than acknowledge a write it could not
+                // make durable under appendfsync always.
+                tracing::error!("{msg}. Exiting...");
+                std::process::exit(1);
+            }),
+            fsync: FsyncMode::Background,
+        });
+        let h = WriterHandle::spawn(core)?;
+        // Everything before `start_lsn` is either in the files already or
+        // was never logged: replies waiting on it must not wait for the
+        // next write.
+        self.tx.send_if_modified(|v| {
+            if start_lsn > *v {
+                *v = start_lsn;
+                true
+            } else {
+                false
+            }
+        });
+        self.stats = Some(h.stats.clone());
+        self.writer = Some(h);
+        self.current_incr = Some(name);
+        self.encoder.reset_db();
+        self.last_lsn = start_lsn;
+        self.older_incrs_size = self.incrs_size_except_current();
+        Ok(())
+    }
+
+    fn incrs_size_except_current(&self) -> u64 {
+        self.manifest
+            .incrs
+            .iter()
+            .filter(|ai| Some(&ai.name) != self.current_incr.as_ref())
+            .map(|ai| self.storage.len(&self.dir.path(&ai.name)).unwrap_or(0))
+            .sum()
+    }
+
+    /// Writes the buffer, fsyncs, stops the writer (shutdown, appendonly no).
+    pub fn stop(&mut self) -> io::Result<()> {
+        self.flush();
+        self.current_incr = None;
+        self.stats = None;
+        match self.writer.take() {
+            Some(w) => w.stop(),
+            None => Ok(()),
+        }
+    }
+
+    /// Forces everything handed over so far to disk (DEBUG LOADAOF).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.flush();
+        match &self.writer {
+            Some(w) => w.call(|reply| Msg::Sync { reply }),
+            None => Ok(()),
+        }
+    }
+
+    pub fn set_policy(&mut self, p: Policy) {
+        if let Some(w) = &self.writer {
+            w.send(Msg::SetPolicy(p));
+        }
+    }
+
+    pub fn set_timestamps(&mut self, on: bool) {
+        self.encoder.set_timestamps(on);
+    }
+
+    /// aof_current_size, aof_base_size.
+    pub fn sizes(&self) -> (u64, u64) {
+        let base = self
+            .manifest
+            .base
+            .as_ref()
+            .map(|b| self.storage.len(&self.dir.path(&b.name)).unwrap_or(0))
+            .unwrap_or(0);
+        let cur = self
+            .stats
+            .as_ref()
+            .map(|s| s.file_size.load(Ordering::Acquire))
+            .unwrap_or(0);
+        (base + self.older_incrs_size + cur, self.rewrite.base_size)
+    }
+}
+
+impl Durability for Aof {
+    fn append(&mut self, lsn: u64, db: usize, args: &[Bytes]) {
+        self.last_lsn = lsn;
+        if self.writer.is_some() {
+            self.encoder.encode(&mut self.buf, db, args, unix_secs());
+            self.buf_lsn = lsn;
+        }
+    }
+
+    fn flush(&mut self) {
+        match &self.writer {
+            Some(w) => {
+                if !self.buf.is_empty() {
+                    let data = std::mem::take(&mut self.buf);
+                    w.send(Msg::Batch {
+                        data,
+                        lsn: self.buf_lsn,
+                    });
+                }
+            }
+            None => {
+                let lsn = self.last_lsn;
+                self.tx.send_if_modified(|v| {
+                    if lsn > *v {
+                        *v = lsn;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+        }
+    }
+
+    fn watermark(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.tx.subscribe())
+    }
+
+    fn write_error(&self) -> Option<String> {
+        self.stats.as_ref().and_then(|s| s.error())
+    }
+
+    fn as_any(&self) -> Option<&dyn Any> {
+        Some(self)
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        Some(self)
+    }
+}
+
+/// The executor's Aof, if installed.
+pub fn get(ex: &mut Executor) -> Option<&mut Aof> {
+    ex.durability
+        .as_any_mut()
+        .and_then(|a| a.downcast_mut::<Aof>())
+}
+
+pub fn get_ref(ex: &Executor) -> Option<&Aof> {
+    ex.durability.as_any().and_then(|a| a.downcast_ref::<Aof>())
+}
+
+// ---- replay -------------------------------------------------------------
+
+/// Replays commands through the executor as Redis's fake AOF client does:
+/// no replies, nothing logged (the sink is swapped out meanwhile).
+struct ExecReplay<'a> {
+    ex: &'a mut Executor,
+    client: Client,
+}
+
+impl ExecReplay<'_> {
+    fn run(&mut self, args: Vec<Vec<u8>>) -> Result<(), String> {
+        if self.ex.lookup_command(&args[0]).is_none() {
+            return Err(format!(
+                "Unknown command '{}'",
+                String::from_utf8_lossy(&args[0])
+            ));
+        }
+        let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+        self.ex.execute(&mut self.client, &args);
+        Ok(())
+    }
+}
+
+impl Replay for ExecReplay<'_> {
+    fn command(&mut self, args: Vec<Vec<u8>>) -> Result<(), String> {
+        self.run(args)
+    }
+
+    fn transaction(&mut self, cmds: Vec<Vec<Vec<u8>>>) -> Result<(), String> {
+        self.run(vec![b"MULTI".to_vec()])?;
+        for c in cmds {
+            self.run(c)?;
+        }
+        self.run(vec![b"EXEC".to_vec()])
+    }
+}
+
+fn pseudo_client() -> Client {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut c = Client::new(u64::MAX, "aof".into(), "aof".into(), true, tx);
+    c.authenticated = true;
+    c
+}
+
+/// Loads the directory named by `m` into the executor. The sink is
+/// detached during the replay and the LSN restored after it, so nothing
+/// replayed is logged again and no reply waits on it.
+pub fn load_into(
+    ex: &mut Executor,
+    dir: &AofDir,
+    m: &Manifest,
+) -> Result<loader::LoadReport, loader::LoadError> {
+    let opts = LoadOptions {
+        load_truncated: ex.config.aof_load_truncated,
+    };
+    let sink = std::mem::replace(&mut ex.durability, Box::new(Volatile));
+    let lsn = ex.lsn;
+    let h = hooks();
+    let res = {
+        // The RDB plug-in and the replay both need the executor, one after
+        // the other: share it through a RefCell.
+        let cell = std::cell::RefCell::new(ExecReplay {
+            ex: &mut *ex,
+            client: pseudo_client(),
+        });
+        let mut replay = CellReplay(&cell);
+        match h.rdb_loader {
+            Some(f) => {
+                let mut plug = |r: &mut dyn Read, name: &str| -> Result<(), String> {
+                    let mut g = cell.borrow_mut();
+                    f(g.ex, r, name)
+                };
+                aof::load_dir(dir, m, opts, Some(&mut plug), &mut replay)
+            }
+            None => aof::load_dir(dir, m, opts, None, &mut replay),
+        }
+    };
+    ex.durability = sink;
+    ex.lsn = lsn;
+    res
+}
+
+struct CellReplay<'a, 'b>(&'a std::cell::RefCell<ExecReplay<'b>>);
+
+impl Replay for CellReplay<'_, '_> {
+    fn command(&mut self, args: Vec<Vec<u8>>) -> Result<(), String> {
+        self.0.borrow_mut().command(args)
+    }
+
+    fn transaction(&mut self, cmds: Vec<Vec<Vec<u8>>>) -> Result<(), String> {
+        self.0.borrow_mut().transaction(cmds)
+    }
+}
+
+/// Start-up: with `appendonly yes` load (or create) the AOF directory and
+/// start the writer; otherwise load dump.rdb through the RDB hook.
+pub fn startup(ex: &mut Executor, storage: Arc<dyn Storage>) -> Result<(), String> {
+    let mut a = Aof::new(&ex.config, storage);
+    if !ex.config.appendonly {
+        if let Some(f) = hooks().rdb_startup {
+            f(ex)?;
+        }
+        ex.durability = Box::new(a);
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut m = a.dir.load_manifest().map_err(|e| e.to_string())?;
+    if let Some(up) = a
+        .dir
+        .upgrade_legacy(m.as_ref())
+        .map_err(|e| e.to_string())?
+    {
+        m = Some(up);
+    }
+    let mut m = m.unwrap_or_default();
+    if m.base.is_some() || !m.incrs.is_empty() {
+        let rep = load_into(ex, &a.dir, &m).map_err(|e| e.to_string())?;
+        a.rewrite.base_size = rep.base_size;
+        tracing::info!(
+            "DB loaded from append only file: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if m.base.is_none() && m.incrs.is_empty() {
+        let name = a.dir.base_name(m.curr_base_seq + 1, false);
+        tracing::info!("Creating AOF base file {name} on server start");
+        let tmp = rewrite::write_temp_base(&a.dir, &mut |w| base_writer(ex, w))
+            .map_err(|e| e.to_string())?;
+        rewrite::commit(&a.dir, &mut m, &tmp, false, None).map_err(|e| e.to_string())?;
+        a.rewrite.base_size = a.dir.sizes(&m).1;
+    }
+    let (name, file, size) = match m.incrs.last() {
+        Some(ai) => {
+            tracing::info!("Opening AOF incr file {} on server start", ai.name);
+            let p = a.dir.path(&ai.name);
+            let f = a
+                .storage
+                .append(&p)
+                .map_err(|e| format!("Can't open the append-only file {}: {e}", ai.name))?;
+            (ai.name.clone(), f, a.storage.len(&p).unwrap_or(0))
+        }
+        None => {
+            let (ai, f) = rewrite::open_next_incr(&a.dir, &mut m).map_err(|e| e.to_string())?;
+            tracing::info!("Creating AOF incr file {} on server start", ai.name);
+            (ai.name, f, 0)
+        }
+    };
+    a.dir.delete_history(&mut m).map_err(|e| e.to_string())?;
+    a.manifest = m;
+    a.start_writer(name, file, size, ex.lsn, policy(ex.config.appendfsync))
+        .map_err(|e| e.to_string())?;
+    ex.durability = Box::new(a);
+    Ok(())
+}
+
+/// The base writer: RDB through the hook when configured and available,
+/// else RESP. Returns whether the base is RDB.
+fn base_writer(ex: &Executor, w: &mut dyn Write) -> io::Result<()> {
+    match (ex.config.aof_use_rdb_preamble, hooks().rdb_base_writer) {
+        (true, Some(f)) => f(ex, w),
+        _ => {
+            let ts = ex.config.aof_timestamp_enabled.then(unix_secs);
+            aof::rewrite::write_keyspace_resp(&ex.ks, w, crate::util::now_ms(), ts)
+        }
+    }
+}
+
+fn base_is_rdb(ex: &Executor) -> bool {
+    ex.config.aof_use_rdb_preamble && hooks().rdb_base_writer.is_some()
+}
+
+/// BGREWRITEAOF (synchronous for now): switch the writer to a fresh incr,
+/// write the base, swap the manifest, drop history. Works with AOF off too
+/// (then only a base and a manifest are written).
+pub fn rewrite_now(ex: &mut Executor) -> Result<(), String> {
+    let started = Instant::now();
+    let rdb = base_is_rdb(ex);
+    // The sink is taken out of the executor so the base writer can read the
+    // keyspace while the sink is used.
+    let mut sink = std::mem::replace(&mut ex.durability, Box::new(Volatile));
+    let Some(a) = sink.as_any_mut().and_then(|x| x.downcast_mut::<Aof>()) else {
+        ex.durability = sink;
+        return Err("no AOF sink".into());
+    };
+    a.flush();
+    let mut m = a.manifest.clone();
+    let on = a.enabled();
+    let mut new_incr = None;
+    let res = {
+        let writer = &a.writer;
+        let dir = a.dir.clone();
+        aof::rewrite::rewrite(
+            &dir,
+            &mut m,
+            on,
+            rdb,
+            &mut |file, path| {
+                new_incr = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                match writer {
+                    Some(w) => w.call(|reply| Msg::Rotate {
+                        file,
+                        path,
+                        size: 0,
+                        reply,
+                    }),
+                    None => Ok(()),
+                }
+            },
+            &mut |w| base_writer(ex, w),
+        )
+    };
+    a.rewrite.rewrites += 1;
+    a.rewrite.last_time_sec = started.elapsed().as_secs() as i64;
+    // Whatever happened, the manifest on disk is the one in `m` or an older
+    // complete one; follow the writer's file.
+    if new_incr.is_some() {
+        a.current_incr = new_incr;
+        a.encoder.reset_db();
+    }
+    let out = match res {
+        Ok(()) => {
+            a.manifest = m;
+            a.rewrite.last_ok = true;
+            a.rewrite.consecutive_failures = 0;
+            a.older_incrs_size = a.incrs_size_except_current();
+            a.rewrite.base_size = a.sizes().0;
+            tracing::info!("Background AOF rewrite terminated with success");
+            Ok(())
+        }
+        Err(e) => {
+            a.manifest = m;
+            a.rewrite.last_ok = false;
+            a.rewrite.consecutive_failures += 1;
+            tracing::warn!("Background AOF rewrite failed: {e}");
+            Err(e.to_string())
+        }
+    };
+    ex.durability = sink;
+    out
+}
+
+/// CONFIG SET appendonly yes: a new base of the current keyspace plus an
+/// empty incr, committed together, then the writer starts.
+pub fn turn_on(ex: &mut Executor) -> Result<(), String> {
+    let rdb = base_is_rdb(ex);
+    let mut sink = std::mem::replace(&mut ex.durability, Box::new(Volatile));
+    let Some(a) = sink.as_any_mut().and_then(|x| x.downcast_mut::<Aof>()) else {
+        ex.durability = sink;
+        return Err("no AOF sink".into());
+    };
+    let res = (|| -> Result<(String, Box<dyn redoubt_persist::storage::StorageFile>), String> {
+        a.dir.ensure_dir().map_err(|e| e.to_string())?;
+        let mut m = match a.dir.load_manifest() {
+            Ok(Some(m)) => m,
+            _ => a.manifest.clone(),
+        };
+        let tmp = rewrite::write_temp_base(&a.dir, &mut |w| base_writer(ex, w))
+            .map_err(|e| e.to_string())?;
+        let seq = m.curr_incr_seq + 1;
+        let name = a.dir.incr_name(seq);
+        let path = a.dir.path(&name);
+        let file = a.storage.create(&path).map_err(|e| e.to_string())?;
+        let mut next = m.clone();
+        next.incrs.push(aof::AofInfo {
+            name: name.clone(),
+            seq,
+            ty: aof::FileType::Incr,
+        });
+        next.curr_incr_seq = seq;
+        if let Err(e) = rewrite::commit(&a.dir, &mut next, &tmp, rdb, Some(&name)) {
+            let _ = a.storage.remove(&path);
+            return Err(e.to_string());
+        }
+        m = next;
+        a.manifest = m;
+        Ok((name, file))
+    })();
+    let out = match res {
+        Ok((name, file)) => {
+            a.rewrite.base_size = a.dir.sizes(&a.manifest).1;
+            a.rewrite.rewrites += 1;
+            let r = a
+                .start_writer(name, file, 0, ex.lsn, policy(ex.config.appendfsync))
+                .map_err(|e| e.to_string());
+            if r.is_ok() {
+                tracing::info!("AOF enabled: base written synchronously");
+            }
+            r
+        }
+        Err(e) => Err(e),
+    };
+    ex.durability = sink;
+    out
+}
+
+/// Applies CONFIG SET changes that concern the AOF. Returns an error reply
+/// for CONFIG SET appendonly yes that could not be honoured.
+pub fn on_config_change(ex: &mut Executor, old: &Config) -> Option<Reply> {
+    let new = ex.config.clone();
+    if let Some(a) = get(ex) {
+        if new.appendfsync != old.appendfsync {
+            a.set_policy(policy(new.appendfsync));
+        }
+        if new.aof_timestamp_enabled != old.aof_timestamp_enabled {
+            a.set_timestamps(new.aof_timestamp_enabled);
+        }
+    }
+    if new.appendonly != old.appendonly {
+        if new.appendonly {
+            if let Err(e) = turn_on(ex) {
+                tracing::warn!("Unable to turn on AOF: {e}");
+                ex.config.appendonly = false;
+                return Some(Reply::err(
+                    "ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.",
+                ));
+            }
+        } else if let Some(a) = get(ex) {
+            if let Err(e) = a.stop() {
+                tracing::warn!("error closing the AOF: {e}");
+            }
+        }
+    }
+    None
+}
+
+/// Shutdown: flush and fsync ("Calling fsync() on the AOF file.").
+pub fn shutdown(ex: &mut Executor) {
+    if let Some(a) = get(ex) {
+        if a.enabled() {
+            tracing::info!("Calling fsync() on the AOF file.");
+            if let Err(e) = a.stop() {
+                tracing::warn!("error flushing the AOF at shutdown: {e}");
+            }
+        }
+    }
+}
+
+/// DEBUG LOADAOF: flush the log, empty the keyspace, reload from disk.
+pub fn debug_loadaof(ex: &mut Executor) -> Reply {
+    let Some(a) = get(ex) else {
+        return Reply::err("ERR Error trying to load the AOF files, check server logs.");
+    };
+    if a.enabled() {
+        if let Err(e) = a.sync() {
+            tracing::warn!("DEBUG LOADAOF: flush failed: {e}");
+            return Reply::err("ERR Error trying to load the AOF files, check server logs.");
+        }
+    }
+    let dir = a.dir.clone();
+    let m = match dir.load_manifest() {
+        Ok(m) => m.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!("{e}");
+            return Reply::err("ERR Error trying to load the AOF files, check server logs.");
+        }
+    };
+    ex.ks.flush_all();
+    match load_into(ex, &dir, &m) {
+        Ok(_) => {
+            ex.dirty = 0;
+            Reply::ok()
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            Reply::err("ERR Error trying to load the AOF files, check server logs.")
+        }
+    }
+}
+
+/// Automatic rewrite on growth (called from the timer).
+pub fn cron(ex: &mut Executor) {
+    let (pct, min) = (
+        ex.config.auto_aof_rewrite_percentage,
+        ex.config.auto_aof_rewrite_min_size,
+    );
+    let Some(a) = get(ex) else { return };
+    a.flush();
+    if !a.enabled() || pct == 0 || a.rewrite.consecutive_failures >= 3 {
+        return;
+    }
+    let (cur, base) = a.sizes();
+    let base = base.max(1);
+    if cur > min && cur.saturating_mul(100) / base >= 100 + pct {
+        let growth = cur.saturating_mul(100) / base - 100;
+        tracing::info!("Starting automatic rewriting of AOF on {growth}% growth");
+        let _ = rewrite_now(ex);
+    }
+}
+
+// ---- commands -----------------------------------------------------------
+
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
+    "bgrewriteaof",
+    1,
+    ADMIN | NOSCRIPT | NO_MULTI,
+    (0, 0, 0),
+    "server",
+    bgrewriteaof,
+)];
+
+fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    match rewrite_now(ctx.ex) {
+        // The rewrite already completed (synchronously); the reply is the one
+        // clients expect.
+        Ok(()) => Reply::Status("Background append only file rewriting started"),
+        Err(_) => Reply::err(
+            "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.",
+        ),
+    }
+}
+
+/// The default storage for the server.
+pub fn file_storage() -> Arc<dyn Storage> {
+    Arc::new(FileStorage)
+}

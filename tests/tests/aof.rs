@@ -1,0 +1,471 @@
+//! AOF end-to-end: cross-compatibility with Redis 7.0.15 in both directions,
+//! RDB-preamble detection, and kill -9 durability of the real binary in each
+//! fsync mode. Tests skip (saying so) when a binary they need is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn redoubt_bin() -> Option<PathBuf> {
+    let mut cands = Vec::new();
+    if let Ok(p) = std::env::var("REDOUBT_SERVER") {
+        cands.push(PathBuf::from(p));
+    }
+    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
+        cands.push(Path::new(&t).join("debug/redoubt-server"));
+    }
+    cands.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/redoubt-server"));
+    cands.into_iter().find(|p| p.exists())
+}
+
+fn on_path(name: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+macro_rules! need {
+    ($cond:expr, $why:expr) => {
+        if !$cond {
+            eprintln!("skipped: {}", $why);
+            return;
+        }
+    };
+}
+
+fn port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "redoubt-aof-{tag}-{}-{}",
+        std::process::id(),
+        port()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(bin: &Path, dir: &Path, extra: &[&str]) -> Server {
+        let port = port();
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--appendonly".into(),
+            "yes".into(),
+            "--save".into(),
+            "".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = std::fs::File::create(dir.join(format!(
+            "{}.log",
+            bin.file_name().unwrap().to_string_lossy()
+        )))
+        .unwrap();
+        let child = Command::new(bin)
+            .args(&args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let s = Server { child, port };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(mut c) = s.conn() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return s;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "server {} did not start in {}",
+            bin.display(),
+            dir.display()
+        );
+    }
+
+    fn conn(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
+    }
+
+    fn shutdown(mut self) {
+        if let Ok(mut c) = self.conn() {
+            let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").query(&mut c);
+        }
+        let _ = self.child.wait();
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small dataset using commands both servers have, over several dbs.
+fn write_dataset(c: &mut redis::Connection) {
+    for db in [0, 3] {
+        let _: () = redis::cmd("SELECT").arg(db).query(c).unwrap();
+        for i in 0..50 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("k{i}"))
+                .arg(format!("v{i}-{db}\r\n\x00"))
+                .query(c)
+                .unwrap();
+        }
+        let _: i64 = redis::cmd("INCR").arg("counter").query(c).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("ttl")
+            .arg("x")
+            .arg("EX")
+            .arg(1000)
+            .query(c)
+            .unwrap();
+        let _: i64 = redis::cmd("DEL").arg("k7").query(c).unwrap();
+        let _: Vec<redis::Value> = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg("tx")
+            .arg("1")
+            .cmd("INCR")
+            .arg("tx")
+            .query(c)
+            .unwrap();
+    }
+}
+
+fn dump(c: &mut redis::Connection) -> Vec<(i64, String, Option<Vec<u8>>, bool)> {
+    let mut out = Vec::new();
+    for db in [0, 3] {
+        let _: () = redis::cmd("SELECT").arg(db).query(c).unwrap();
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).unwrap();
+        keys.sort();
+        for k in keys {
+            let v: Option<Vec<u8>> = redis::cmd("GET").arg(&k).query(c).unwrap();
+            let ttl: i64 = redis::cmd("TTL").arg(&k).query(c).unwrap();
+            out.push((db, k, v, ttl > 0));
+        }
+    }
+    out
+}
+
+#[test]
+fn redis_loads_a_directory_redoubt_wrote() {
+    let Some(bin) = redoubt_bin() else {
+        eprintln!("skipped: redoubt-server not built");
+        return;
+    };
+    need!(on_path("redis-server"), "redis-server not on PATH");
+    let d = tmpdir("r2r");
+    let s = Server::start(&bin, &d, &["--aof-use-rdb-preamble", "no"]);
+    let mut c = s.conn().unwrap();
+    write_dataset(&mut c);
+    let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("after-rewrite")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let want = dump(&mut c);
+    drop(c);
+    s.shutdown();
+    let r = Server::start(Path::new("redis-server"), &d, &[]);
+    let got = dump(&mut r.conn().unwrap());
+    r.shutdown();
+    assert_eq!(got, want);
+    assert!(want.len() > 90);
+}
+
+#[test]
+fn redoubt_loads_a_directory_redis_wrote() {
+    let Some(bin) = redoubt_bin() else {
+        eprintln!("skipped: redoubt-server not built");
+        return;
+    };
+    need!(on_path("redis-server"), "redis-server not on PATH");
+    let d = tmpdir("r2d");
+    let r = Server::start(
+        Path::new("redis-server"),
+        &d,
+        &["--aof-use-rdb-preamble", "no"],
+    );
+    let mut c = r.conn().unwrap();
+    write_dataset(&mut c);
+    let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let _: () = redis::cmd("SET")
+        .arg("after-rewrite")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let want = dump(&mut c);
+    drop(c);
+    r.shutdown();
+    let s = Server::start(&bin, &d, &[]);
+    let got = dump(&mut s.conn().unwrap());
+    s.shutdown();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn rdb_preamble_base_is_detected() {
+    need!(on_path("redis-server"), "redis-server not on PATH");
+    use redoubt_persist::aof::{load_dir, AofDir, LoadError, LoadOptions, Replay};
+    let d = tmpdir("pre");
+    let r = Server::start(
+        Path::new("redis-server"),
+        &d,
+        &["--aof-use-rdb-preamble", "yes"],
+    );
+    let mut c = r.conn().unwrap();
+    let _: () = redis::cmd("SET").arg("a").arg("1").query(&mut c).unwrap();
+    drop(c);
+    r.shutdown();
+    struct Nop;
+    impl Replay for Nop {
+        fn command(&mut self, _: Vec<Vec<u8>>) -> Result<(), String> {
+            Ok(())
+        }
+        fn transaction(&mut self, _: Vec<Vec<Vec<u8>>>) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    let dir = AofDir::new(
+        std::sync::Arc::new(redoubt_persist::storage::FileStorage),
+        &d,
+        "appendonlydir",
+        "appendonly.aof",
+    );
+    let m = dir.load_manifest().unwrap().unwrap();
+    assert!(m.base.as_ref().unwrap().name.ends_with(".base.rdb"));
+    let e = load_dir(
+        &dir,
+        &m,
+        LoadOptions {
+            load_truncated: true,
+        },
+        None,
+        &mut Nop,
+    )
+    .unwrap_err();
+    assert!(matches!(e, LoadError::NoRdbLoader { .. }), "{e}");
+    // With a plug-in, the RDB part goes to it and the incr is read after.
+    let mut called = false;
+    let mut plug = |r: &mut dyn std::io::Read, _: &str| -> Result<(), String> {
+        called = true;
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).map_err(|e| e.to_string())?;
+        assert!(all.starts_with(b"REDIS"));
+        Ok(())
+    };
+    load_dir(
+        &dir,
+        &m,
+        LoadOptions {
+            load_truncated: true,
+        },
+        Some(&mut plug),
+        &mut Nop,
+    )
+    .unwrap();
+    assert!(called);
+}
+
+/// kill -9 under a write workload: every acknowledged write is back after
+/// restart, and what came back is a prefix per client.
+fn kill9(mode: &str) {
+    let Some(bin) = redoubt_bin() else {
+        eprintln!("skipped: redoubt-server not built");
+        return;
+    };
+    let d = tmpdir(&format!("k9-{mode}"));
+    let s = Server::start(&bin, &d, &["--appendfsync", mode]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for t in 0..4 {
+        let mut c = s.conn().unwrap();
+        let stop = stop.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut acked = 0u64;
+            for i in 1.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let r: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(format!("t{t}:{i}"))
+                    .arg(i)
+                    .query(&mut c);
+                if r.is_err() {
+                    break;
+                }
+                acked = i;
+            }
+            acked
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    s.kill9();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let s = Server::start(&bin, &d, &["--appendfsync", mode]);
+    let mut c = s.conn().unwrap();
+    for (t, &n) in acked.iter().enumerate() {
+        assert!(n > 0, "{mode}: client {t} got nothing acknowledged");
+        let mut present = 0u64;
+        loop {
+            let e: i64 = redis::cmd("EXISTS")
+                .arg(format!("t{t}:{}", present + 1))
+                .query(&mut c)
+                .unwrap();
+            if e == 0 {
+                break;
+            }
+            present += 1;
+        }
+        assert!(
+            present >= n,
+            "{mode}: client {t}: acknowledged {n}, recovered {present}"
+        );
+        let gap: i64 = redis::cmd("EXISTS")
+            .arg(format!("t{t}:{}", present + 2))
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(gap, 0, "{mode}: hole after {present}");
+    }
+    drop(c);
+    s.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn kill9_always() {
+    kill9("always");
+}
+
+#[test]
+fn kill9_everysec() {
+    kill9("everysec");
+}
+
+#[test]
+fn kill9_no() {
+    kill9("no");
+}
+
+#[test]
+fn runtime_switch_on_then_loadaof_and_restart() {
+    let Some(bin) = redoubt_bin() else {
+        eprintln!("skipped: redoubt-server not built");
+        return;
+    };
+    let d = tmpdir("switch");
+    let s = Server::start(
+        &bin,
+        &d,
+        &["--appendonly", "no", "--enable-debug-command", "yes"],
+    );
+    let mut c = s.conn().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("before")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("yes")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendfsync")
+        .arg("always")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("after")
+        .arg("2")
+        .query(&mut c)
+        .unwrap();
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+    assert!(
+        info.contains("aof_enabled:1") && info.contains("aof_last_write_status:ok"),
+        "{info}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(d.join("appendonlydir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "appendonly.aof.1.base.aof",
+            "appendonly.aof.1.incr.aof",
+            "appendonly.aof.manifest"
+        ]
+    );
+    let _: () = redis::cmd("DEBUG").arg("LOADAOF").query(&mut c).unwrap();
+    let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(n, 2);
+    drop(c);
+    s.shutdown();
+    let s = Server::start(&bin, &d, &[]);
+    let mut c = s.conn().unwrap();
+    let v: Vec<Option<String>> = redis::cmd("MGET")
+        .arg("before")
+        .arg("after")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, [Some("1".to_string()), Some("2".to_string())]);
+    drop(c);
+    s.shutdown();
+}
+
+#[test]
+fn legacy_single_file_is_upgraded() {
+    let Some(bin) = redoubt_bin() else {
+        eprintln!("skipped: redoubt-server not built");
+        return;
+    };
+    let d = tmpdir("legacy");
+    let mut aof = Vec::new();
+    redoubt_persist::aof::encode_command(&mut aof, &["SELECT", "0"]);
+    redoubt_persist::aof::encode_command(&mut aof, &["SET", "old", "style"]);
+    aof.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$4\r\ntorn"); // a torn tail, truncated on load
+    std::fs::write(d.join("appendonly.aof"), &aof).unwrap();
+    let s = Server::start(&bin, &d, &[]);
+    let mut c = s.conn().unwrap();
+    let v: Option<String> = redis::cmd("GET").arg("old").query(&mut c).unwrap();
+    assert_eq!(v.as_deref(), Some("style"));
+    drop(c);
+    s.shutdown();
+    assert!(!d.join("appendonly.aof").exists());
+    let m = std::fs::read_to_string(d.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(
+        m,
+        "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+}

@@ -1,0 +1,3 @@
+//! Offline tools for Redis dump and append-only files.
+
+pub mod aof_check;
