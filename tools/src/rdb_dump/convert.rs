@@ -13,16 +13,20 @@
 //!   `--aof-base resp`), an empty `appendonly.aof.1.incr.aof` and
 //!   `appendonly.aof.manifest` into the output directory: start Redis with
 //!   `--dir <parent> --appenddirname <name> --appendonly yes`.
-//! - AOF → anything replays the commands through Redoubt's own executor
-//!   (the server crate as a library), the way the server loads an AOF: an
-//!   RDB preamble/base is loaded by the codec, every command runs as the
-//!   AOF pseudo-client, unknown commands stop the conversion. Replaying
-//!   needs the whole keyspace in memory: this is the one conversion that
-//!   is not constant-memory.
+//! - AOF → anything: the AOF (single file, directory or manifest) is read
+//!   with `persist::aof`'s loader; an RDB preamble/base is loaded by the
+//!   codec, and commands are applied by a small built-in applier
+//!   ([`super::apply`]) that knows the common write commands and refuses
+//!   any other with its name and offset. (Replaying through the server's
+//!   executor was considered: it would tie the tool to the server's
+//!   command coverage and runtime; the applier is self-contained.)
+//!   Replaying needs the whole keyspace in memory: this is the one
+//!   conversion that is not constant-memory.
 //!
 //! Outputs are written to `<output>.partial` and renamed when complete, so
 //! a refused conversion leaves nothing behind.
 
+use super::apply::Applier;
 use super::cli::{BaseFormat, Source, Target};
 use super::text::display;
 use super::{check_output_path, open_rdb, DumpError, Filters, Result};
@@ -279,58 +283,19 @@ fn from_rdb(
     Ok(sum)
 }
 
-/// Replays commands through the server's executor.
-struct ExecReplay {
-    ex: redoubt_server::exec::Executor,
-    client: redoubt_server::client::Client,
-}
+struct ApplyReplay<'a>(&'a std::cell::RefCell<Applier>);
 
-impl ExecReplay {
-    fn new() -> ExecReplay {
-        let mut cfg = redoubt_server::config::Config::default();
-        cfg.databases = 16;
-        let ex = redoubt_server::exec::Executor::new(cfg);
-        let (tx, _rx) = tokio_channel();
-        let mut client =
-            redoubt_server::client::Client::new(u64::MAX, "aof".into(), "aof".into(), true, tx);
-        client.authenticated = true;
-        ExecReplay { ex, client }
-    }
-
-    fn run(&mut self, args: Vec<Vec<u8>>) -> std::result::Result<(), String> {
-        let Some(name) = args.first() else {
-            return Err("empty command".into());
-        };
-        if self.ex.lookup_command(name).is_none() {
-            return Err(format!(
-                "Unknown command '{}'",
-                String::from_utf8_lossy(name)
-            ));
-        }
-        let args: Vec<bytes::Bytes> = args.into_iter().map(bytes::Bytes::from).collect();
-        self.ex.execute(&mut self.client, &args);
-        Ok(())
-    }
-}
-
-fn tokio_channel() -> (
-    tokio::sync::mpsc::UnboundedSender<redoubt_server::client::Outgoing>,
-    tokio::sync::mpsc::UnboundedReceiver<redoubt_server::client::Outgoing>,
-) {
-    tokio::sync::mpsc::unbounded_channel()
-}
-
-impl Replay for ExecReplay {
+impl Replay for ApplyReplay<'_> {
     fn command(&mut self, args: Vec<Vec<u8>>) -> std::result::Result<(), String> {
-        self.run(args)
+        self.0.borrow_mut().apply(&args)
     }
 
     fn transaction(&mut self, cmds: Vec<Vec<Vec<u8>>>) -> std::result::Result<(), String> {
-        self.run(vec![b"MULTI".to_vec()])?;
+        let mut g = self.0.borrow_mut();
         for c in cmds {
-            self.run(c)?;
+            g.apply(&c)?;
         }
-        self.run(vec![b"EXEC".to_vec()])
+        Ok(())
     }
 }
 
@@ -379,26 +344,17 @@ fn manifest_of(input: &Path) -> Result<Option<PathBuf>> {
 }
 
 fn from_aof(input: &Path, f: &Filters, sink: &mut Sink, out: &Path) -> Result<Summary> {
-    let cell = std::cell::RefCell::new(ExecReplay::new());
+    let cell = std::cell::RefCell::new(Applier::new(16, super::now_ms() as u64));
     let mut rdb_loader =
         |r: &mut dyn std::io::Read, _name: &str| -> std::result::Result<(), String> {
             let mut g = cell.borrow_mut();
             let mut lo = rdb::LoadOptions::new(0);
             lo.keep_expired = true;
-            rdb::load_keyspace(r, None, &mut g.ex.ks, &lo)
-                .map(|_| ())
+            rdb::load_keyspace(r, None, &mut g.ks, &lo)
+                .map(|st| g.functions.extend(st.functions))
                 .map_err(|e| e.to_string())
         };
-    struct CellReplay<'a>(&'a std::cell::RefCell<ExecReplay>);
-    impl Replay for CellReplay<'_> {
-        fn command(&mut self, a: Vec<Vec<u8>>) -> std::result::Result<(), String> {
-            self.0.borrow_mut().command(a)
-        }
-        fn transaction(&mut self, c: Vec<Vec<Vec<u8>>>) -> std::result::Result<(), String> {
-            self.0.borrow_mut().transaction(c)
-        }
-    }
-    let mut replay = CellReplay(&cell);
+    let mut replay = ApplyReplay(&cell);
     let lopts = aof::LoadOptions {
         load_truncated: false,
     };
@@ -441,9 +397,8 @@ fn from_aof(input: &Path, f: &Filters, sink: &mut Sink, out: &Path) -> Result<Su
     res.map_err(|e| DumpError::Aof(e.to_string()))?;
     let g = cell.borrow();
     let mut sum = Summary::default();
-    let functions: Vec<Vec<u8>> = Vec::new();
-    sink.begin(out, Vec::new(), functions)?;
-    for (i, db) in g.ex.ks.dbs.iter().enumerate() {
+    sink.begin(out, Vec::new(), g.functions.clone())?;
+    for (i, db) in g.ks.dbs.iter().enumerate() {
         for e in db.iter() {
             if !f.matches(i as u64, &e.key, type_byte(&e.value)) {
                 continue;

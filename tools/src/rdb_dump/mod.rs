@@ -10,6 +10,7 @@
 //! (a 16-byte digest per key of the first file) and AOF-to-RDB conversion
 //! (replaying commands needs the whole keyspace).
 
+pub mod apply;
 pub mod check;
 pub mod cli;
 pub mod convert;

@@ -22,7 +22,7 @@ use redoubt_persist::aof::encode_command;
 use redoubt_persist::rdb::crc::crc64;
 use redoubt_persist::rdb::encode::put_len;
 use redoubt_persist::rdb::{dump_payload, DecodeOptions, Decoded, EntryRecord, Item, ModuleValue};
-use redoubt_persist::value::ENTRIES_READ_UNKNOWN;
+use redoubt_persist::value::{StreamId, ENTRIES_READ_UNKNOWN};
 use redoubt_persist::Value;
 use std::io::Write;
 use std::path::Path;
@@ -215,7 +215,14 @@ pub fn value_commands(buf: &mut Vec<u8>, key: &[u8], v: &Value) {
         }
         Value::Stream(s) => {
             if s.entries.is_empty() {
-                let id = s.last_id.to_string();
+                // XADD ... MAXLEN 0 creates the empty stream; XSETID below
+                // then puts back the real last id (0-0 cannot be added).
+                let id = if s.last_id == StreamId::MIN {
+                    StreamId::new(0, 1)
+                } else {
+                    s.last_id
+                }
+                .to_string();
                 encode_command(
                     buf,
                     &[
