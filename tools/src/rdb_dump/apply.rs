@@ -386,7 +386,7 @@ impl Applier {
                     }
                 }
                 let pairs = &a[i..];
-                if pairs.is_empty() || pairs.len() % 2 != 0 {
+                if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
                     return Err("syntax error".into());
                 }
                 let mut parsed = Vec::with_capacity(pairs.len() / 2);
@@ -430,7 +430,7 @@ impl Applier {
             }
             "HSET" | "HMSET" | "HSETNX" => {
                 arity(4)?;
-                if (a.len() - 2) % 2 != 0 {
+                if !(a.len() - 2).is_multiple_of(2) {
                     return Err(format!("wrong number of arguments for '{cmd}'"));
                 }
                 let v = self.coll(
@@ -578,7 +578,7 @@ impl Applier {
         }
         let id = sid(&a[i])?;
         let fields = &a[i + 1..];
-        if fields.is_empty() || fields.len() % 2 != 0 {
+        if fields.is_empty() || !fields.len().is_multiple_of(2) {
             return Err("wrong number of arguments for 'XADD'".into());
         }
         if nomk && self.get(&a[1]).is_none() {

@@ -61,7 +61,7 @@ pub struct Summary {
 /// Where converted keys go.
 enum Sink {
     Rdb {
-        w: Option<RdbWriter<File>>,
+        w: Option<Box<RdbWriter<File>>>,
         opts: SaveOptions,
         db: Option<u64>,
     },
@@ -114,7 +114,9 @@ impl Sink {
                     o.extra_aux = extra_aux;
                     o.functions = functions;
                     let f = File::create(path).map_err(DumpError::io(path))?;
-                    *w = Some(RdbWriter::new(f, o).map_err(DumpError::rdb(path))?);
+                    *w = Some(Box::new(
+                        RdbWriter::new(f, o).map_err(DumpError::rdb(path))?,
+                    ));
                 }
             }
             Sink::Resp { buf, .. } => {
@@ -399,7 +401,10 @@ fn from_aof(input: &Path, f: &Filters, sink: &mut Sink, out: &Path) -> Result<Su
     let mut sum = Summary::default();
     sink.begin(out, Vec::new(), g.functions.clone())?;
     for (i, db) in g.ks.dbs.iter().enumerate() {
-        for e in db.iter() {
+        // Key order: sorted, so outputs do not depend on hash seeds.
+        let mut entries: Vec<_> = db.iter().collect();
+        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        for e in entries {
             if !f.matches(i as u64, &e.key, type_byte(&e.value)) {
                 continue;
             }

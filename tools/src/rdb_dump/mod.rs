@@ -186,13 +186,13 @@ impl Filters {
     }
 
     pub fn db_ok(&self, db: u64) -> bool {
-        self.db.map_or(true, |d| d == db)
+        self.db.is_none_or(|d| d == db)
     }
 
     pub fn matches(&self, db: u64, key: &[u8], rdb_type: u8) -> bool {
         self.db_ok(db)
-            && self.kind.map_or(true, |k| k == Kind::of(rdb_type))
-            && self.key.as_ref().map_or(true, |r| r.is_match(key))
+            && self.kind.is_none_or(|k| k == Kind::of(rdb_type))
+            && self.key.as_ref().is_none_or(|r| r.is_match(key))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -68,8 +68,7 @@ pub fn run(
                     selected = Some(db);
                 }
                 let done = if opts.restore {
-                    restore_key(&mut buf, &e, opts.rdb_version)
-                        .map_err(|m| DumpError::Refused(m))?;
+                    restore_key(&mut buf, &e, opts.rdb_version).map_err(DumpError::Refused)?;
                     true
                 } else {
                     key_commands(&mut buf, &e)

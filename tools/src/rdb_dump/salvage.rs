@@ -12,7 +12,9 @@
 //!    by a plausible, non-empty key string that fits in the file, and
 //! 2. a fresh decoder started there reads that record *and the next one*
 //!    cleanly (or that record is followed exactly by the EOF marker and
-//!    checksum at the end of the file),
+//!    checksum at the end of the file, or, when the next record is damaged
+//!    too, that record's key is text (UTF-8, no control characters) and it
+//!    ends exactly where another plausible record starts),
 //!
 //! and carries on from there. Keys whose records exceed 16 MiB cannot be
 //! resynchronisation points (candidate decoding is capped so the scan stays
@@ -256,6 +258,11 @@ fn plausible_key(b: &[u8]) -> bool {
     }
 }
 
+/// UTF-8 without control characters: what keys look like in practice.
+fn text_like(k: &[u8]) -> bool {
+    std::str::from_utf8(k).is_ok_and(|t| !t.chars().any(char::is_control))
+}
+
 fn item_ok(it: &Item) -> bool {
     match it {
         Item::Entry(e) => !e.key.is_empty(),
@@ -290,16 +297,27 @@ fn resync(f: &File, from: u64, len: u64, version: u32) -> Option<u64> {
                 Ok(Some(it)) if item_ok(&it) && !matches!(it, Item::End(_)) => it,
                 _ => continue,
             };
+            let readable = match &first {
+                Item::Entry(e) => text_like(&e.key),
+                Item::Aux { key, .. } => text_like(key),
+                _ => true,
+            };
             drop(first);
             let after_first = d.offset() - 9 + p;
             match d.next_item() {
-                Ok(Some(Item::End(_))) => {
-                    if d.offset() - 9 + p == len {
+                Ok(Some(Item::End(_))) if d.offset() - 9 + p == len => return Some(p),
+                Ok(Some(it)) if item_ok(&it) => return Some(p),
+                Err(_) if after_first == len => return Some(p),
+                Err(_) if readable => {
+                    // The next record is damaged too: accept when this one
+                    // ends exactly where a plausible record starts (that
+                    // one will fail and resynchronise in turn).
+                    let mut nb = [0u8; 32];
+                    let k = f.read_at(&mut nb, after_first).unwrap_or(0);
+                    if plausible_start(&nb[..k]) {
                         return Some(p);
                     }
                 }
-                Ok(Some(it)) if item_ok(&it) => return Some(p),
-                Err(_) if after_first == len => return Some(p),
                 _ => {}
             }
         }

@@ -33,6 +33,9 @@ impl Agg {
     }
 }
 
+/// (disk bytes, tie-breaker, db, key, type) of one of the biggest keys.
+type BigKey = (u64, u64, u64, Vec<u8>, Kind);
+
 const BUCKETS: [(&str, i64); 7] = [
     ("already expired", 0),
     ("< 1 hour", 3_600_000),
@@ -54,7 +57,7 @@ pub fn run(path: &Path, f: &Filters, top: usize, now: i64, out: &mut dyn Write) 
     let mut no_expiry = 0u64;
     let mut aux = Vec::new();
     let mut functions = 0;
-    let mut heap: BinaryHeap<Reverse<(u64, u64, u64, Vec<u8>, Kind)>> = BinaryHeap::new();
+    let mut heap: BinaryHeap<Reverse<BigKey>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut before = dec.offset();
     while let Some(item) = dec.next_item().map_err(DumpError::rdb(path))? {
