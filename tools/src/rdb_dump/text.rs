@@ -42,8 +42,16 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
             b'\r' => b"\\r",
             b'\t' => b"\\t",
             0..=0x1f | 0x7f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(&b[start..i]);
-                let _ = write!(out, "\\u{:04x}", c);
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 15)],
+                ]);
                 start = i + 1;
                 continue;
             }
