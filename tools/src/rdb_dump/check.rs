@@ -51,6 +51,16 @@ pub fn run(path: &Path, f: &Filters, now_ms: Option<i64>, out: &mut dyn Write) -
                 let key = err.key.clone();
                 let kind = err.kind.to_string();
                 print_error(out, err.offset, &kind, key.as_deref(), last_good, &c)?;
+                if key.is_some() {
+                    if let Some(t) = type_at(path, last_good) {
+                        writeln!(
+                            out,
+                            "[additional info] Reading type {t} ({})",
+                            rdb_type_name(t)
+                        )
+                        .map_err(werr)?;
+                    }
+                }
                 summary(out, version, &c)?;
                 return Ok(false);
             }
@@ -180,4 +190,32 @@ fn summary(out: &mut dyn Write, version: u32, c: &Counts) -> Result<()> {
         let _ = writeln!(s, "[info] encodings: {}", parts.join(" "));
     }
     out.write_all(s.as_bytes()).map_err(werr)
+}
+
+/// The type byte of the record starting at `off` (after an expiry, IDLE or
+/// FREQ prefix), read back from the file for the error report.
+fn type_at(path: &Path, mut off: u64) -> Option<u8> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).ok()?;
+    for _ in 0..4 {
+        let mut b = [0u8; 2];
+        f.read_at(&mut b, off).ok()?;
+        match b[0] {
+            252 => off += 9,
+            253 => off += 5,
+            249 => off += 2,
+            248 => {
+                // IDLE: a length (1, 2, 5 or 9 bytes).
+                off += 1 + match b[1] >> 6 {
+                    0 => 1,
+                    1 => 2,
+                    _ if b[1] == 0x80 => 5,
+                    _ => 9,
+                };
+            }
+            t if redoubt_persist::rdb::is_object_type(t) => return Some(t),
+            _ => return None,
+        }
+    }
+    None
 }

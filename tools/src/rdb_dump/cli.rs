@@ -76,6 +76,12 @@ pub enum Cmd {
         now_ms: Option<i64>,
     },
     /// The keyspace as JSON: an array with one object per db, or JSON lines.
+    ///
+    /// Each key: {"key","type","encoding","expire_ms"?,"value"}. Byte
+    /// strings that are valid UTF-8 are JSON strings; any other is
+    /// {"bytes":"..."} holding Python's bytes-literal escaping (\xNN, \n,
+    /// \\, ...). Sets are sorted; zsets are [member, score] pairs (scores
+    /// "inf"/"-inf" as strings); hashes [field, value(, expire_ms)] pairs.
     Json {
         file: PathBuf,
         #[command(flatten)]
@@ -101,6 +107,12 @@ pub enum Cmd {
         rdb_version: u32,
     },
     /// One CSV row per key with its estimated memory (rdbtools' report).
+    ///
+    /// database,type,key,size_in_bytes,encoding,num_elements,
+    /// len_largest_element,expiry. Sizes follow rdbtools' model (64-bit,
+    /// jemalloc size classes, per-object overheads; compact encodings by
+    /// their blob size; skiplist levels at their mean); see the module
+    /// documentation of `rdb_dump::memory`.
     Memory {
         file: PathBuf,
         #[command(flatten)]
@@ -200,6 +212,11 @@ where
     };
     match dispatch(cli.cmd, stdout, stderr) {
         Ok(code) => code,
+        Err(DumpError::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            // The reader went away (`rdb-dump json | head`): quietly, with
+            // the status a SIGPIPE death would give.
+            141
+        }
         Err(e) => {
             let _ = writeln!(stderr, "rdb-dump: {e}");
             match e {

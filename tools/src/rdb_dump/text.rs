@@ -29,39 +29,79 @@ pub fn json_bytes(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
-/// Writes a JSON string literal.
-pub fn json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let b = s.as_bytes();
-    let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f | 0x7f => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&b[start..i]);
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(c >> 4)],
-                    HEX[usize::from(c & 15)],
-                ]);
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
+/// Per byte: its JSON escape (padded to 6 bytes) and the escape's length
+/// (0 = no escape needed).
+const ESCAPES: ([[u8; 6]; 256], [u8; 256]) = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut esc = [[0u8; 6]; 256];
+    let mut len = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let (e, l): ([u8; 6], u8) = match c as u8 {
+            b'"' => (*b"\\\"    ", 2),
+            b'\\' => (*b"\\\\    ", 2),
+            b'\n' => (*b"\\n    ", 2),
+            b'\r' => (*b"\\r    ", 2),
+            b'\t' => (*b"\\t    ", 2),
+            0..=0x1f | 0x7f => (
+                [b'\\', b'u', b'0', b'0', HEX[(c >> 4) & 15], HEX[c & 15]],
+                6,
+            ),
+            _ => ([0; 6], 0),
         };
-        out.extend_from_slice(&b[start..i]);
-        out.extend_from_slice(esc);
-        start = i + 1;
+        esc[c] = e;
+        len[c] = l;
+        c += 1;
     }
-    out.extend_from_slice(&b[start..]);
+    (esc, len)
+};
+
+/// Writes a JSON string literal. Runs of plain bytes are copied in one
+/// piece; runs of bytes needing escapes are written through a table (a
+/// padded dump value is mostly NULs, so this is the hot loop of `json`).
+pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    let (esc, len) = &ESCAPES;
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && len[usize::from(b[i])] == 0 {
+            i += 1;
+        }
+        out.extend_from_slice(&b[start..i]);
+        let run_start = i;
+        while i < b.len() && len[usize::from(b[i])] != 0 {
+            i += 1;
+        }
+        if i > run_start {
+            let base = out.len();
+            out.resize(base + (i - run_start) * 6, 0);
+            let mut w = base;
+            let mut j = run_start;
+            while j < i {
+                let c = b[j];
+                let mut k = j + 1;
+                while k < i && b[k] == c {
+                    k += 1;
+                }
+                let (e, l) = (&esc[usize::from(c)], usize::from(len[usize::from(c)]));
+                out[w..w + 6].copy_from_slice(e);
+                // A run of one byte: double the escaped text in place.
+                let total = (k - j) * l;
+                let mut filled = l;
+                while filled < total {
+                    let n = filled.min(total - filled);
+                    out.copy_within(w..w + n, w + filled);
+                    filled += n;
+                }
+                w += total;
+                j = k;
+            }
+            out.truncate(w);
+        }
+    }
     out.push(b'"');
 }
 
@@ -136,6 +176,9 @@ mod tests {
 
     #[test]
     fn escapes() {
+        let mut o = Vec::new();
+        json_str(&mut o, "a\0\0\0\n\n\"x\u{1}\u{1}b");
+        assert_eq!(o, br#""a\u0000\u0000\u0000\n\n\"x\u0001\u0001b""#);
         let mut o = Vec::new();
         json_bytes(&mut o, b"a\"b\\\n\x01");
         assert_eq!(o, br#""a\"b\\\n\u0001""#);
