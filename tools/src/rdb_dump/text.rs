@@ -57,8 +57,8 @@ const ESCAPES: ([[u8; 6]; 256], [u8; 256]) = {
 };
 
 /// Writes a JSON string literal. Runs of plain bytes are copied in one
-/// piece; runs of bytes needing escapes are written through a table (a
-/// padded dump value is mostly NULs, so this is the hot loop of `json`).
+/// piece; runs of one byte needing an escape are written once and doubled
+/// (a padded dump value is mostly NULs, so this is the hot loop of `json`).
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     let (esc, len) = &ESCAPES;
     let b = s.as_bytes();
@@ -71,38 +71,42 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
             i += 1;
         }
         out.extend_from_slice(&b[start..i]);
-        let run_start = i;
-        while i < b.len() && len[usize::from(b[i])] != 0 {
-            i += 1;
+        if i == b.len() {
+            break;
         }
-        if i > run_start {
-            let base = out.len();
-            out.resize(base + (i - run_start) * 6, 0);
-            let mut w = base;
-            let mut j = run_start;
-            while j < i {
-                let c = b[j];
-                let mut k = j + 1;
-                while k < i && b[k] == c {
-                    k += 1;
-                }
-                let (e, l) = (&esc[usize::from(c)], usize::from(len[usize::from(c)]));
-                out[w..w + 6].copy_from_slice(e);
-                // A run of one byte: double the escaped text in place.
-                let total = (k - j) * l;
-                let mut filled = l;
-                while filled < total {
-                    let n = filled.min(total - filled);
-                    out.copy_within(w..w + n, w + filled);
-                    filled += n;
-                }
-                w += total;
-                j = k;
-            }
-            out.truncate(w);
+        // A run of one byte needing an escape: write its escape once, then
+        // double the written text in place.
+        let c = b[i];
+        let k = i + 1 + same_run(&b[i + 1..], c);
+        let (e, l) = (&esc[usize::from(c)], usize::from(len[usize::from(c)]));
+        let w = out.len();
+        out.extend_from_slice(&e[..l]);
+        let total = (k - i) * l;
+        while out.len() - w < total {
+            let n = (out.len() - w).min(total - (out.len() - w));
+            out.extend_from_within(w..w + n);
         }
+        i = k;
     }
     out.push(b'"');
+}
+
+/// How many bytes at the start of `s` equal `c` (8 at a time).
+fn same_run(s: &[u8], c: u8) -> usize {
+    let pat = u64::from_ne_bytes([c; 8]);
+    let mut n = 0;
+    while let Some(w) = s.get(n..n + 8) {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        if u64::from_ne_bytes(a) != pat {
+            break;
+        }
+        n += 8;
+    }
+    while n < s.len() && s[n] == c {
+        n += 1;
+    }
+    n
 }
 
 /// A JSON number for a score; infinities and NaN (not JSON numbers) as
