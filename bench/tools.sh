@@ -116,7 +116,7 @@ measure rdbcheck_redis redis-check-rdb "$WORK/dump.rdb"
 measure json_ours "$RDB_DUMP" json "$WORK/dump.rdb"
 if command -v rdb >/dev/null; then
   measure json_rdbtools_v10 rdb --command json "$WORK/dump.rdb"
-  RDBTOOLS_ERR=$(tr '\n' ' ' <"$WORK/err.json_rdbtools_v10" 2>/dev/null | grep -o "Invalid RDB version number [0-9]*" | head -n 1 || true)
+  RDBTOOLS_ERR=$(tr '\n' ' ' <"$WORK/err.json_rdbtools_v10" 2>/dev/null | grep -oE "Invalid RDB version number [0-9]+" | head -n 1 || true)
   measure json9_ours "$RDB_DUMP" json "$WORK/v9.rdb"
   measure json9_rdbtools rdb --command json "$WORK/v9.rdb"
 else
