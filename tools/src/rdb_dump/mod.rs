@@ -226,8 +226,10 @@ impl<'a> Output<'a> {
         stdout: &'a mut dyn Write,
     ) -> Result<Output<'a>> {
         match path {
+            // Buffered: stdout is line-buffered, and row-by-row writers
+            // (memory, diff) would otherwise make a system call per line.
             None => Ok(Output {
-                w: Box::new(stdout),
+                w: Box::new(BufWriter::with_capacity(64 * 1024, stdout)),
                 path: None,
             }),
             Some(p) => {
