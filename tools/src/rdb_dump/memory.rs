@@ -16,8 +16,9 @@
 //!   (prevlen + header + data, integers by their width);
 //! - compact hashes/sets/zsets (listpack, ziplist, intset, zipmap): the
 //!   blob size. rdbtools takes it from the file; we rebuild it from the
-//!   elements (listpack / ziplist / intset entry sizes), which differs from
-//!   the on-disk bytes only by LZF compression;
+//!   elements (listpack / ziplist / intset entry sizes), which can differ
+//!   from the stored blob by a few bytes (e.g. a zset score stored as text
+//!   where we would store an integer);
 //! - hashtable hashes and sets: dict (4 + 7·8 + 4·8 + 1.5·8·next_pow2(n)) +
 //!   per element a dict entry plus the sds of field (and value);
 //! - skiplist zsets: dict + skiplist header + per member 8 (score) + sds +
