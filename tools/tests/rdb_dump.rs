@@ -951,3 +951,26 @@ fn memory_matches_rdbtools() {
     }
     assert!(compared > 20, "{compared}");
 }
+
+/// The real binary: exit statuses 0 (sane), 1 (damaged), 2 (usage).
+#[test]
+fn binary_exit_codes() {
+    let bin = env!("CARGO_BIN_EXE_rdb-dump");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let small = fixture("small.rdb");
+    assert_eq!(run(&["check", s(&small)]), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.rdb");
+    let data = std::fs::read(&small).unwrap();
+    std::fs::write(&p, &data[..data.len() - 20]).unwrap();
+    assert_eq!(run(&["check", s(&p)]), Some(1));
+    assert_eq!(run(&["check"]), Some(2));
+    assert_eq!(run(&["--version"]), Some(0));
+}
