@@ -39,11 +39,19 @@ pub fn decompress_into(input: &[u8], out: &mut [u8]) -> Result<(), LzfError> {
             let start = op - dist;
             if dist >= len {
                 out.copy_within(start..start + len, op);
+            } else if dist == 1 {
+                // A run of one repeated byte (e.g. zero padding).
+                let b = out[start];
+                out[op..op + len].fill(b);
             } else {
-                // Overlapping copy: byte by byte is the defined meaning
-                // (it replicates the last `dist` bytes, e.g. run-length).
-                for i in 0..len {
-                    out[op + i] = out[start + i];
+                // Overlapping copy: the defined meaning is byte by byte (it
+                // replicates the last `dist` bytes). Copying whole periods
+                // of `dist` bytes gives the same result.
+                let mut done = 0;
+                while done < len {
+                    let n = dist.min(len - done);
+                    out.copy_within(start + done..start + done + n, op + done);
+                    done += n;
                 }
             }
             op += len;

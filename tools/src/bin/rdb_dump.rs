@@ -1,18 +1,10 @@
-//! `rdb-dump`: inspects, converts and salvages RDB files (filled in by the tools work).
-use clap::Parser;
-
-/// Inspect, convert and salvage Redis dump files.
-#[derive(Parser)]
-#[command(name = "rdb-dump", version)]
-struct Args {
-    /// Subcommand: check, json, resp, memory, stats, convert, salvage, diff.
-    command: String,
-    /// Input file(s).
-    files: Vec<std::path::PathBuf>,
-}
+//! `rdb-dump`: inspects, converts, compares and salvages RDB files. The
+//! logic lives in `redoubt_tools::rdb_dump`.
 
 fn main() {
-    let args = Args::parse();
-    eprintln!("rdb-dump: '{}' is not implemented yet", args.command);
-    std::process::exit(2);
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let code =
+        redoubt_tools::rdb_dump::run(std::env::args_os(), &mut stdout.lock(), &mut stderr.lock());
+    std::process::exit(code);
 }
