@@ -284,7 +284,11 @@ impl Ctx<'_, '_> {
                             _ => {}
                         }
                     }
-                    self.note(&u, end - at);
+                    // Per-command statistics (a set of every key touched)
+                    // cost more than the check itself: only with --stats.
+                    if self.opts.stats {
+                        self.note(&u, end - at);
+                    }
                     fc.ok_up_to = end;
                 }
                 Ok(None) => break,
