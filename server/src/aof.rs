@@ -945,7 +945,8 @@ mod tests {
         rewrite_now(&mut ex).unwrap();
         run(&mut ex, &mut cl, &["SET", "after", "1"]);
         let m = get(&mut ex).unwrap().manifest.to_bytes();
-        assert_eq!(m, b"file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n".to_vec());
+        // aof-use-rdb-preamble yes (the default): the new base is an RDB.
+        assert_eq!(m, b"file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n".to_vec());
         get(&mut ex).unwrap().sync().unwrap();
         let r = debug_loadaof(&mut ex);
         assert_eq!(r, Reply::ok());
@@ -1018,7 +1019,7 @@ mod off_tests {
             .unwrap();
         assert_eq!(
             m.to_bytes(),
-            b"file appendonly.aof.2.base.aof seq 2 type b\n".to_vec()
+            b"file appendonly.aof.2.base.rdb seq 2 type b\n".to_vec()
         );
     }
 }

@@ -516,9 +516,9 @@ impl Executor {
                     None => continue,
                 };
                 for cid in waiters {
-                    if self.ks.dbs[db].peek(&key).is_none() {
-                        break;
-                    }
+                    // Every waiter runs again, even once the key is gone: a
+                    // list pop then simply blocks again, while a stream group
+                    // reader must learn that its key was deleted.
                     // The running client cannot be waiting (it is running);
                     // and it is already borrowed.
                     if cid == current.id {

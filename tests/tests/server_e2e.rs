@@ -431,7 +431,16 @@ fn client_list_kill_setname() {
         .unwrap()
         .is_error());
     let id_a = client_id(&mut a);
-    let list = b.cmd(&["CLIENT", "LIST"]).unwrap().text().unwrap();
+    // The harness's start-up PING connection may still be closing: wait
+    // (briefly) until the server has seen it go.
+    let mut list = String::new();
+    for _ in 0..100 {
+        list = b.cmd(&["CLIENT", "LIST"]).unwrap().text().unwrap();
+        if list.lines().count() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let line = list
         .lines()
         .find(|l| l.contains("name=alpha"))
