@@ -54,19 +54,26 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     }
 }
 
-/// Parses a double as Redis's strtod-based parsing accepts it: no leading
-/// space, no trailing garbage, no NaN, no overflow to infinity from a finite
-/// literal. "inf", "+inf", "-inf" (and "infinity") are accepted.
+/// Parses a double exactly as Redis does: C's `strtod` over the whole
+/// argument (so hex floats and "inf" work), refusing a leading space,
+/// trailing bytes, NaN, and overflow or underflow to zero.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || s[0].is_ascii_whitespace() || s.len() > 5000 {
+    if s.is_empty() || s[0].is_ascii_whitespace() || s.len() > 5000 || s.contains(&0) {
         return None;
     }
-    let text = std::str::from_utf8(s).ok()?;
-    let v: f64 = text.parse().ok()?;
-    if v.is_nan() {
-        return None;
-    }
-    if v.is_infinite() && !text.to_ascii_lowercase().contains("inf") {
+    let mut buf = Vec::with_capacity(s.len() + 1);
+    buf.extend_from_slice(s);
+    buf.push(0);
+    let mut end: *mut libc::c_char = std::ptr::null_mut();
+    // SAFETY: `buf` is NUL-terminated and outlives the call; strtod writes
+    // only `end`, a pointer into `buf`. errno is thread-local.
+    let (v, consumed, range_err) = unsafe {
+        *libc::__errno_location() = 0;
+        let v = libc::strtod(buf.as_ptr() as *const libc::c_char, &mut end);
+        let consumed = end.offset_from(buf.as_ptr() as *const libc::c_char) as usize;
+        (v, consumed, *libc::__errno_location() == libc::ERANGE)
+    };
+    if consumed != s.len() || v.is_nan() || (range_err && (v.is_infinite() || v == 0.0)) {
         return None;
     }
     Some(v)

@@ -79,6 +79,14 @@ pub const ENABLED_BY_DEFAULT: &[Family] = &[
     Family::Server,
     Family::Transactions,
     Family::Resp3,
+    Family::Lists,
+    Family::Hashes,
+    Family::Sets,
+    // Off until their known differences are fixed (run them with
+    // REDOUBT_DIFF_FAMILIES=zsets,streams): sorted-set lex ranges over
+    // members with different scores (unspecified in Redis) do not follow
+    // Redis's listpack walk; XTRIM checks the key's type before parsing its
+    // arguments, where Redis parses first.
 ];
 
 /// The families to run: `REDOUBT_DIFF_FAMILIES` (comma-separated names, or

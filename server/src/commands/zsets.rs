@@ -888,13 +888,11 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Result<Reply, Reply
         return Err(syntax_error());
     }
     let count = match args.get(2) {
-        Some(a) => {
-            let n = arg_i64(a)?;
-            if n < 0 {
-                return Err(Reply::err("ERR value is out of range, must be positive"));
-            }
-            Some(n as usize)
-        }
+        // Redis answers a non-number and a negative count alike here.
+        Some(a) => match crate::util::parse_i64(a) {
+            Some(n) if n >= 0 => Some(n as usize),
+            _ => return Err(Reply::err("ERR value is out of range, must be positive")),
+        },
         None => None,
     };
     let key = &args[1];
