@@ -334,6 +334,12 @@ impl Db {
         self.expire_cursor = 0;
     }
 
+    /// Whether keys were removed by expiry since the last `take_expired`.
+    #[inline]
+    pub fn has_expired(&self) -> bool {
+        !self.expired.is_empty()
+    }
+
     /// Keys removed by expiry since the last call, for propagation.
     pub fn take_expired(&mut self) -> Vec<Box<[u8]>> {
         std::mem::take(&mut self.expired)

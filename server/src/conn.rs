@@ -142,6 +142,8 @@ impl Conn {
     /// Parses and runs every complete command in the read buffer.
     async fn process_input(&mut self) -> Result<(), ConnEnd> {
         let mut max_lsn = 0;
+        // Once per read, not per command: a clock read is not free.
+        self.client.borrow_mut().last_interaction = std::time::Instant::now();
         loop {
             let limit = self.shared.ex.borrow().config.client_query_buffer_limit as usize;
             if self.rbuf.len() > limit {

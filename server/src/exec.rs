@@ -196,7 +196,6 @@ impl Executor {
     }
 
     fn dispatch(&mut self, client: &mut Client, args: &[Bytes]) -> Reply {
-        client.last_interaction = Instant::now();
         let Some(idx) = self.lookup_command(&args[0]) else {
             if client.multi.is_some() {
                 client.multi_error = true;
@@ -380,6 +379,9 @@ impl Executor {
     /// Logs a DEL for every key removed by expiry since the last call.
     pub fn propagate_expired(&mut self) {
         for db in 0..self.ks.dbs.len() {
+            if !self.ks.dbs[db].has_expired() {
+                continue;
+            }
             let gone = self.ks.dbs[db].take_expired();
             for key in gone {
                 let key = Bytes::from(Vec::from(key));

@@ -181,6 +181,12 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if let Some(j) = exp_arg {
             exp = ExpireOpt::At(expire_at(ctx, &args[j], &args[j + 1], "set")?);
         }
+        // A plain SET overwrites whatever is there: one hash lookup, not two.
+        if !nx && !xx && !get && exp == ExpireOpt::None {
+            ctx.db().insert(key, Value::str_from(val), 0);
+            ctx.modified(key);
+            return Ok(Reply::ok());
+        }
         let old = get_str_any(ctx, key);
         if get {
             if let Some(Err(e)) = old {
