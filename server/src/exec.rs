@@ -98,9 +98,7 @@ impl Executor {
         let dbs = config.databases;
         let mut table = HashMap::new();
         let mut specs = Vec::new();
-        let mut families = commands::families();
-        families.push(crate::aof::COMMANDS);
-        for family in families {
+        for family in commands::families() {
             for spec in family {
                 table.insert(spec.name.as_bytes().to_vec(), specs.len());
                 specs.push(spec);

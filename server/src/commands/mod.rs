@@ -133,6 +133,7 @@ pub fn families() -> Vec<&'static [CommandSpec]> {
         strings::COMMANDS,
         pubsub::COMMANDS,
         persistence::COMMANDS,
+        crate::aof::COMMANDS,
         lists::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,
