@@ -136,6 +136,10 @@ impl AofDir {
         }
         res?;
         let d = self.dir();
+        // PLANTED BUG (SkipDirFsync): the manifest swap is never made durable.
+        if crate::planted::on(crate::planted::Bug::SkipDirFsync) {
+            return Ok(());
+        }
         self.storage
             .fsync_dir(&d)
             .map_err(io_err("Fail to fsync AOF directory", &d))
