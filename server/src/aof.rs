@@ -619,6 +619,15 @@ pub fn start_rewrite(ex: &mut Executor) -> Result<RewriteStart, String> {
     }
     let mut current_incr = None;
     if on {
+        // The current incr must be durable before a manifest lists a newer
+        // one after it: a power loss that tore its unsynced tail would
+        // otherwise leave a truncated file that is not the last, which no
+        // loader accepts (the server would not start).
+        if let Some(w) = &a.writer {
+            if let Err(e) = w.call(|reply| Msg::Sync { reply }) {
+                return Err(fail(a, e.to_string()));
+            }
+        }
         let (ai, file) = match aof::rewrite::open_next_incr(&dir, &mut m) {
             Ok(x) => x,
             Err(e) => return Err(fail(a, e.to_string())),
