@@ -18,8 +18,8 @@ use crate::exec::Executor;
 use crate::resp::Reply;
 use bytes::Bytes;
 use redoubt_persist::aof::{
-    self, loader, rewrite, AofDir, FsyncMode, LoadOptions, Manifest, Msg, Policy, RecordEncoder,
-    Clock, Replay, SystemClock, WriterCore, WriterHandle, WriterParts, WriterStats,
+    self, loader, rewrite, AofDir, Clock, FsyncMode, LoadOptions, Manifest, Msg, Policy,
+    RecordEncoder, Replay, SystemClock, WriterCore, WriterHandle, WriterParts, WriterStats,
 };
 use redoubt_persist::snapshot::{Snapshot, SnapshotFormat, SnapshotSpec};
 use redoubt_persist::storage::{FileStorage, Storage};

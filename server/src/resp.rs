@@ -479,7 +479,10 @@ mod tests {
     #[test]
     fn inline_nul_byte_terminates() {
         let args = split_args(b"SET\0k v").unwrap();
-        assert_eq!(args, vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]);
+        assert_eq!(
+            args,
+            vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]
+        );
         assert_eq!(split_args(b"\0").unwrap(), Vec::<Bytes>::new());
     }
 
