@@ -53,7 +53,6 @@ pub type GateLog = std::rc::Rc<std::cell::RefCell<Vec<(u64, usize, Vec<Bytes>)>>
 
 /// A sink whose watermark is moved by hand: records what it is given and
 /// releases replies only when told. Tests use it to prove the seam holds.
-
 pub struct Gate {
     pub log: GateLog,
     tx: watch::Sender<u64>,

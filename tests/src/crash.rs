@@ -285,7 +285,7 @@ pub fn digest(ex: &mut Executor) -> String {
     let c = new_client(ex);
     let mut out = String::new();
     for db in 0..ex.ks.dbs.len() {
-        if ex.ks.dbs[db].len() == 0 {
+        if ex.ks.dbs[db].is_empty() {
             continue;
         }
         let mut keys: Vec<Vec<u8>> = ex.ks.dbs[db].iter().map(|e| e.key.to_vec()).collect();
