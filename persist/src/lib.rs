@@ -4,6 +4,7 @@
 
 pub mod aof;
 pub mod keyspace;
+pub mod planted;
 pub mod rdb;
 pub mod snapshot;
 pub mod storage;

@@ -473,14 +473,26 @@ fn write_file(
             Err(_) => return Err(SnapshotError::Aborted),
         }
     }
+    // PLANTED BUG (RenameBeforeFsync): the rename comes before the fsync.
+    let early_rename = crate::planted::on(crate::planted::Bug::RenameBeforeFsync);
+    if early_rename {
+        storage
+            .rename(temp, target)
+            .map_err(io_err("rename", target))?;
+    }
     file.sync().map_err(io_err("fsync", temp))?;
     drop(file);
-    storage
-        .rename(temp, target)
-        .map_err(io_err("rename", target))?;
-    storage
-        .fsync_dir(&parent_dir(target))
-        .map_err(io_err("fsync directory of", target))?;
+    if !early_rename {
+        storage
+            .rename(temp, target)
+            .map_err(io_err("rename", target))?;
+    }
+    // PLANTED BUG (SkipDirFsync): the rename is never made durable.
+    if !crate::planted::on(crate::planted::Bug::SkipDirFsync) {
+        storage
+            .fsync_dir(&parent_dir(target))
+            .map_err(io_err("fsync directory of", target))?;
+    }
     Ok(written)
 }
 

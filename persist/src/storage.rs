@@ -175,6 +175,8 @@ struct SimState {
     durable_dirs: BTreeMap<PathBuf, BTreeMap<String, usize>>,
     ops: u64,
     faults: HashMap<u64, Fault>,
+    /// Every operation from this index on fails (a process that stopped).
+    fail_from: Option<(u64, Fault)>,
     /// Every operation with its kind, for reproducing failures.
     log: Vec<(u64, Op, String)>,
 }
@@ -223,6 +225,15 @@ impl SimStorage {
         let mut st = self.lock();
         let at = st.ops + nth_from_now;
         st.faults.insert(at, fault);
+    }
+
+    /// Makes every operation from the n-th from now on fail with `fault`:
+    /// the disk freezes as a process that stopped at that instant left it
+    /// (crash tests). `crash` and `kill` lift it.
+    pub fn fail_from(&self, nth_from_now: u64, fault: Fault) {
+        let mut st = self.lock();
+        let at = st.ops + nth_from_now;
+        st.fail_from = Some((at, fault));
     }
 
     /// Number of operations performed so far.
@@ -283,12 +294,15 @@ impl SimStorage {
             st.durable_dirs.insert(d, durable);
         }
         st.faults.clear();
+        st.fail_from = None;
     }
 
     /// Simulates a process kill (not power loss): nothing is lost, since
     /// the OS keeps what was written. Pending faults are dropped.
     pub fn kill(&self) {
-        self.lock().faults.clear();
+        let mut st = self.lock();
+        st.faults.clear();
+        st.fail_from = None;
     }
 
     /// Counts an operation and returns the fault injected into it, if any.
@@ -296,7 +310,10 @@ impl SimStorage {
         let n = st.ops;
         st.ops += 1;
         st.log.push((n, op, path.display().to_string()));
-        st.faults.remove(&n)
+        match st.fail_from {
+            Some((at, f)) if n >= at => Some(f),
+            _ => st.faults.remove(&n),
+        }
     }
 
     fn lookup(st: &SimState, path: &Path) -> Option<usize> {

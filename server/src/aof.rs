@@ -18,8 +18,8 @@ use crate::exec::Executor;
 use crate::resp::Reply;
 use bytes::Bytes;
 use redoubt_persist::aof::{
-    self, loader, rewrite, AofDir, FsyncMode, LoadOptions, Manifest, Msg, Policy, RecordEncoder,
-    Replay, SystemClock, WriterCore, WriterHandle, WriterParts, WriterStats,
+    self, loader, rewrite, AofDir, Clock, FsyncMode, LoadOptions, Manifest, Msg, Policy,
+    RecordEncoder, Replay, SystemClock, WriterCore, WriterHandle, WriterParts, WriterStats,
 };
 use redoubt_persist::snapshot::{Snapshot, SnapshotFormat, SnapshotSpec};
 use redoubt_persist::storage::{FileStorage, Storage};
@@ -92,6 +92,30 @@ impl Default for RewriteStats {
     }
 }
 
+/// How the AOF writer runs. The default is the server's: a thread, the
+/// system clock, background everysec fsyncs, exit on a fatal write error.
+/// The crash-injection suite runs it inline on a manual clock instead, so
+/// every I/O operation happens at a deterministic point.
+#[derive(Clone)]
+pub struct WriterEnv {
+    /// None: the system clock.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Run the writer on the executor's thread (with inline fsyncs).
+    pub inline: bool,
+    /// Exit the process on a fatal error under `always` (Redis does).
+    pub exit_on_fatal: bool,
+}
+
+impl Default for WriterEnv {
+    fn default() -> Self {
+        WriterEnv {
+            clock: None,
+            inline: false,
+            exit_on_fatal: true,
+        }
+    }
+}
+
 /// The durability sink. Installed for the server's whole life, so every
 /// connection holds the same watermark; with AOF off it releases each batch
 /// as soon as it is executed.
@@ -110,6 +134,7 @@ pub struct Aof {
     pub rewrite: RewriteStats,
     /// Size of the incr files before the current one (aof_current_size).
     older_incrs_size: u64,
+    pub env: WriterEnv,
 }
 
 impl Aof {
@@ -134,6 +159,7 @@ impl Aof {
             tx,
             rewrite: RewriteStats::default(),
             older_incrs_size: 0,
+            env: WriterEnv::default(),
         }
     }
 
@@ -158,7 +184,11 @@ impl Aof {
             size,
             start_lsn,
             policy: p,
-            clock: Arc::new(SystemClock::default()),
+            clock: self
+                .env
+                .clock
+                .clone()
+                .unwrap_or_else(|| Arc::new(SystemClock::default())),
             publish: Box::new(move |lsn| {
                 tx.send_if_modified(|v| {
                     if lsn > *v {
@@ -169,15 +199,27 @@ impl Aof {
                     }
                 });
             }),
-            on_fatal: Box::new(|msg| {
-                // Redis exits rather than acknowledge a write it could not
-                // make durable under appendfsync always.
-                tracing::error!("{msg}. Exiting...");
-                std::process::exit(1);
-            }),
-            fsync: FsyncMode::Background,
+            on_fatal: if self.env.exit_on_fatal {
+                Box::new(|msg| {
+                    // Redis exits rather than acknowledge a write it could not
+                    // make durable under appendfsync always.
+                    tracing::error!("{msg}. Exiting...");
+                    std::process::exit(1);
+                })
+            } else {
+                Box::new(|msg| tracing::error!("{msg}"))
+            },
+            fsync: if self.env.inline {
+                FsyncMode::Inline
+            } else {
+                FsyncMode::Background
+            },
         });
-        let h = WriterHandle::spawn(core)?;
+        let h = if self.env.inline {
+            WriterHandle::inline(core)
+        } else {
+            WriterHandle::spawn(core)?
+        };
         // Everything before `start_lsn` is either in the files already or
         // was never logged: replies waiting on it must not wait for the
         // next write.
@@ -224,6 +266,14 @@ impl Aof {
         match &self.writer {
             Some(w) => w.call(|reply| Msg::Sync { reply }),
             None => Ok(()),
+        }
+    }
+
+    /// The writer's periodic work, for an inline writer (crash tests): a
+    /// threaded writer ticks by itself.
+    pub fn tick(&self) {
+        if let Some(w) = &self.writer {
+            w.tick();
         }
     }
 
@@ -413,7 +463,17 @@ impl Replay for CellReplay<'_, '_> {
 /// Start-up: with `appendonly yes` load (or create) the AOF directory and
 /// start the writer; otherwise load dump.rdb through the RDB hook.
 pub fn startup(ex: &mut Executor, storage: Arc<dyn Storage>) -> Result<(), String> {
+    startup_with(ex, storage, WriterEnv::default())
+}
+
+/// [`startup`] with a writer set up as `env` says (crash tests).
+pub fn startup_with(
+    ex: &mut Executor,
+    storage: Arc<dyn Storage>,
+    env: WriterEnv,
+) -> Result<(), String> {
     let mut a = Aof::new(&ex.config, storage);
+    a.env = env;
     if !ex.config.appendonly {
         if let Some(f) = hooks().rdb_startup {
             f(ex)?;
@@ -559,6 +619,15 @@ pub fn start_rewrite(ex: &mut Executor) -> Result<RewriteStart, String> {
     }
     let mut current_incr = None;
     if on {
+        // The current incr must be durable before a manifest lists a newer
+        // one after it: a power loss that tore its unsynced tail would
+        // otherwise leave a truncated file that is not the last, which no
+        // loader accepts (the server would not start).
+        if let Some(w) = &a.writer {
+            if let Err(e) = w.call(|reply| Msg::Sync { reply }) {
+                return Err(fail(a, e.to_string()));
+            }
+        }
         let (ai, file) = match aof::rewrite::open_next_incr(&dir, &mut m) {
             Ok(x) => x,
             Err(e) => return Err(fail(a, e.to_string())),

@@ -175,7 +175,10 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        // NUL ends a token below, so it must be skipped here too: otherwise
+        // a NUL byte yields empty arguments forever (a hang and unbounded
+        // memory on one inline line).
+        while i < n && (line[i].is_ascii_whitespace() || line[i] == 0) {
             i += 1;
         }
         if i >= n {
@@ -471,6 +474,16 @@ mod tests {
             out.push(c);
         }
         Ok(out)
+    }
+
+    #[test]
+    fn inline_nul_byte_terminates() {
+        let args = split_args(b"SET\0k v").unwrap();
+        assert_eq!(
+            args,
+            vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]
+        );
+        assert_eq!(split_args(b"\0").unwrap(), Vec::<Bytes>::new());
     }
 
     #[test]

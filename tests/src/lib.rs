@@ -10,6 +10,7 @@
 //! when it is up to date), so `cargo test -p redoubt-tests` never runs a
 //! stale or missing binary. Set `REDOUBT_NO_BUILD=1` to skip that build.
 
+pub mod crash;
 pub mod gen;
 pub mod resp;
 

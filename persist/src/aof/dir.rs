@@ -21,6 +21,19 @@ pub enum DirError {
         path: String,
         source: io::Error,
     },
+    /// The new manifest was renamed into place but the directory fsync
+    /// after it failed: the new manifest is in force (and may or may not
+    /// survive a power loss), so the files it names must be kept.
+    #[error("Fail to fsync AOF directory {path} after the manifest swap: {source}")]
+    ManifestNotDurable { path: String, source: io::Error },
+}
+
+impl DirError {
+    /// True when a new manifest may be in force despite the error: the
+    /// caller must not delete what it names.
+    pub fn manifest_swapped(&self) -> bool {
+        matches!(self, DirError::ManifestNotDurable { .. })
+    }
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DirError + 'a {
@@ -136,9 +149,16 @@ impl AofDir {
         }
         res?;
         let d = self.dir();
+        // PLANTED BUG (SkipDirFsync): the manifest swap is never made durable.
+        if crate::planted::on(crate::planted::Bug::SkipDirFsync) {
+            return Ok(());
+        }
         self.storage
             .fsync_dir(&d)
-            .map_err(io_err("Fail to fsync AOF directory", &d))
+            .map_err(|source| DirError::ManifestNotDurable {
+                path: d.display().to_string(),
+                source,
+            })
     }
 
     /// Creates the directory if missing.

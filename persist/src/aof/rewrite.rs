@@ -66,7 +66,10 @@ pub fn open_next_incr(
     next.incrs.push(ai.clone());
     next.curr_incr_seq = seq;
     if let Err(e) = dir.persist_manifest(&next) {
-        let _ = dir.storage.remove(&path);
+        // A manifest in force may name the new incr: keep it then.
+        if !e.manifest_swapped() {
+            let _ = dir.storage.remove(&path);
+        }
         return Err(e);
     }
     *m = next;
@@ -156,7 +159,10 @@ pub fn commit(
         })
         .and_then(|_| dir.persist_manifest(&next));
     if let Err(e) = res {
-        let _ = dir.storage.remove(&dst);
+        // A manifest in force may name the new base: keep it then.
+        if !e.manifest_swapped() {
+            let _ = dir.storage.remove(&dst);
+        }
         let _ = dir.storage.remove(temp_base);
         return Err(e);
     }

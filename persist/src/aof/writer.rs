@@ -355,6 +355,10 @@ impl WriterCore {
         }
         match self.policy {
             Policy::Always => {
+                // PLANTED BUG (EarlyWatermark): acknowledge before the fsync.
+                if crate::planted::on(crate::planted::Bug::EarlyWatermark) {
+                    self.publish_lsn(self.written_lsn);
+                }
                 if self.stats.synced_lsn.load(Ordering::Acquire) < self.written_lsn {
                     if let Err(e) = self.file.sync() {
                         self.fatal("Can't persist AOF for fsync error", &e);
@@ -576,9 +580,13 @@ fn finish_fsync(st: &WriterStats, lsn: u64, r: io::Result<()>) {
     st.fsync_pending.store(false, Ordering::Release);
 }
 
-/// The running writer thread.
+/// The running writer thread, or (for deterministic simulation) the same
+/// logic run inline on the caller's thread.
 pub struct WriterHandle {
-    tx: Sender<Msg>,
+    tx: Option<Sender<Msg>>,
+    /// `inline`: every message is handled on the spot, then the buffer is
+    /// written as the thread would after a group (crash tests).
+    inline: Option<Mutex<WriterCore>>,
     pub stats: Arc<WriterStats>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -594,14 +602,45 @@ impl WriterHandle {
             .name("aof-writer".into())
             .spawn(move || run(core, rx))?;
         Ok(WriterHandle {
-            tx,
+            tx: Some(tx),
+            inline: None,
             stats,
             thread: Some(thread),
         })
     }
 
+    /// No thread: each message is handled by the caller (deterministic
+    /// simulation). Use with `FsyncMode::Inline` and drive time with
+    /// [`WriterHandle::tick`].
+    pub fn inline(core: WriterCore) -> WriterHandle {
+        WriterHandle {
+            tx: None,
+            stats: core.stats.clone(),
+            inline: Some(Mutex::new(core)),
+            thread: None,
+        }
+    }
+
     pub fn send(&self, msg: Msg) -> bool {
-        self.tx.send(msg).is_ok()
+        if let Some(core) = &self.inline {
+            let mut core = core.lock().unwrap_or_else(|p| p.into_inner());
+            if core.handle(msg) {
+                core.flush(false);
+                if core.policy() == Policy::EverySec {
+                    core.maybe_background_fsync();
+                }
+            }
+            return true;
+        }
+        self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok())
+    }
+
+    /// The periodic work the thread does when idle (inline mode only; the
+    /// thread ticks by itself).
+    pub fn tick(&self) {
+        if let Some(core) = &self.inline {
+            core.lock().unwrap_or_else(|p| p.into_inner()).tick();
+        }
     }
 
     /// Sends a message carrying a reply channel and waits for the answer.
