@@ -157,8 +157,7 @@ Stock rdbtools on the v10 dump: ${RDBTOOLS_ERR:-see above} (it only reads RDB ve
 so the JSON comparison uses the v9 copy (strings only: the collections of the
 full dump are v10 encodings rdbtools cannot read either).
 Targets: check >= 1.0x redis-check-rdb, json >= 20x rdbtools, aof-check >= 1.0x redis-check-aof.
-aof-check (from the aof branch) always gathers its --stats data, a set of every key touched
-(about 57% of its time in a profile, and its RSS): gathering it only with --stats is the fix.
+aof-check gathers its --stats data (a set of every key touched) only when --stats is given.
 <!-- tools:end -->
 EOF
 )
