@@ -178,10 +178,6 @@ fn populate(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::ok()
 }
 
-fn eq_any(a: &[u8], names: &[&str]) -> bool {
-    names.iter().any(|n| eq_ic(a, n))
-}
-
 /// A deterministic 20-byte digest, stable across runs of the same build.
 struct Digest([u8; 20]);
 
@@ -281,6 +277,5 @@ pub fn dataset_digest(ctx: &mut Ctx) -> String {
             total.xor(&kd.0);
         }
     }
-    let _ = eq_any;
     hex(&total.0)
 }

@@ -210,17 +210,13 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         ctx.modified(key);
         if let ExpireOpt::At(t) = exp {
             // Relative expiries are logged as absolute times.
-            let mut cmd = vec![
+            ctx.propagate_as(vec![vec![
                 Bytes::from_static(b"SET"),
                 key.clone(),
                 val.clone(),
                 Bytes::from_static(b"PXAT"),
                 Bytes::from(t.to_string()),
-            ];
-            if exp == ExpireOpt::KeepTtl {
-                cmd.push(Bytes::from_static(b"KEEPTTL"));
-            }
-            ctx.propagate_as(vec![cmd]);
+            ]]);
         } else if nx || xx || get {
             let mut cmd = vec![Bytes::from_static(b"SET"), key.clone(), val.clone()];
             if exp == ExpireOpt::KeepTtl {
