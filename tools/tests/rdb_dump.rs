@@ -668,28 +668,43 @@ impl Redis {
         }
         let dir = tempfile::tempdir().unwrap();
         setup(dir.path());
-        let port = 20000 + (std::process::id() % 20000) as u16 + rand::random::<u16>() % 5000;
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--dir", s(dir.path())])
-            .args(["--logfile", "redis.log"])
-            .args(extra)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let r = Redis { port, child, dir };
-        for _ in 0..100 {
-            if r.cli(&["PING"]).trim() == "PONG" {
-                return Some(r);
+        // A port the kernel just handed out is free unless another process
+        // takes it in the meantime: then redis-server exits, and we retry.
+        for _attempt in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap();
+            let mut child = std::process::Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                ])
+                .args(["--dir", s(dir.path())])
+                .args(["--logfile", "redis.log"])
+                .args(extra)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            // Up to 20 s: the machine may be busy with other test binaries.
+            for _ in 0..400 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                // Still alive after answering: the PONG was ours.
+                if cli_ping(port) && matches!(child.try_wait(), Ok(None)) {
+                    return Some(Redis { port, child, dir });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.path().join("redis.log")).unwrap_or_default();
+            eprintln!("redis-server on port {port} did not start; log:\n{log}");
         }
         panic!("redis-server did not start");
     }
@@ -717,6 +732,14 @@ impl Redis {
         assert_eq!(self.cli(&["SAVE"]).trim(), "OK");
         self.dir.path().join("dump.rdb")
     }
+}
+
+/// Whether a server on `port` answers PING.
+fn cli_ping(port: u16) -> bool {
+    std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "PING"])
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"PONG"))
 }
 
 impl Drop for Redis {
