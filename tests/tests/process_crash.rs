@@ -288,6 +288,10 @@ fn kill_during_rewrite(env: &mut Env, t: &mut Tally, mode: &str) -> Result<(), S
         if started && running {
             t.in_window += 1;
         }
+        let stale = temp_files(&dir);
+        if !stale.is_empty() {
+            eprintln!("{mode} rewrite round {round}: temp files of killed rewrites, not loaded: {stale:?}");
+        }
         let s = env.start(&dir, &args)?;
         let mut c = s.conn();
         let ctx = format!("{mode} rewrite round {round} (kill {delay_ms} ms in)");
