@@ -62,7 +62,11 @@ fuzz_target!(|data: &[u8]| {
     let strict = load(data, false);
     let lenient = load(data, true);
     if let Ok(s) = &strict {
-        assert_eq!(Some(s), lenient.as_ref().ok(), "a strict load and a lenient load differ");
+        assert_eq!(
+            Some(s),
+            lenient.as_ref().ok(),
+            "a strict load and a lenient load differ"
+        );
     }
     // The reader on its own finishes: every unit consumes input.
     let mut r = AofReader::new(data, "fuzz.aof", 0);

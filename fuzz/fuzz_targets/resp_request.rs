@@ -25,11 +25,17 @@ fn parse_all(data: &[u8], chunk: usize) -> (Vec<Vec<Bytes>>, bool) {
         let mut rounds = 0usize;
         loop {
             rounds += 1;
-            assert!(rounds <= data.len() + 2, "the parser loops without consuming input");
+            assert!(
+                rounds <= data.len() + 2,
+                "the parser loops without consuming input"
+            );
             let before = buf.len();
             match p.parse(&mut buf) {
                 Ok(Some(cmd)) => {
-                    assert!(buf.len() < before, "a command was returned without consuming input");
+                    assert!(
+                        buf.len() < before,
+                        "a command was returned without consuming input"
+                    );
                     cmds.push(cmd);
                 }
                 Ok(None) => break,
