@@ -91,11 +91,20 @@ impl DirServer {
         }
     }
 
-    /// Spawns and waits until it answers PING (loading done).
+    /// Spawns and waits until it answers PING (loading done). A process
+    /// that exits during start-up is retried on a new port, twice: another
+    /// process may have taken the free port in between.
     pub fn start(bin: &Path, dir: &Path, log: &Path, args: &[&str]) -> Result<Self, String> {
-        let mut s = DirServer::spawn(bin, dir, log, args, ChildLimits::default());
-        s.wait_ready(Duration::from_secs(60))?;
-        Ok(s)
+        let mut last = String::new();
+        for _ in 0..3 {
+            let mut s = DirServer::spawn(bin, dir, log, args, ChildLimits::default());
+            match s.wait_ready(Duration::from_secs(60)) {
+                Ok(()) => return Ok(s),
+                Err(e) if s.child.is_none() => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
     }
 
     /// Waits until the server answers PING with PONG.
