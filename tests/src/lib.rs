@@ -12,6 +12,7 @@
 
 pub mod crash;
 pub mod gen;
+pub mod process;
 pub mod resp;
 
 use std::io::Read;

@@ -2,6 +2,7 @@
 //! RDB-preamble detection, and kill -9 durability of the real binary in each
 //! fsync mode. Tests skip (saying so) when a binary they need is missing.
 
+use redoubt_tests::process::{check_acked_prefix, WriteLoad};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -306,58 +307,16 @@ fn kill9(mode: &str) {
     };
     let d = tmpdir(&format!("k9-{mode}"));
     let s = Server::start(&bin, &d, &["--appendfsync", mode]);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut handles = Vec::new();
-    for t in 0..4 {
-        let mut c = s.conn().unwrap();
-        let stop = stop.clone();
-        handles.push(std::thread::spawn(move || {
-            let mut acked = 0u64;
-            for i in 1.. {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                let r: redis::RedisResult<()> = redis::cmd("SET")
-                    .arg(format!("t{t}:{i}"))
-                    .arg(i)
-                    .query(&mut c);
-                if r.is_err() {
-                    break;
-                }
-                acked = i;
-            }
-            acked
-        }));
-    }
+    let load = WriteLoad::start(s.port, 4, "t");
     std::thread::sleep(Duration::from_millis(800));
     s.kill9();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let acked: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let s = Server::start(&bin, &d, &["--appendfsync", mode]);
-    let mut c = s.conn().unwrap();
+    let acked = load.stop();
     for (t, &n) in acked.iter().enumerate() {
         assert!(n > 0, "{mode}: client {t} got nothing acknowledged");
-        let mut present = 0u64;
-        loop {
-            let e: i64 = redis::cmd("EXISTS")
-                .arg(format!("t{t}:{}", present + 1))
-                .query(&mut c)
-                .unwrap();
-            if e == 0 {
-                break;
-            }
-            present += 1;
-        }
-        assert!(
-            present >= n,
-            "{mode}: client {t}: acknowledged {n}, recovered {present}"
-        );
-        let gap: i64 = redis::cmd("EXISTS")
-            .arg(format!("t{t}:{}", present + 2))
-            .query(&mut c)
-            .unwrap();
-        assert_eq!(gap, 0, "{mode}: hole after {present}");
     }
+    let s = Server::start(&bin, &d, &["--appendfsync", mode]);
+    let mut c = s.conn().unwrap();
+    check_acked_prefix(&mut c, "t", &acked).unwrap_or_else(|e| panic!("{mode}: {e}"));
     drop(c);
     s.shutdown();
     let _ = std::fs::remove_dir_all(&d);
