@@ -430,18 +430,45 @@ pub fn get_ref(ex: &Executor) -> Option<&Aof> {
 struct ExecReplay<'a> {
     ex: &'a mut Executor,
     client: Client,
+    /// The last command looked up: consecutive records mostly repeat it,
+    /// and comparing the name beats hashing it.
+    last: Option<(Vec<u8>, usize)>,
 }
 
 impl ExecReplay<'_> {
+    fn lookup(&mut self, name: &[u8]) -> Option<usize> {
+        if let Some((n, idx)) = &self.last {
+            if n.eq_ignore_ascii_case(name) {
+                return Some(*idx);
+            }
+        }
+        let idx = self.ex.lookup_command(name)?;
+        self.last = Some((name.to_vec(), idx));
+        Some(idx)
+    }
+
     fn run(&mut self, args: Vec<Vec<u8>>) -> Result<(), String> {
-        if self.ex.lookup_command(&args[0]).is_none() {
+        let Some(idx) = self.lookup(&args[0]) else {
             return Err(format!(
                 "Unknown command '{}'",
                 String::from_utf8_lossy(&args[0])
             ));
-        }
+        };
         let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
-        self.ex.execute(&mut self.client, &args);
+        let spec = self.ex.specs[idx];
+        // A plain, well-formed command runs the way Redis's loader runs it,
+        // straight to the command (the client checks of a connection mean
+        // nothing for the log). Anything else, transactions included, takes
+        // the connection's path, which also rejects what is malformed.
+        let direct = spec.arity_ok(args.len())
+            && !matches!(spec.name, "multi" | "exec" | "config")
+            && self.client.multi.is_none()
+            && crate::exec::check_subcommand(spec.name, &args).is_none();
+        if direct {
+            self.ex.call(&mut self.client, idx, &args);
+        } else {
+            self.ex.execute(&mut self.client, &args);
+        }
         Ok(())
     }
 }
@@ -487,6 +514,7 @@ pub fn load_into(
         let cell = std::cell::RefCell::new(ExecReplay {
             ex: &mut *ex,
             client: pseudo_client(),
+            last: None,
         });
         let mut replay = CellReplay(&cell);
         match h.rdb_loader {
