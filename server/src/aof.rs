@@ -3,11 +3,11 @@
 //! pseudo-client), the legacy upgrade, CONFIG SET appendonly/appendfsync,
 //! BGREWRITEAOF, DEBUG LOADAOF and the INFO fields.
 //!
-//! Rewrites and switching AOF on are synchronous for now: the base is the
-//! keyspace serialized as RESP on the executor thread
-//! (`write_keyspace_resp`). TODO(snapshot walker): the fork-free walker
-//! replaces that copy; it plugs in through [`PersistHooks::base_writer`]
-//! and `redoubt_persist::aof::rewrite`'s base-writer callback.
+//! Under appendfsync everysec and no the writer runs on the executor's
+//! thread and a flusher task writes once per turn of the event loop; under
+//! always it has its own thread (group commit). Rewrites, and switching AOF
+//! on at runtime, write the base with the fork-free snapshot walker while
+//! the server keeps serving.
 
 use crate::client::Client;
 use crate::commands::flags::*;
