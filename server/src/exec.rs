@@ -299,7 +299,7 @@ impl Executor {
         // logging the EXEC command again would leave a lone EXEC in the AOF.
         if self.dirty != dirty_before && spec.name != "exec" {
             match propagate {
-                Propagate::AsIs => self.log(db, args.to_vec()),
+                Propagate::AsIs => self.log_args(db, args),
                 Propagate::As(cmds) => {
                     for c in cmds {
                         self.log(db, c);
@@ -320,6 +320,17 @@ impl Executor {
         }
         self.lsn += 1;
         self.durability.append(self.lsn, db, &args);
+    }
+
+    /// [`Executor::log`] for a command logged as it ran: the arguments are
+    /// copied only when a transaction must hold them.
+    fn log_args(&mut self, db: usize, args: &[Bytes]) {
+        if self.in_exec {
+            self.exec_log.push((db, args.to_vec()));
+            return;
+        }
+        self.lsn += 1;
+        self.durability.append(self.lsn, db, args);
     }
 
     /// Runs a transaction's queue: MULTI/EXEC semantics, logged atomically.
@@ -678,7 +689,7 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
 ];
 
 /// The error for an unknown subcommand or a subcommand's wrong arity.
-fn check_subcommand(name: &str, args: &[Bytes]) -> Option<Reply> {
+pub(crate) fn check_subcommand(name: &str, args: &[Bytes]) -> Option<Reply> {
     let (_, subs) = SUBCOMMANDS.iter().find(|(n, _)| *n == name)?;
     let sub = args.get(1)?;
     let Some((sub_name, arity)) = subs

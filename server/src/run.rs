@@ -147,6 +147,7 @@ pub async fn serve_with(ex: Executor, listeners: Vec<TcpListener>) -> std::io::R
         }
     });
     tokio::task::spawn_local(drive_snapshots(ex.clone()));
+    crate::aof::spawn_flusher(&ex);
     tracing::info!("Ready to accept connections");
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

@@ -361,6 +361,8 @@ fn runtime_switch_on_then_loadaof_and_restart() {
         .arg("yes")
         .query(&mut c)
         .unwrap();
+    // The base is written in the background, as Redis does.
+    wait_rewrite_done(&mut c);
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("appendfsync")
@@ -405,6 +407,96 @@ fn runtime_switch_on_then_loadaof_and_restart() {
     assert_eq!(v, [Some("1".to_string()), Some("2".to_string())]);
     drop(c);
     s.shutdown();
+}
+
+fn info_field(c: &mut redis::Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("persistence").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .to_string()
+}
+
+fn wait_rewrite_done(c: &mut redis::Connection) {
+    let t = Instant::now();
+    while info_field(c, "aof_rewrite_in_progress") != "0"
+        || info_field(c, "aof_rewrite_scheduled") != "0"
+    {
+        assert!(t.elapsed() < Duration::from_secs(30), "rewrite never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// CONFIG SET appendonly yes answers at once and the server keeps serving
+/// while the first base is written; writes made meanwhile survive a kill -9
+/// after the switch completed.
+#[test]
+fn runtime_switch_on_is_background_and_loses_no_write() {
+    let Some(bin) = redoubt_bin() else {
+        eprintln!("skipped: redoubt-server not built");
+        return;
+    };
+    let d = tmpdir("switch-bg");
+    let s = Server::start(
+        &bin,
+        &d,
+        &["--appendonly", "no", "--enable-debug-command", "yes"],
+    );
+    let mut c = s.conn().unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(200_000)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("yes")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(info_field(&mut c, "aof_enabled"), "1");
+    let mut during = 0;
+    let mut saw_in_progress = false;
+    loop {
+        let busy = info_field(&mut c, "aof_rewrite_in_progress") == "1";
+        saw_in_progress |= busy;
+        if !busy && info_field(&mut c, "aof_rewrite_scheduled") == "0" {
+            break;
+        }
+        for _ in 0..50 {
+            during += 1;
+            let _: () = redis::cmd("SET")
+                .arg(format!("during:{during}"))
+                .arg(during)
+                .query(&mut c)
+                .unwrap();
+            let _: i64 = redis::cmd("INCR").arg("counter").query(&mut c).unwrap();
+        }
+        assert!(during < 5_000_000, "rewrite never ended");
+    }
+    assert!(saw_in_progress, "the switch did not run in the background");
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    let _: () = redis::cmd("SET")
+        .arg("after")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    drop(c);
+    s.kill9();
+    let s = Server::start(&bin, &d, &[]);
+    let mut c = s.conn().unwrap();
+    let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(n, 200_000 + during + 2);
+    let counter: i64 = redis::cmd("GET").arg("counter").query(&mut c).unwrap();
+    assert_eq!(counter, during);
+    let v: i64 = redis::cmd("GET")
+        .arg(format!("during:{during}"))
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, during);
+    drop(c);
+    s.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]

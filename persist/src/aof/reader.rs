@@ -217,6 +217,26 @@ impl<R: Read> AofReader<R> {
     /// `<prefix><number>\r\n`; the number as `strtol` reads it.
     fn read_number(&mut self, prefix: u8) -> Result<Result<i64, Fail>, ReadError> {
         self.epos = self.pos;
+        // Fast path, the shape every well-formed record has: prefix, up to
+        // 18 digits, CRLF, already buffered. Parsed in place; anything else
+        // takes the general path below, which reports problems as Redis.
+        self.fill(NUM_LINE_MAX)?;
+        let w = &self.buf[self.head..];
+        if w.first() == Some(&prefix) {
+            let digits = w[1..]
+                .iter()
+                .take(19)
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if (1..=18).contains(&digits) && w.get(1 + digits..3 + digits) == Some(b"\r\n") {
+                let n = w[1..1 + digits]
+                    .iter()
+                    .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+                self.consume(digits + 3);
+                self.line += 1;
+                return Ok(Ok(n));
+            }
+        }
         let line = self.gets(NUM_LINE_MAX)?;
         if line.is_empty() {
             return Ok(Err(Fail::Eof("Unexpected end of file".into())));
@@ -261,6 +281,17 @@ impl<R: Read> AofReader<R> {
             )));
         }
         let want = len as u64 + 2;
+        if want <= CHUNK as u64 {
+            // Fast path: payload and CRLF buffered; one exact allocation.
+            let n = len as usize;
+            self.fill(n + 2)?;
+            if self.avail() >= n + 2 && &self.buf[self.head + n..self.head + n + 2] == b"\r\n" {
+                let out = self.buf[self.head..self.head + n].to_vec();
+                self.consume(n + 2);
+                self.line += 1;
+                return Ok(Ok(out));
+            }
+        }
         let mut out = Vec::new();
         while (out.len() as u64) < want {
             let chunk = ((want - out.len() as u64).min(CHUNK as u64)) as usize;

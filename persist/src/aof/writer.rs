@@ -143,6 +143,12 @@ pub enum Msg {
     Stop {
         reply: Sender<io::Result<()>>,
     },
+    /// The thread ends and hands its state back, buffer included (the
+    /// server moves the writer between its own thread and the executor's
+    /// when appendfsync changes).
+    Detach {
+        reply: Sender<WriterCore>,
+    },
 }
 
 type SyncHandle = Arc<Mutex<Box<dyn StorageFile>>>;
@@ -560,6 +566,9 @@ impl WriterCore {
                 let _ = reply.send(self.sync_now());
                 return false;
             }
+            // Only the thread can give itself away (see `run`); handled
+            // inline there is nothing to hand over.
+            Msg::Detach { .. } => {}
         }
         true
     }
@@ -635,6 +644,48 @@ impl WriterHandle {
         self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok())
     }
 
+    /// Hands a batch over and clears `data`, keeping its capacity when the
+    /// writer is inline (the executor reuses the buffer for the next batch).
+    /// Inline, the batch is written before this returns.
+    pub fn write_batch(&self, data: &mut Vec<u8>, lsn: u64) -> bool {
+        if let Some(core) = &self.inline {
+            let mut core = core.lock().unwrap_or_else(|p| p.into_inner());
+            core.push(data, lsn);
+            data.clear();
+            core.flush(false);
+            if core.policy() == Policy::EverySec {
+                core.maybe_background_fsync();
+            }
+            return true;
+        }
+        let data = std::mem::take(data);
+        self.send(Msg::Batch { data, lsn })
+    }
+
+    /// Whether the writer runs on the caller's thread.
+    pub fn is_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+
+    /// Ends the handle and returns the writer's state (unwritten buffer
+    /// included), to be run in another handle.
+    pub fn into_core(mut self) -> io::Result<WriterCore> {
+        if let Some(core) = self.inline.take() {
+            return Ok(core.into_inner().unwrap_or_else(|p| p.into_inner()));
+        }
+        let (rtx, rrx) = mpsc::channel();
+        if !self.send(Msg::Detach { reply: rtx }) {
+            return Err(io::Error::other("the AOF writer thread is gone"));
+        }
+        let core = rrx
+            .recv()
+            .map_err(|_| io::Error::other("the AOF writer thread is gone"))?;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        Ok(core)
+    }
+
     /// The periodic work the thread does when idle (inline mode only; the
     /// thread ticks by itself).
     pub fn tick(&self) {
@@ -680,6 +731,10 @@ fn run(mut core: WriterCore, rx: Receiver<Msg>) {
                 // and fsync once for all of them.
                 let mut next = Some(m);
                 while let Some(m) = next.take() {
+                    if let Msg::Detach { reply } = m {
+                        let _ = reply.send(core);
+                        return;
+                    }
                     let is_batch = matches!(m, Msg::Batch { .. });
                     if !core.handle(m) {
                         return;
