@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 pub const SEGMENT_BITS: u32 = 10;
 pub const SEGMENTS: usize = 1 << SEGMENT_BITS;
 
-pub use crate::entry::{Entry, Removed};
 use crate::entry::EntryBox;
+pub use crate::entry::{Entry, Removed};
 
 /// A key to insert: owned key, value, absolute expiry in ms (0 = none).
 pub type NewEntry = (Box<[u8]>, Value, u64);

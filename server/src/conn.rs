@@ -2,7 +2,7 @@
 //! durability watermark, write the replies.
 
 use crate::client::{Client, Outgoing};
-use crate::exec::Executor;
+use crate::exec::{BatchClock, Executor};
 use crate::resp::{encode, Reply, RequestParser};
 use bytes::BytesMut;
 use std::cell::RefCell;
@@ -142,8 +142,10 @@ impl Conn {
     /// Parses and runs every complete command in the read buffer.
     async fn process_input(&mut self) -> Result<(), ConnEnd> {
         let mut max_lsn = 0;
-        // Once per read, not per command: a clock read is not free.
-        self.client.borrow_mut().last_interaction = std::time::Instant::now();
+        // Once per read, not per command: a clock read is not free. Renewed
+        // after every wait, so no command sees a stale time.
+        let mut clock = BatchClock::now();
+        self.client.borrow_mut().last_interaction = clock.started();
         loop {
             let limit = self.shared.ex.borrow().config.client_query_buffer_limit as usize;
             if self.rbuf.len() > limit {
@@ -163,7 +165,7 @@ impl Conn {
             let (reply, lsn, close, shutdown) = {
                 let mut ex = self.shared.ex.borrow_mut();
                 let mut c = self.client.borrow_mut();
-                let (reply, lsn) = ex.execute(&mut c, &args);
+                let (reply, lsn) = ex.execute_at(&mut c, &args, &mut clock);
                 (reply, lsn, c.close_after_reply, ex.shutdown.is_some())
             };
             max_lsn = max_lsn.max(lsn);
@@ -174,6 +176,7 @@ impl Conn {
                 let proto = self.proto();
                 encode(&r, proto, &mut self.wbuf);
                 max_lsn = max_lsn.max(lsn);
+                clock = BatchClock::now();
             } else {
                 let proto = self.proto();
                 encode(&reply, proto, &mut self.wbuf);
@@ -187,6 +190,7 @@ impl Conn {
             }
             if self.wbuf.len() >= FLUSH_AT {
                 self.write_out(max_lsn).await?;
+                clock = BatchClock::now();
             }
         }
         self.shared.ex.borrow_mut().durability.flush();
