@@ -3,6 +3,7 @@
 
 use crate::client::{Client, Outgoing};
 use crate::exec::{BatchClock, Executor};
+use crate::prefetch;
 use crate::resp::{encode, Reply, RequestParser};
 use bytes::BytesMut;
 use std::cell::RefCell;
@@ -146,6 +147,7 @@ impl Conn {
         // after every wait, so no command sees a stale time.
         let mut clock = BatchClock::now();
         self.client.borrow_mut().last_interaction = clock.started();
+        self.warm_keyspace();
         loop {
             let limit = self.shared.ex.borrow().config.client_query_buffer_limit as usize;
             if self.rbuf.len() > limit {
@@ -195,6 +197,25 @@ impl Conn {
         }
         self.shared.ex.borrow_mut().durability.flush();
         self.write_out(max_lsn).await
+    }
+
+    /// Before a pipelined batch runs, looks its keys up in one tight loop
+    /// so their cache misses overlap (see [`crate::prefetch`]).
+    fn warm_keyspace(&self) {
+        let mut keys: [&[u8]; prefetch::MAX_KEYS] = [&[]; prefetch::MAX_KEYS];
+        let mut n = 0;
+        for k in prefetch::first_keys(&self.rbuf) {
+            keys[n] = k;
+            n += 1;
+        }
+        // One command gains nothing: its lookup would miss either way.
+        if n < 2 {
+            return;
+        }
+        let ex = self.shared.ex.borrow();
+        if let Some(db) = ex.ks.dbs.get(self.client.borrow().db) {
+            prefetch::warm(db, &keys[..n]);
+        }
     }
 
     /// Encodes pushes the client's own command produced for it.
