@@ -40,7 +40,7 @@ fn scan_command(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
         }
         let (len, start) = scan_number(buf, p + 1)?;
         let end = start.checked_add(len)?;
-        if end.checked_add(2)? > buf.len() {
+        if buf.get(end..end.checked_add(2)?)? != b"\r\n" {
             return None;
         }
         if i == 1 {
