@@ -90,6 +90,18 @@ start() {
 start redoubt "$REDOUBT_BIN"
 start redis "$(command -v "$REDIS_SERVER")" --daemonize no --logfile ''
 
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK_HZ=$(getconf CLK_TCK)
+
+# Server CPU microseconds per request (for lrange_100 this includes the
+# LPUSH that redis-benchmark runs first): less sensitive than requests/s to
+# other load on the machine (it counts the server's own work only).
+cpu_per_req() {
+    awk -v a="$1" -v b="$2" -v n="$3" -v hz="$TICK_HZ" \
+        'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / hz / n; else print "n/a" }'
+}
+
 # bench PORT TEST PIPELINE REQUESTS -> "rps p50 p99"
 bench() {
     local port=$1 test=$2 pipeline=$3 n=$4
@@ -114,10 +126,14 @@ for p in $PIPELINES; do
     [ "$p" -gt 1 ] && n=$N_PIPELINED
     for t in ${ALL_TESTS//,/ }; do
         echo "-P $p $t: redoubt..." >&2
+        a_t0=$(cpu_ticks "$PID_redoubt")
         read -r a_rps a_p50 a_p99 < <(bench "$PORT_redoubt" "$t" "$p" "$n")
+        a_cpu=$(cpu_per_req "$a_t0" "$(cpu_ticks "$PID_redoubt")" "$n")
         echo "-P $p $t: redis..." >&2
+        b_t0=$(cpu_ticks "$PID_redis")
         read -r b_rps b_p50 b_p99 < <(bench "$PORT_redis" "$t" "$p" "$n")
-        ROWS+="| $t | $p | $(rate "$a_rps") | $(rate "$b_rps") | **$(ratio "$a_rps" "$b_rps")** | $a_p50 | $b_p50 | $a_p99 | $b_p99 |"$'\n'
+        b_cpu=$(cpu_per_req "$b_t0" "$(cpu_ticks "$PID_redis")" "$n")
+        ROWS+="| $t | $p | $(rate "$a_rps") | $(rate "$b_rps") | **$(ratio "$a_rps" "$b_rps")** | $a_p50 | $b_p50 | $a_p99 | $b_p99 | $a_cpu | $b_cpu |"$'\n'
     done
 done
 
@@ -159,9 +175,11 @@ redis-benchmark to CPU $BENCH_CPU; persistence off on both
 (\`--save '' --appendonly no\`). \`redis-benchmark -c $CLIENTS -r $KEYSPACE -d $SIZE\`,
 $N requests per test at \`-P 1\` and $N_PIPELINED at \`-P 16\`. Latencies in ms.
 Ratio = Redoubt / Redis requests per second (higher is better for Redoubt).
+CPU = the server's own CPU time (user + system) per request in µs, which
+other load on the machine disturbs less than requests per second.
 
-| test | -P | Redoubt req/s | Redis req/s | ratio | Redoubt p50 | Redis p50 | Redoubt p99 | Redis p99 |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| test | -P | Redoubt req/s | Redis req/s | ratio | Redoubt p50 | Redis p50 | Redoubt p99 | Redis p99 | Redoubt CPU | Redis CPU |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${ROWS%$'\n'}
 
 Memory of freshly started servers before and after

@@ -19,23 +19,8 @@ use std::sync::{Arc, Mutex};
 pub const SEGMENT_BITS: u32 = 10;
 pub const SEGMENTS: usize = 1 << SEGMENT_BITS;
 
-/// One key with its value and metadata.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub key: Box<[u8]>,
-    pub value: Value,
-    /// Absolute expiry in Unix ms; 0 means the key does not expire.
-    pub expire_at: u64,
-    /// Last access, in seconds of the server's LRU clock (for OBJECT IDLETIME
-    /// and the RDB IDLE opcode).
-    pub access: u32,
-}
-
-impl Entry {
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at != 0 && self.expire_at <= now_ms
-    }
-}
+use crate::entry::EntryBox;
+pub use crate::entry::{Entry, Removed};
 
 /// A key to insert: owned key, value, absolute expiry in ms (0 = none).
 pub type NewEntry = (Box<[u8]>, Value, u64);
@@ -44,7 +29,7 @@ pub type NewEntry = (Box<[u8]>, Value, u64);
 struct Segment {
     /// Entries are boxed: a table slot is one pointer, so the empty slots
     /// a hash table keeps cost 8 bytes each instead of a whole entry.
-    table: HashTable<Box<Entry>>,
+    table: HashTable<EntryBox>,
     /// How many entries of this segment carry an expiry.
     volatile: u32,
     /// Epoch of the last snapshot that has serialized this segment.
@@ -152,7 +137,7 @@ impl Db {
         let h = self.hash(key);
         self.segments[Self::seg_of(h)]
             .table
-            .find(h, |e| &*e.key == key)
+            .find(h, |e| e.key() == key)
             .map(|e| &**e)
     }
 
@@ -161,22 +146,27 @@ impl Db {
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let h = self.hash(key);
         let seg = Self::seg_of(h);
-        let expired = match self.segments[seg].table.find(h, |e| &*e.key == key) {
-            None => return None,
-            Some(e) => e.is_expired(now_ms),
-        };
-        if expired {
-            self.remove_hashed(h, key);
-            self.expired.push(key.into());
-            self.expired_count += 1;
-            return None;
-        }
-        let clock = self.lru_clock;
-        // The caller may change the entry: the snapshot takes it first.
+        // The caller may change the entry: the snapshot takes the segment
+        // first. Doing so before the lookup (even for a missing key) costs
+        // nothing extra, as every segment is saved once per snapshot, and
+        // leaves the hit path with a single probe.
         self.before_write(seg);
-        let e = self.segments[seg].table.find_mut(h, |e| &*e.key == key)?;
-        e.access = clock;
-        Some(&mut **e)
+        let clock = self.lru_clock;
+        let segment = &mut self.segments[seg];
+        let found = segment.table.find_entry(h, |e| e.key() == key).ok()?;
+        if !found.get().is_expired(now_ms) {
+            let e = found.into_mut();
+            e.access = clock;
+            return Some(&mut **e);
+        }
+        let (gone, _) = found.remove();
+        drop(gone);
+        segment.volatile -= 1;
+        self.volatile -= 1;
+        self.len -= 1;
+        self.expired.push(key.into());
+        self.expired_count += 1;
+        None
     }
 
     /// Whether a live key exists (removes it if expired).
@@ -186,15 +176,20 @@ impl Db {
 
     /// Inserts or replaces a key. The expiry is set to `expire_at` (0 = none).
     /// Returns the previous entry, if any.
-    pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64) -> Option<Entry> {
-        self.insert_owned(key.into(), value, expire_at)
+    pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64) -> Option<Removed> {
+        let h = self.hash(key);
+        self.insert_hashed(h, key, value, expire_at)
     }
 
-    /// As [`Db::insert`], taking ownership of an already-boxed key (saves a
-    /// copy when the caller built the key itself, e.g. the RDB loader).
-    pub fn insert_owned(&mut self, key: Box<[u8]>, value: Value, expire_at: u64) -> Option<Entry> {
-        let h = self.hash(&key);
-        self.insert_hashed(h, key, value, expire_at)
+    /// As [`Db::insert`], for a key the caller already owns (the RDB
+    /// loader). The entry keeps its own copy of the key.
+    pub fn insert_owned(
+        &mut self,
+        key: Box<[u8]>,
+        value: Value,
+        expire_at: u64,
+    ) -> Option<Removed> {
+        self.insert(&key, value, expire_at)
     }
 
     /// Inserts many entries, grouped by segment so each segment's table
@@ -216,7 +211,7 @@ impl Db {
         let mut replaced = 0;
         for (_, i, h) in order {
             if let Some((k, v, e)) = slots[i as usize].take() {
-                replaced += usize::from(self.insert_hashed(h, k, v, e).is_some());
+                replaced += usize::from(self.insert_hashed(h, &k, v, e).is_some());
             }
         }
         replaced
@@ -225,10 +220,10 @@ impl Db {
     fn insert_hashed(
         &mut self,
         h: u64,
-        key: Box<[u8]>,
+        key: &[u8],
         value: Value,
         expire_at: u64,
-    ) -> Option<Entry> {
+    ) -> Option<Removed> {
         let seg = Self::seg_of(h);
         self.before_write(seg);
         let hasher = &self.hasher;
@@ -236,7 +231,7 @@ impl Db {
         let new_volatile = u32::from(expire_at != 0);
         match segment
             .table
-            .entry(h, |e| e.key == key, |e| hasher.hash_one(&*e.key))
+            .entry(h, |e| e.key() == key, |e| hasher.hash_one(e.key()))
         {
             TableEntry::Occupied(mut o) => {
                 let e = o.get_mut();
@@ -246,20 +241,14 @@ impl Db {
                 e.access = self.lru_clock;
                 segment.volatile = segment.volatile + new_volatile - old_volatile;
                 self.volatile = self.volatile + new_volatile as usize - old_volatile as usize;
-                Some(Entry {
-                    key,
+                Some(Removed {
                     value: old_value,
                     expire_at: old_expire,
                     access: 0,
                 })
             }
             TableEntry::Vacant(v) => {
-                v.insert(Box::new(Entry {
-                    key,
-                    value,
-                    expire_at,
-                    access: self.lru_clock,
-                }));
+                v.insert(EntryBox::new(key, value, expire_at, self.lru_clock));
                 segment.volatile += new_volatile;
                 self.volatile += new_volatile as usize;
                 self.len += 1;
@@ -274,22 +263,22 @@ impl Db {
         let per = additional.div_ceil(SEGMENTS);
         let hasher = &self.hasher;
         for s in &mut self.segments {
-            s.table.reserve(per, |e| hasher.hash_one(&*e.key));
+            s.table.reserve(per, |e| hasher.hash_one(e.key()));
         }
     }
 
     /// Removes a key whatever its expiry; returns the entry.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+    pub fn remove(&mut self, key: &[u8]) -> Option<Removed> {
         let h = self.hash(key);
         self.remove_hashed(h, key)
     }
 
-    fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
+    fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Removed> {
         self.before_write(Self::seg_of(h));
         let segment = &mut self.segments[Self::seg_of(h)];
-        let found = segment.table.find_entry(h, |e| &*e.key == key).ok()?;
+        let found = segment.table.find_entry(h, |e| e.key() == key).ok()?;
         let (entry, _) = found.remove();
-        let entry = *entry;
+        let entry = entry.into_removed();
         if entry.expire_at != 0 {
             segment.volatile -= 1;
             self.volatile -= 1;
@@ -304,7 +293,7 @@ impl Db {
         let h = self.hash(key);
         self.before_write(Self::seg_of(h));
         let segment = &mut self.segments[Self::seg_of(h)];
-        let Some(e) = segment.table.find_mut(h, |e| &*e.key == key) else {
+        let Some(e) = segment.table.find_mut(h, |e| e.key() == key) else {
             return false;
         };
         let was = u32::from(e.expire_at != 0);
@@ -395,12 +384,12 @@ impl Db {
                 continue;
             }
             let idx = rng.gen_range(0..n);
-            let key = self.segments[seg].table.iter().nth(idx)?.key.clone();
+            let key: Box<[u8]> = self.segments[seg].table.iter().nth(idx)?.key.into();
             if self.get(&key, now_ms).is_some() {
                 return Some(key);
             }
         }
-        let keys: Vec<Box<[u8]>> = self.iter().map(|e| e.key.clone()).collect();
+        let keys: Vec<Box<[u8]>> = self.iter().map(|e| e.key().into()).collect();
         keys.into_iter().find(|k| self.get(k, now_ms).is_some())
     }
 
@@ -507,7 +496,7 @@ impl Db {
                 if e.expire_at != 0 {
                     checked += 1;
                     if e.expire_at <= now_ms {
-                        gone.push(e.key.clone());
+                        gone.push(e.key().into());
                         return false;
                     }
                 }
@@ -606,7 +595,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         let mut cursor = 0;
         loop {
-            cursor = db.scan(cursor, 10, |e| assert!(seen.insert(e.key.clone())));
+            cursor = db.scan(cursor, 10, |e| assert!(seen.insert(e.key().to_vec())));
             if cursor == 0 {
                 break;
             }

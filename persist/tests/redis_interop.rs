@@ -112,7 +112,7 @@ fn dump_payloads_travel_both_ways() {
         // Ours -> RESTORE in real Redis -> DUMP back -> ours again.
         let payload = rdb::dump_payload(&e.value, 10).unwrap();
         let r = c.cmd(&[&b"RESTORE"[..], &e.key, b"0", &payload, b"REPLACE"]);
-        assert_eq!(r, Reply::Simple(b"OK".to_vec()), "{:?}", e.key);
+        assert_eq!(r, Reply::Simple(b"OK".to_vec()), "{:?}", &e.key);
         let dumped = c.cmd(&[&b"DUMP"[..], &e.key]).bulk();
         let v = rdb::restore_payload(&dumped).unwrap();
         assert_eq!(v, e.value, "{:?}", String::from_utf8_lossy(&e.key));

@@ -2,7 +2,8 @@
 //! durability watermark, write the replies.
 
 use crate::client::{Client, Outgoing};
-use crate::exec::Executor;
+use crate::exec::{BatchClock, Executor};
+use crate::prefetch;
 use crate::resp::{encode, Reply, RequestParser};
 use bytes::BytesMut;
 use std::cell::RefCell;
@@ -142,8 +143,11 @@ impl Conn {
     /// Parses and runs every complete command in the read buffer.
     async fn process_input(&mut self) -> Result<(), ConnEnd> {
         let mut max_lsn = 0;
-        // Once per read, not per command: a clock read is not free.
-        self.client.borrow_mut().last_interaction = std::time::Instant::now();
+        // Once per read, not per command: a clock read is not free. Renewed
+        // after every wait, so no command sees a stale time.
+        let mut clock = BatchClock::now();
+        self.client.borrow_mut().last_interaction = clock.started();
+        self.warm_keyspace();
         loop {
             let limit = self.shared.ex.borrow().config.client_query_buffer_limit as usize;
             if self.rbuf.len() > limit {
@@ -163,7 +167,7 @@ impl Conn {
             let (reply, lsn, close, shutdown) = {
                 let mut ex = self.shared.ex.borrow_mut();
                 let mut c = self.client.borrow_mut();
-                let (reply, lsn) = ex.execute(&mut c, &args);
+                let (reply, lsn) = ex.execute_at(&mut c, &args, &mut clock);
                 (reply, lsn, c.close_after_reply, ex.shutdown.is_some())
             };
             max_lsn = max_lsn.max(lsn);
@@ -174,6 +178,7 @@ impl Conn {
                 let proto = self.proto();
                 encode(&r, proto, &mut self.wbuf);
                 max_lsn = max_lsn.max(lsn);
+                clock = BatchClock::now();
             } else {
                 let proto = self.proto();
                 encode(&reply, proto, &mut self.wbuf);
@@ -187,10 +192,30 @@ impl Conn {
             }
             if self.wbuf.len() >= FLUSH_AT {
                 self.write_out(max_lsn).await?;
+                clock = BatchClock::now();
             }
         }
         self.shared.ex.borrow_mut().durability.flush();
         self.write_out(max_lsn).await
+    }
+
+    /// Before a pipelined batch runs, looks its keys up in one tight loop
+    /// so their cache misses overlap (see [`crate::prefetch`]).
+    fn warm_keyspace(&self) {
+        let mut keys: [&[u8]; prefetch::MAX_KEYS] = [&[]; prefetch::MAX_KEYS];
+        let mut n = 0;
+        for k in prefetch::first_keys(&self.rbuf) {
+            keys[n] = k;
+            n += 1;
+        }
+        // One command gains nothing: its lookup would miss either way.
+        if n < 2 {
+            return;
+        }
+        let ex = self.shared.ex.borrow();
+        if let Some(db) = ex.ks.dbs.get(self.client.borrow().db) {
+            prefetch::warm(db, &keys[..n]);
+        }
     }
 
     /// Encodes pushes the client's own command produced for it.

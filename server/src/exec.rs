@@ -91,6 +91,43 @@ pub struct Executor {
     /// the key that became ready. Handlers serve from that key only (as
     /// Redis does), and blocking again leaves the client where it was queued.
     pub serving: Option<Bytes>,
+    /// The clock of the batch being executed (see [`Executor::execute_at`]).
+    clock: Option<BatchClock>,
+}
+
+/// Clock readings shared by the commands of one batch (one read from a
+/// connection): the wall clock is read once per batch, and each command
+/// then costs one monotonic reading, which both ends its duration (for
+/// commandstats) and starts the next one's. Commands see the wall clock as
+/// the batch's reading plus the monotonic time elapsed since, so time
+/// still moves within a long batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchClock {
+    base_ms: u64,
+    base: Instant,
+    /// End of the previous command (or the batch's start).
+    mark: Instant,
+}
+
+impl BatchClock {
+    pub fn now() -> BatchClock {
+        let base = Instant::now();
+        BatchClock {
+            base_ms: now_ms(),
+            base,
+            mark: base,
+        }
+    }
+
+    /// When the batch started (monotonic).
+    pub fn started(&self) -> Instant {
+        self.base
+    }
+
+    /// Unix ms as of the last mark.
+    fn now_ms(&self) -> u64 {
+        self.base_ms + self.mark.duration_since(self.base).as_millis() as u64
+    }
 }
 
 impl Executor {
@@ -137,6 +174,7 @@ impl Executor {
             pubsub: Default::default(),
             save: Default::default(),
             serving: None,
+            clock: None,
         }
     }
 
@@ -175,6 +213,18 @@ impl Executor {
     /// Runs one command for `client`. Returns the reply and the LSN it must
     /// wait for before it is sent.
     pub fn execute(&mut self, client: &mut Client, args: &[Bytes]) -> (Reply, u64) {
+        self.execute_at(client, args, &mut BatchClock::now())
+    }
+
+    /// As [`Executor::execute`], for one command of a batch that shares
+    /// `clock` (advanced past this command on return).
+    pub fn execute_at(
+        &mut self,
+        client: &mut Client,
+        args: &[Bytes],
+        clock: &mut BatchClock,
+    ) -> (Reply, u64) {
+        self.clock = Some(*clock);
         // CONFIG SET may switch the AOF on or off or change its fsync
         // policy; apply that once the new config is in place.
         let old_config = crate::util::eq_ic(&args[0], "config").then(|| self.config.clone());
@@ -189,6 +239,9 @@ impl Executor {
         self.after_command(client);
         if reply.is_error() {
             self.stats.total_error_replies += 1;
+        }
+        if let Some(c) = self.clock.take() {
+            *clock = c;
         }
         (reply, self.lsn)
     }
@@ -272,11 +325,14 @@ impl Executor {
     pub fn call(&mut self, client: &mut Client, idx: usize, args: &[Bytes]) -> Reply {
         let spec = self.specs[idx];
         let dirty_before = self.dirty;
-        let started = Instant::now();
+        let (now, started) = match &self.clock {
+            Some(c) => (c.now_ms(), c.mark),
+            None => (now_ms(), Instant::now()),
+        };
         let mut ctx = Ctx {
             ex: self,
             client,
-            now: now_ms(),
+            now,
             propagate: Propagate::AsIs,
         };
         let reply = (spec.handler)(&mut ctx, args);
@@ -289,7 +345,11 @@ impl Executor {
             st.calls += 1;
             self.stats.total_commands += 1;
         }
-        st.usec += started.elapsed().as_micros() as u64;
+        let ended = Instant::now();
+        st.usec += ended.duration_since(started).as_micros() as u64;
+        if let Some(c) = self.clock.as_mut() {
+            c.mark = ended;
+        }
         if reply.is_error() {
             st.failed += 1;
         }

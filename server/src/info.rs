@@ -41,7 +41,8 @@ pub fn rss_bytes() -> usize {
 
 /// An estimate of the memory one key uses (MEMORY USAGE).
 pub fn entry_memory(e: &Entry) -> usize {
-    const SLOT: usize = std::mem::size_of::<Entry>() + 8;
+    // The entry's allocation (header and key) plus its table slot.
+    let slot = std::mem::size_of_val(e) + 8;
     let b = |x: &Bytes| x.len() + 16;
     let v = match &e.value {
         Value::Str(s) => b(s),
@@ -57,7 +58,7 @@ pub fn entry_memory(e: &Entry) -> usize {
                 + 128
         }
     };
-    SLOT + e.key.len() + v
+    slot + v
 }
 
 fn human(bytes: usize) -> String {

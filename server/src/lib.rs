@@ -13,6 +13,7 @@ pub mod info;
 pub mod longdouble;
 pub mod persistence;
 pub mod persistence_info;
+pub mod prefetch;
 pub mod pubsub;
 pub mod resp;
 pub mod run;

@@ -65,11 +65,14 @@ impl RequestParser {
                         Some(args) => return Ok(Some(args)),
                     }
                 }
-                let Some(line) = take_line(buf, "too big mbulk count string")? else {
+                let Some((end, used)) = find_line(buf, "too big mbulk count string")? else {
                     return Ok(None);
                 };
-                let n =
-                    parse_len(&line[1..]).ok_or(ProtocolError::new("invalid multibulk length"))?;
+                let n = buf
+                    .get(1..end)
+                    .and_then(parse_len)
+                    .ok_or(ProtocolError::new("invalid multibulk length"))?;
+                buf.advance(used);
                 if n > MULTIBULK_MAX {
                     return Err(ProtocolError::new("invalid multibulk length"));
                 }
@@ -89,13 +92,16 @@ impl RequestParser {
                         if buf[0] != b'$' {
                             return Err(ProtocolError(expected_dollar(buf[0])));
                         }
-                        let Some(line) = take_line(buf, "too big bulk count string")? else {
+                        let Some((end, used)) = find_line(buf, "too big bulk count string")? else {
                             return Ok(None);
                         };
-                        let len = parse_len(&line[1..])
+                        let len = buf
+                            .get(1..end)
+                            .and_then(parse_len)
                             .filter(|&l| l >= 0 && l as u64 <= self.max_bulk_len as u64)
                             .ok_or(ProtocolError::new("invalid bulk length"))?
                             as usize;
+                        buf.advance(used);
                         self.bulk_len = Some(len);
                         // Reserve for a big bulk once, so it arrives in one
                         // allocation instead of through repeated doubling.
@@ -134,6 +140,29 @@ impl RequestParser {
 
 fn expected_dollar(got: u8) -> String {
     format!("expected '$', got '{}'", got as char)
+}
+
+/// Finds the `\n`-terminated line at the start of `buf`, or None if it is
+/// incomplete: the length of its content (without `\r\n`) and of the whole
+/// line. Header lines are parsed in place and skipped with `advance`:
+/// splitting each off would cost a reference-count round trip per line.
+/// A line longer than INLINE_MAX is a protocol error.
+fn find_line(buf: &[u8], too_big: &str) -> Result<Option<(usize, usize)>, ProtocolError> {
+    match memchr(b'\n', buf) {
+        Some(pos) => {
+            if pos > INLINE_MAX {
+                return Err(ProtocolError::new(too_big));
+            }
+            let end = if pos > 0 && buf[pos - 1] == b'\r' {
+                pos - 1
+            } else {
+                pos
+            };
+            Ok(Some((end, pos + 1)))
+        }
+        None if buf.len() > INLINE_MAX => Err(ProtocolError::new(too_big)),
+        None => Ok(None),
+    }
 }
 
 /// Splits off one `\n`-terminated line (without `\r\n`), or None if the line

@@ -502,21 +502,38 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 fn incr_generic(ctx: &mut Ctx, key: &Bytes, by: i64) -> Reply {
     reply((|| {
-        let cur = match get_str(ctx, key)? {
-            None => 0,
-            Some(s) => parse_i64(&s).ok_or_else(not_integer)?,
+        let overflow = || Reply::err("ERR increment or decrement would overflow");
+        // One lookup: the value is parsed and replaced where it lies.
+        let new = match ctx.lookup(key) {
+            Some(e) => {
+                let Value::Str(s) = &mut e.value else {
+                    return Err(wrongtype());
+                };
+                let cur = parse_i64(s).ok_or_else(not_integer)?;
+                let new = cur.checked_add(by).ok_or_else(overflow)?;
+                *s = int_bytes(new);
+                new
+            }
+            None => {
+                let new = by;
+                ctx.set_value(key, Value::Str(int_bytes(new)));
+                new
+            }
         };
-        let new = cur
-            .checked_add(by)
-            .ok_or_else(|| Reply::err("ERR increment or decrement would overflow"))?;
-        let text = Bytes::from(new.to_string());
-        match ctx.lookup(key) {
-            Some(e) => e.value = Value::Str(text),
-            None => ctx.set_value(key, Value::Str(text)),
-        }
         ctx.modified(key);
         Ok(Reply::Int(new))
     })())
+}
+
+/// The decimal text of `n` as an exact-size string value.
+fn int_bytes(n: i64) -> Bytes {
+    use std::io::Write;
+    let mut buf = [0u8; 20];
+    let mut w = &mut buf[..];
+    // 20 bytes hold any i64 ("-9223372036854775808"); a write cannot fail.
+    let _ = write!(w, "{n}");
+    let len = 20 - w.len();
+    Bytes::copy_from_slice(&buf[..len])
 }
 
 fn incr(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
