@@ -109,14 +109,7 @@ fn set_field(h: &mut HashValue, field: &[u8], value: &[u8], max_value: u64) -> b
     if !h.hashtable && (field.len() as u64 > max_value || value.len() as u64 > max_value) {
         h.hashtable = true;
     }
-    if let Some(v) = h.map.get_mut(field) {
-        *v = Bytes::copy_from_slice(value);
-        false
-    } else {
-        h.map
-            .insert(Bytes::copy_from_slice(field), Bytes::copy_from_slice(value));
-        true
-    }
+    h.set_field(field, value)
 }
 
 fn hset_generic(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, Reply> {
