@@ -676,6 +676,17 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
         ],
     ),
     (
+        "pubsub",
+        &[
+            ("channels", -2),
+            ("help", 2),
+            ("numpat", 2),
+            ("numsub", -2),
+            ("shardchannels", -2),
+            ("shardnumsub", -2),
+        ],
+    ),
+    (
         "xgroup",
         &[
             ("create", -5),
