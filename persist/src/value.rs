@@ -99,6 +99,37 @@ pub struct HashValue {
     pub field_expiry: Option<Box<HashMap<Bytes, u64>>>,
 }
 
+impl HashValue {
+    /// Sets `field` to a copy of `value`; true when the field is new. One
+    /// probe of the table whether the field exists or not, and the field's
+    /// name is copied only when it is inserted.
+    pub fn set_field(&mut self, field: &[u8], value: &[u8]) -> bool {
+        use indexmap::map::raw_entry_v1::RawEntryMut;
+        use indexmap::map::RawEntryApiV1;
+        use std::hash::BuildHasher;
+        // `Bytes` hashes as its bytes, so the slice's hash finds it.
+        let hash = self.map.hasher().hash_one(field);
+        match self
+            .map
+            .raw_entry_mut_v1()
+            .from_key_hashed_nocheck(hash, field)
+        {
+            RawEntryMut::Occupied(mut e) => {
+                *e.get_mut() = Bytes::copy_from_slice(value);
+                false
+            }
+            RawEntryMut::Vacant(e) => {
+                e.insert_hashed_nocheck(
+                    hash,
+                    Bytes::copy_from_slice(field),
+                    Bytes::copy_from_slice(value),
+                );
+                true
+            }
+        }
+    }
+}
+
 /// Sets: `intset` while every member is an integer and the set is small,
 /// `hashtable` after that.
 #[derive(Debug, Clone, Default, PartialEq)]

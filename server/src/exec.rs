@@ -746,6 +746,32 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
             ("stats", 2),
         ],
     ),
+    (
+        "pubsub",
+        &[
+            ("channels", -2),
+            ("help", 2),
+            ("numpat", 2),
+            ("numsub", -2),
+            ("shardchannels", -2),
+            ("shardnumsub", -2),
+        ],
+    ),
+    (
+        "xgroup",
+        &[
+            ("create", -5),
+            ("createconsumer", 5),
+            ("delconsumer", 5),
+            ("destroy", 4),
+            ("help", 2),
+            ("setid", -5),
+        ],
+    ),
+    (
+        "xinfo",
+        &[("consumers", 4), ("groups", 3), ("help", 2), ("stream", -3)],
+    ),
 ];
 
 /// The error for an unknown subcommand or a subcommand's wrong arity.

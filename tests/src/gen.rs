@@ -71,8 +71,7 @@ impl Family {
     }
 }
 
-/// Families compared by default. Lists, hashes, sets, sorted sets and
-/// streams are switched on here once the server implements them.
+/// Families compared by default: all of them.
 pub const ENABLED_BY_DEFAULT: &[Family] = &[
     Family::Strings,
     Family::Keys,
@@ -82,11 +81,8 @@ pub const ENABLED_BY_DEFAULT: &[Family] = &[
     Family::Lists,
     Family::Hashes,
     Family::Sets,
-    // Off until their known differences are fixed (run them with
-    // REDOUBT_DIFF_FAMILIES=zsets,streams): sorted-set lex ranges over
-    // members with different scores (unspecified in Redis) do not follow
-    // Redis's listpack walk; XTRIM checks the key's type before parsing its
-    // arguments, where Redis parses first.
+    Family::Zsets,
+    Family::Streams,
 ];
 
 /// The families to run: `REDOUBT_DIFF_FAMILIES` (comma-separated names, or
@@ -236,8 +232,9 @@ impl Generator {
         }
         let mut args = self.family_command(family, conn);
         // Now and then break the command: a missing or an extra argument
-        // compares arity checks and argument-parsing errors.
-        if self.rng.gen_ratio(1, 25) {
+        // compares arity checks and argument-parsing errors. (Not SPOP:
+        // without its count it pops a random member.)
+        if self.rng.gen_ratio(1, 25) && args[0] != "SPOP" {
             if args.len() > 1 && self.rng.gen_bool(0.5) {
                 args.pop();
             } else {
@@ -307,6 +304,22 @@ impl Generator {
             self.pick(&["abc", "9223372036854775807", "-9223372036854775808", ""])
                 .to_string()
         }
+    }
+
+    /// A blocking command's timeout: short (an empty key answers null
+    /// after 10 ms on both servers) or invalid, never 0 (forever).
+    fn timeout(&mut self) -> String {
+        match self.rng.gen_range(0..10) {
+            0 => self.pick(&["-1", "abc", "", "inf", "1e400"]).to_string(),
+            _ => self.pick(&["0.01", "0.01", "0.02", "0.005"]).to_string(),
+        }
+    }
+
+    fn lex_bound(&mut self) -> String {
+        self.pick(&[
+            "-", "+", "[m1", "(m2", "[m4", "(x", "[", "(", "m", "[1", "[-3",
+        ])
+        .to_string()
     }
 
     fn float(&mut self) -> String {
@@ -579,11 +592,19 @@ impl Generator {
                 self.pick(DBS).into(),
                 self.pick(DBS).into(),
             ],
-            10 => match self.rng.gen_range(0..6) {
+            10 => match self.rng.gen_range(0..8) {
                 0 => Self::cmd(&["TIME"]),
                 1 => Self::cmd(&["LASTSAVE"]),
                 2 => Self::cmd(&["OBJECT", "HELP"]),
                 3 => Self::cmd(&["FLUSHALL", "BOGUS"]),
+                // Nobody subscribes in these sequences: the counts are 0.
+                4 => vec!["PUBLISH".into(), self.key(), self.val()],
+                5 => match self.rng.gen_range(0..4) {
+                    0 => Self::cmd(&["PUBSUB", "CHANNELS"]),
+                    1 => vec!["PUBSUB".into(), "NUMSUB".into(), self.key()],
+                    2 => Self::cmd(&["PUBSUB", "NUMPAT"]),
+                    _ => Self::cmd(&["PUBSUB", "NOSUCH"]),
+                },
                 _ => Self::cmd(&["PING"]),
             },
             11 => vec!["PING".into(), self.val()],
@@ -683,7 +704,7 @@ impl Generator {
 
     fn lists(&mut self) -> Vec<String> {
         let k = self.key();
-        match self.rng.gen_range(0..20) {
+        match self.rng.gen_range(0..22) {
             0..=3 => {
                 let mut c = vec![
                     self.pick(&["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"])
@@ -733,6 +754,34 @@ impl Generator {
                 self.pick(&["LEFT", "RIGHT", "UP"]).into(),
             ],
             17 => vec!["RPOPLPUSH".into(), k, self.key()],
+            18 => {
+                let mut c = vec![self.pick(&["BLPOP", "BRPOP"]).to_string(), k];
+                if self.chance(0.5) {
+                    c.push(self.key());
+                }
+                c.push(self.timeout());
+                c
+            }
+            19 => match self.rng.gen_range(0..3) {
+                0 => vec![
+                    "BLMOVE".into(),
+                    k,
+                    self.key(),
+                    self.pick(&["LEFT", "RIGHT"]).into(),
+                    self.pick(&["LEFT", "RIGHT"]).into(),
+                    self.timeout(),
+                ],
+                1 => vec!["BRPOPLPUSH".into(), k, self.key(), self.timeout()],
+                _ => {
+                    let mut c = vec!["BLMPOP".into(), self.timeout(), "2".into(), k];
+                    c.push(self.key());
+                    c.push(self.pick(&["LEFT", "RIGHT"]).into());
+                    if self.chance(0.5) {
+                        c.extend(["COUNT".into(), self.int()]);
+                    }
+                    c
+                }
+            },
             _ => {
                 let mut c = vec!["LMPOP".into(), "2".into(), k, self.key()];
                 c.push(self.pick(&["LEFT", "RIGHT"]).into());
@@ -747,7 +796,7 @@ impl Generator {
     fn hashes(&mut self) -> Vec<String> {
         let k = self.key();
         let f = self.pick(&["f1", "f2", "f3", "f4", "1", ""]).to_string();
-        match self.rng.gen_range(0..16) {
+        match self.rng.gen_range(0..18) {
             0..=3 => {
                 let mut c = vec![self.pick(&["HSET", "HMSET"]).to_string(), k];
                 for _ in 0..self.rng.gen_range(1..4) {
@@ -766,17 +815,31 @@ impl Generator {
             11 => vec!["HINCRBYFLOAT".into(), k, f, self.float()],
             12 | 13 => vec![self.pick(&["HGETALL", "HKEYS", "HVALS"]).into(), k],
             14 => vec!["HSTRLEN".into(), k, f],
-            _ => vec![
-                "HRANDFIELD".into(),
-                k,
-                self.pick(&["1", "-2", "5", "0"]).into(),
-            ],
+            15 => {
+                let mut c = Self::cmd(&["HSCAN"]);
+                c.extend([k, "0".into(), "COUNT".into(), "1000".into()]);
+                if self.chance(0.4) {
+                    c.extend(["MATCH".into(), self.pick(&["f*", "?", "*1", "x"]).into()]);
+                }
+                c
+            }
+            _ => {
+                let mut c = vec![
+                    "HRANDFIELD".into(),
+                    k,
+                    self.pick(&["1", "-2", "5", "0"]).into(),
+                ];
+                if self.chance(0.3) {
+                    c.push("WITHVALUES".into());
+                }
+                c
+            }
         }
     }
 
     fn sets(&mut self) -> Vec<String> {
         let k = self.key();
-        match self.rng.gen_range(0..16) {
+        match self.rng.gen_range(0..18) {
             0..=3 => {
                 let mut c = vec![self.pick(&["SADD", "SADD", "SREM"]).to_string(), k];
                 for _ in 0..self.rng.gen_range(1..4) {
@@ -801,7 +864,23 @@ impl Generator {
                 self.key(),
             ],
             13 => vec!["SMOVE".into(), k, self.key(), self.member()],
-            14 => vec!["SINTERCARD".into(), "2".into(), k, self.key()],
+            14 => {
+                let mut c = vec!["SINTERCARD".into(), "2".into(), k, self.key()];
+                if self.chance(0.3) {
+                    c.extend(["LIMIT".into(), self.pick(&["0", "1", "-1", "x"]).into()]);
+                }
+                c
+            }
+            // SPOP is random unless it takes the whole set (or nothing).
+            15 => vec!["SPOP".into(), k, self.pick(&["100", "0", "-1", "x"]).into()],
+            16 => {
+                let mut c = vec!["SSCAN".into(), k, "0".into(), "COUNT".into()];
+                c.push("1000".into());
+                if self.chance(0.4) {
+                    c.extend(["MATCH".into(), self.pick(&["m*", "?", "-*", "x"]).into()]);
+                }
+                c
+            }
             _ => vec![
                 "SRANDMEMBER".into(),
                 k,
@@ -812,7 +891,7 @@ impl Generator {
 
     fn zsets(&mut self) -> Vec<String> {
         let k = self.key();
-        match self.rng.gen_range(0..18) {
+        match self.rng.gen_range(0..29) {
             0..=3 => {
                 let mut c = vec!["ZADD".to_string(), k];
                 if self.chance(0.3) {
@@ -879,17 +958,149 @@ impl Generator {
                 c
             }
             15 => vec!["ZMSCORE".into(), k, self.member(), self.member()],
-            _ => {
-                let mut c = vec![
-                    self.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"])
-                        .to_string(),
-                    k,
-                    "2".into(),
-                    self.key(),
-                    self.key(),
-                ];
-                if self.chance(0.3) && c[0] != "ZDIFFSTORE" {
+            16 | 17 => {
+                let name = self.pick(&[
+                    "ZUNIONSTORE",
+                    "ZINTERSTORE",
+                    "ZDIFFSTORE",
+                    "ZUNION",
+                    "ZINTER",
+                    "ZDIFF",
+                ]);
+                let mut c = vec![name.to_string()];
+                if name.ends_with("STORE") {
+                    c.push(k);
+                    c.extend(["2".into(), self.key(), self.key()]);
+                } else {
+                    c.extend(["2".into(), k, self.key()]);
+                }
+                if self.chance(0.3) && !name.starts_with("ZDIFF") {
+                    let w = self.pick(&["1", "2", "-1", "0.5", "inf", "x"]);
+                    c.extend(["WEIGHTS".into(), w.into(), self.float()]);
+                }
+                if self.chance(0.3) && !name.starts_with("ZDIFF") {
                     c.extend(["AGGREGATE".into(), self.pick(&["SUM", "MIN", "MAX"]).into()]);
+                }
+                if self.chance(0.4) && !name.ends_with("STORE") {
+                    c.push("WITHSCORES".into());
+                }
+                c
+            }
+            18 => vec!["ZLEXCOUNT".into(), k, self.lex_bound(), self.lex_bound()],
+            19 | 20 => {
+                let mut c = vec![
+                    self.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX"]).to_string(),
+                    k,
+                    self.lex_bound(),
+                    self.lex_bound(),
+                ];
+                if self.chance(0.3) {
+                    c.extend(["LIMIT".into(), self.small_index(), self.small_index()]);
+                }
+                c
+            }
+            21 => {
+                let mut c = vec![
+                    "ZREVRANGE".into(),
+                    k,
+                    self.small_index(),
+                    self.small_index(),
+                ];
+                if self.chance(0.5) {
+                    c.push("WITHSCORES".into());
+                }
+                c
+            }
+            22 => match self.rng.gen_range(0..3) {
+                0 => vec![
+                    "ZREMRANGEBYRANK".into(),
+                    k,
+                    self.small_index(),
+                    self.small_index(),
+                ],
+                1 => vec![
+                    "ZREMRANGEBYSCORE".into(),
+                    k,
+                    self.pick(&["-inf", "0", "(1", "1.5", "x"]).into(),
+                    self.pick(&["+inf", "3", "(2", "0"]).into(),
+                ],
+                _ => vec![
+                    "ZREMRANGEBYLEX".into(),
+                    k,
+                    self.lex_bound(),
+                    self.lex_bound(),
+                ],
+            },
+            23 => {
+                let mut c = vec![self.pick(&["BZPOPMIN", "BZPOPMAX"]).to_string(), k];
+                if self.chance(0.5) {
+                    c.push(self.key());
+                }
+                c.push(self.timeout());
+                c
+            }
+            24 => {
+                let blocking = self.chance(0.5);
+                let mut c = if blocking {
+                    vec!["BZMPOP".to_string(), self.timeout()]
+                } else {
+                    vec!["ZMPOP".to_string()]
+                };
+                c.extend(["2".into(), k, self.key()]);
+                c.push(self.pick(&["MIN", "MAX", "min", "UP"]).into());
+                if self.chance(0.5) {
+                    c.extend(["COUNT".into(), self.int()]);
+                }
+                c
+            }
+            25 => {
+                let mut c = vec!["ZRANGESTORE".into(), k, self.key()];
+                match self.rng.gen_range(0..3) {
+                    0 => {
+                        c.push(self.small_index());
+                        c.push(self.small_index());
+                    }
+                    1 => {
+                        c.push(self.pick(&["-inf", "0", "(1", "1.5"]).into());
+                        c.push(self.pick(&["+inf", "3", "(2", "x"]).into());
+                        c.push("BYSCORE".into());
+                    }
+                    _ => {
+                        c.push(self.lex_bound());
+                        c.push(self.lex_bound());
+                        c.push("BYLEX".into());
+                    }
+                }
+                if self.chance(0.3) {
+                    c.push("REV".into());
+                }
+                if self.chance(0.2) {
+                    c.extend(["LIMIT".into(), self.small_index(), self.small_index()]);
+                }
+                c
+            }
+            26 => {
+                let mut c = vec!["ZINTERCARD".into(), "2".into(), k, self.key()];
+                if self.chance(0.3) {
+                    c.extend(["LIMIT".into(), self.pick(&["0", "1", "-1", "x"]).into()]);
+                }
+                c
+            }
+            27 => {
+                let mut c = vec!["ZRANDMEMBER".into(), k];
+                if self.chance(0.7) {
+                    c.push(self.pick(&["1", "-3", "10", "0", "x"]).into());
+                    if self.chance(0.4) {
+                        c.push("WITHSCORES".into());
+                    }
+                }
+                c
+            }
+            _ => {
+                let mut c = vec!["ZSCAN".into(), k, "0".into(), "COUNT".into()];
+                c.push("1000".into());
+                if self.chance(0.4) {
+                    c.extend(["MATCH".into(), self.pick(&["m*", "?", "-*", "x"]).into()]);
                 }
                 c
             }
@@ -898,7 +1109,7 @@ impl Generator {
 
     fn streams(&mut self) -> Vec<String> {
         let k = self.key();
-        match self.rng.gen_range(0..12) {
+        match self.rng.gen_range(0..23) {
             0..=4 => {
                 let id = match self.rng.gen_range(0..8) {
                     0 => self.pick(&["0-0", "0-1", "1-1", "abc", "5-"]).to_string(),
@@ -909,8 +1120,15 @@ impl Generator {
                     }
                 };
                 let mut c = vec!["XADD".to_string(), k];
+                if self.chance(0.1) {
+                    c.push("NOMKSTREAM".into());
+                }
                 if self.chance(0.2) {
-                    c.extend(["MAXLEN".into(), self.pick(&["3", "0", "-1"]).into()]);
+                    c.push(self.pick(&["MAXLEN", "MAXLEN", "MINID"]).into());
+                    if self.chance(0.3) {
+                        c.push(self.pick(&["=", "~"]).into());
+                    }
+                    c.push(self.pick(&["3", "0", "-1", "2-0"]).into());
                 }
                 c.push(id);
                 for _ in 0..self.rng.gen_range(1..3) {
@@ -938,14 +1156,216 @@ impl Generator {
                 k,
                 format!("{}-0", self.rng.gen_range(1..=self.stream_ms)),
             ],
-            10 => vec![
-                "XTRIM".into(),
-                k,
-                self.pick(&["MAXLEN", "MINID"]).into(),
-                self.pick(&["2", "0", "3-0"]).into(),
-            ],
+            10 => {
+                let mut c = vec!["XTRIM".into(), k, self.pick(&["MAXLEN", "MINID"]).into()];
+                if self.chance(0.3) {
+                    c.push(self.pick(&["=", "~"]).into());
+                }
+                c.push(self.pick(&["2", "0", "3-0", "-1", "x"]).into());
+                if self.chance(0.1) {
+                    c.extend(["LIMIT".into(), self.pick(&["10", "0", "-1"]).into()]);
+                }
+                c
+            }
+            11 => self.xread(k),
+            12 | 13 => self.xgroup(k),
+            14 | 15 => self.xreadgroup(k),
+            16 => {
+                let mut c = vec!["XACK".into(), k, self.group()];
+                for _ in 0..self.rng.gen_range(1..3) {
+                    c.push(self.stream_id());
+                }
+                c
+            }
+            17 => {
+                let mut c = vec!["XPENDING".into(), k, self.group()];
+                if self.chance(0.6) {
+                    if self.chance(0.3) {
+                        c.extend(["IDLE".into(), self.pick(&["0", "100000000", "x"]).into()]);
+                    }
+                    c.extend(["-".into(), "+".into()]);
+                    c.push(self.pick(&["10", "1", "0", "-1"]).into());
+                    if self.chance(0.5) {
+                        c.push(self.consumer());
+                    }
+                }
+                c
+            }
+            18 => {
+                let mut c = vec![
+                    "XCLAIM".into(),
+                    k,
+                    self.group(),
+                    self.consumer(),
+                    self.pick(&["0", "0", "100000000", "-1", "x"]).into(),
+                ];
+                for _ in 0..self.rng.gen_range(1..3) {
+                    c.push(self.stream_id());
+                }
+                for _ in 0..self.rng.gen_range(0..3) {
+                    match self.rng.gen_range(0..5) {
+                        0 => c.push("JUSTID".into()),
+                        1 => c.push("FORCE".into()),
+                        2 => c.extend(["RETRYCOUNT".into(), self.pick(&["3", "-1"]).into()]),
+                        3 => c.extend(["IDLE".into(), self.pick(&["5000", "-1", "x"]).into()]),
+                        _ => c.extend(["LASTID".into(), self.stream_id()]),
+                    }
+                }
+                c
+            }
+            19 => {
+                let mut c = vec![
+                    "XAUTOCLAIM".into(),
+                    k,
+                    self.group(),
+                    self.consumer(),
+                    self.pick(&["0", "0", "100000000", "-1"]).into(),
+                    self.pick(&["0-0", "0", "2-0", "(1", "-"]).into(),
+                ];
+                if self.chance(0.5) {
+                    c.extend([
+                        "COUNT".into(),
+                        self.pick(&["1", "2", "100", "0", "-1"]).into(),
+                    ]);
+                }
+                if self.chance(0.3) {
+                    c.push("JUSTID".into());
+                }
+                c
+            }
+            20 => match self.rng.gen_range(0..5) {
+                0 => vec!["XINFO".into(), "STREAM".into(), k],
+                1 => {
+                    let mut c = vec!["XINFO".into(), "STREAM".into(), k, "FULL".into()];
+                    if self.chance(0.5) {
+                        c.extend(["COUNT".into(), self.pick(&["1", "0", "5"]).into()]);
+                    }
+                    c
+                }
+                2 => vec!["XINFO".into(), "GROUPS".into(), k],
+                3 => vec!["XINFO".into(), "CONSUMERS".into(), k, self.group()],
+                _ => vec!["XINFO".into(), self.pick(&["HELP", "NOSUCH"]).into()],
+            },
+            21 => {
+                let mut c = vec!["XSETID".into(), k, self.stream_id()];
+                if self.chance(0.3) {
+                    c.extend(["ENTRIESADDED".into(), self.pick(&["100", "0", "-1"]).into()]);
+                }
+                if self.chance(0.3) {
+                    c.extend(["MAXDELETEDID".into(), self.stream_id()]);
+                }
+                c
+            }
             _ => vec!["TYPE".into(), k],
         }
+    }
+
+    fn group(&mut self) -> String {
+        self.pick(&["g1", "g1", "g2", "nosuch"]).to_string()
+    }
+
+    fn consumer(&mut self) -> String {
+        self.pick(&["c1", "c1", "c2", "c3"]).to_string()
+    }
+
+    /// An id near the ones XADD has produced, or a special or bad one.
+    fn stream_id(&mut self) -> String {
+        match self.rng.gen_range(0..10) {
+            0 => self.pick(&["0", "0-0", "abc", "-", "+", "$"]).to_string(),
+            _ => format!(
+                "{}-{}",
+                self.rng.gen_range(0..=self.stream_ms + 1),
+                self.rng.gen_range(0..3)
+            ),
+        }
+    }
+
+    fn xread(&mut self, k: String) -> Vec<String> {
+        let mut c = vec!["XREAD".to_string()];
+        if self.chance(0.4) {
+            c.extend(["COUNT".into(), self.pick(&["1", "2", "0", "-1"]).into()]);
+        }
+        let block = self.chance(0.3);
+        if block {
+            c.extend(["BLOCK".into(), self.pick(&["10", "20", "-1", "x"]).into()]);
+        }
+        c.push("STREAMS".into());
+        let two = self.chance(0.3);
+        let k2 = self.key();
+        c.push(k);
+        if two {
+            c.push(k2);
+        }
+        for _ in 0..(1 + usize::from(two)) {
+            let id = if block && self.chance(0.5) {
+                "$".to_string()
+            } else {
+                self.pick(&["0", "0-0", "1-0", "2", "$", "x"]).to_string()
+            };
+            c.push(id);
+        }
+        c
+    }
+
+    fn xgroup(&mut self, k: String) -> Vec<String> {
+        let g = self.group();
+        match self.rng.gen_range(0..8) {
+            0..=2 => {
+                let id = self.pick(&["0", "$", "1-0", "0-0", "x"]);
+                let mut c = vec!["XGROUP".into(), "CREATE".into(), k, g, id.into()];
+                if self.chance(0.5) {
+                    c.push("MKSTREAM".into());
+                }
+                if self.chance(0.2) {
+                    c.extend([
+                        "ENTRIESREAD".into(),
+                        self.pick(&["0", "2", "-1", "x"]).into(),
+                    ]);
+                }
+                c
+            }
+            3 => {
+                let id = self.pick(&["0", "$", "1-0", "x"]);
+                let mut c = vec!["XGROUP".into(), "SETID".into(), k, g, id.into()];
+                if self.chance(0.3) {
+                    c.extend([
+                        "ENTRIESREAD".into(),
+                        self.pick(&["0", "2", "-1", "x"]).into(),
+                    ]);
+                }
+                c
+            }
+            4 => vec!["XGROUP".into(), "DESTROY".into(), k, g],
+            5 | 6 => vec![
+                "XGROUP".into(),
+                "CREATECONSUMER".into(),
+                k,
+                g,
+                self.consumer(),
+            ],
+            _ => vec!["XGROUP".into(), "DELCONSUMER".into(), k, g, self.consumer()],
+        }
+    }
+
+    fn xreadgroup(&mut self, k: String) -> Vec<String> {
+        let mut c = vec![
+            "XREADGROUP".to_string(),
+            "GROUP".into(),
+            self.group(),
+            self.consumer(),
+        ];
+        if self.chance(0.4) {
+            c.extend(["COUNT".into(), self.pick(&["1", "2", "0", "-1"]).into()]);
+        }
+        if self.chance(0.2) {
+            c.extend(["BLOCK".into(), self.pick(&["10", "-1"]).into()]);
+        }
+        if self.chance(0.2) {
+            c.push("NOACK".into());
+        }
+        c.extend(["STREAMS".into(), k]);
+        c.push(self.pick(&[">", ">", ">", "0", "0-0", "1-0", "$"]).into());
+        c
     }
 }
 
@@ -970,6 +1390,12 @@ pub enum Rule {
     Shape,
     /// HELLO: everything but the connection id.
     Hello,
+    /// XPENDING's extended form: each entry's idle time (the clock) is
+    /// ignored.
+    PendingIdle,
+    /// XINFO: idle times, last-seen times and delivery timestamps (the
+    /// clock) are ignored.
+    StreamClock,
 }
 
 /// The rule for a command (by name and subcommand).
@@ -992,6 +1418,10 @@ pub fn rule_for(args: &[Vec<u8>]) -> Rule {
         // value queued in MULTI is referenced twice, small integers are shared).
         "OBJECT" if sub == "IDLETIME" || sub == "REFCOUNT" => Rule::Shape,
         "HELLO" => Rule::Hello,
+        "XPENDING" => Rule::PendingIdle,
+        "XINFO" => Rule::StreamClock,
+        // Whole-set pops and random picks: membership, not order.
+        "SPOP" => Rule::Sorted,
         _ => Rule::Exact,
     }
 }
@@ -1039,6 +1469,19 @@ pub fn normalise(rule: Rule, r: &Resp) -> Resp {
                 })
                 .collect(),
         ),
+        (Rule::PendingIdle, Resp::Array(v)) => Resp::Array(
+            v.iter()
+                .map(|e| match e {
+                    Resp::Array(f) if f.len() == 4 => {
+                        let mut f = f.clone();
+                        f[2] = Resp::Int(0);
+                        Resp::Array(f)
+                    }
+                    other => other.clone(),
+                })
+                .collect(),
+        ),
+        (Rule::StreamClock, r) => without_clock(r),
         (Rule::Hello, Resp::Array(v)) => {
             let mut v = v.clone();
             for i in (0..v.len().saturating_sub(1)).step_by(2) {
@@ -1049,6 +1492,39 @@ pub fn normalise(rule: Rule, r: &Resp) -> Resp {
             Resp::Array(v)
         }
         _ => r.clone(),
+    }
+}
+
+/// Zeroes the clock-derived parts of an XINFO reply: the values of the
+/// `idle` and `seen-time` fields, and millisecond timestamps (delivery
+/// times in XINFO STREAM FULL's pending lists).
+fn without_clock(r: &Resp) -> Resp {
+    const CLOCK_FIELDS: &[&str] = &["idle", "seen-time", "active-time", "inactive"];
+    let is_clock = |k: &Resp| k.text().is_some_and(|t| CLOCK_FIELDS.contains(&t.as_str()));
+    match r {
+        Resp::Int(n) if *n > 1_000_000_000_000 => Resp::Int(0),
+        Resp::Map(m) => Resp::Map(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = if is_clock(k) {
+                        Resp::Int(0)
+                    } else {
+                        without_clock(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Resp::Array(v) => {
+            let mut out: Vec<Resp> = v.iter().map(without_clock).collect();
+            for i in 1..out.len() {
+                if is_clock(&v[i - 1]) && matches!(v[i], Resp::Int(_)) {
+                    out[i] = Resp::Int(0);
+                }
+            }
+            Resp::Array(out)
+        }
+        other => other.clone(),
     }
 }
 

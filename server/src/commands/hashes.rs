@@ -109,14 +109,7 @@ fn set_field(h: &mut HashValue, field: &[u8], value: &[u8], max_value: u64) -> b
     if !h.hashtable && (field.len() as u64 > max_value || value.len() as u64 > max_value) {
         h.hashtable = true;
     }
-    if let Some(v) = h.map.get_mut(field) {
-        *v = Bytes::copy_from_slice(value);
-        false
-    } else {
-        h.map
-            .insert(Bytes::copy_from_slice(field), Bytes::copy_from_slice(value));
-        true
-    }
+    h.set_field(field, value)
 }
 
 fn hset_generic(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, Reply> {
@@ -297,12 +290,14 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply((|| {
         let incr = &args[3];
-        match crate::util::parse_f64(incr) {
-            Some(v) if v.is_finite() => {}
-            Some(_) => return Err(Reply::err("ERR value is NaN or Infinity")),
-            // Let the long double parser judge (it also reads hex floats).
-            None => {
-                crate::longdouble::add(b"0", incr)?;
+        // Redis reads the increment as a long double: 1e400 is finite there
+        // though not as a double, and hex floats parse. Only when the double
+        // parse is not conclusive does the long double parser judge.
+        if !crate::util::parse_f64(incr).is_some_and(f64::is_finite) {
+            match crate::longdouble::add(b"0", incr) {
+                Ok(_) => {}
+                Err(e) if e == super::not_float() => return Err(e),
+                Err(_) => return Err(Reply::err("ERR value is NaN or Infinity")),
             }
         }
         let max_value = ctx.ex.config.hash_max_listpack_value;

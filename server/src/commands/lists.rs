@@ -534,9 +534,16 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let want = match count {
             None => 1,
             Some(0) => u64::MAX,
+            // Redis negates RANK in a C long: -i64::MIN stays i64::MIN, so
+            // every match qualifies and its COUNT test never holds.
+            Some(_) if rank == i64::MIN => u64::MAX,
             Some(n) => n,
         };
-        let mut skip = rank.unsigned_abs() - 1;
+        let mut skip = if rank == i64::MIN {
+            0
+        } else {
+            rank.unsigned_abs() - 1
+        };
         let scan = if maxlen == 0 {
             len
         } else {
@@ -704,9 +711,14 @@ fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// Parses a blocking timeout in seconds (a float, as C's strtold reads it)
 /// into milliseconds, 0 meaning forever; Redis's errors otherwise.
 pub fn parse_timeout(a: &[u8]) -> Result<u64, Reply> {
-    let secs = parse_f64(a)
-        .or_else(|| parse_hex_float(a))
-        .ok_or_else(|| Reply::err("ERR timeout is not a float or out of range"))?;
+    let Some(secs) = parse_f64(a).or_else(|| parse_hex_float(a)) else {
+        // Redis reads a long double: 1e400 is one, too big for a double and
+        // for the conversion below alike.
+        return Err(match crate::longdouble::add(b"0", a) {
+            Ok(_) => Reply::err("ERR timeout is negative"),
+            Err(_) => Reply::err("ERR timeout is not a float or out of range"),
+        });
+    };
     let ms = (secs * 1000.0).ceil();
     // Redis converts to a C long long: out-of-range values (infinity
     // included) come out as LLONG_MIN there, which it then calls negative.
@@ -864,6 +876,14 @@ mod tests {
         assert!(parse_timeout(b"-1").is_err());
         assert!(parse_timeout(b"inf").is_err());
         assert!(parse_timeout(b"1e300").is_err());
+        assert_eq!(
+            parse_timeout(b"1e400"),
+            Err(Reply::err("ERR timeout is negative"))
+        );
+        assert_eq!(
+            parse_timeout(b"1e5000"),
+            Err(Reply::err("ERR timeout is not a float or out of range"))
+        );
         assert!(parse_timeout(b"abc").is_err());
         assert!(parse_timeout(b"0x").is_err());
         // Past LLONG_MAX milliseconds Redis sees a negative number.

@@ -268,6 +268,16 @@ pub fn serve_group(
     };
     let mut out = Vec::new();
     let mut changed = 0u64;
+    // Redis creates (or marks as seen) the consumer only when it serves the
+    // read now: history always, ">" only when there are entries past the
+    // group's last id.
+    let serves = req.history_from.is_some()
+        || entries
+            .last_key_value()
+            .is_some_and(|(&maxid, _)| maxid > g.last_id);
+    if !serves {
+        return finish(ctx, req, false, None, effects);
+    }
     touch_consumer(g, req.consumer, now, &mut created);
     match req.history_from {
         Some(gt) => {

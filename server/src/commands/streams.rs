@@ -658,9 +658,7 @@ fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply((|| {
         let key = &args[1];
-        if stream_mut(ctx, key)?.is_none() {
-            return Ok(Reply::Int(0));
-        }
+        // Redis parses the options before it looks at the key.
         let t = parse_trim_args(ctx, args, 2, false)?;
         let limits = node_limits(ctx);
         let Some(s) = stream_mut(ctx, key)? else {

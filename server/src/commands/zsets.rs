@@ -14,7 +14,8 @@
 //!   hold, only the batches differ. Listpack-encoded sets are returned whole,
 //!   as Redis does.
 //! - Lex ranges over members with different scores (unspecified in Redis)
-//!   are answered by binary search rather than by Redis's skiplist walk.
+//!   follow Redis's listpack walk; a skiplist-encoded set in Redis may
+//!   answer differently, as its walk depends on its random node levels.
 
 use super::flags::*;
 use super::keys::parse_cursor;
@@ -334,13 +335,89 @@ impl LexRange {
         }
     }
 
+    /// The positions ZLEXCOUNT and ZREMRANGEBYLEX cover: a forward walk
+    /// with no LIMIT.
     pub fn positions(&self, z: &ZSet) -> (usize, usize) {
-        if self.is_empty() {
+        self.walk(z, false, 0, -1)
+    }
+
+    /// The positions a lex range selects, walking the set as Redis walks a
+    /// listpack (the encoding a set has whenever lex ranges over mixed
+    /// scores are reproducible at all): from the first member (the last,
+    /// for `rev`) that passes the near bound, skip `offset`, then take
+    /// members while they pass the far bound. With one score throughout the
+    /// members are sorted and a binary search finds the same positions.
+    pub fn walk(&self, z: &ZSet, rev: bool, offset: i64, limit: i64) -> (usize, usize) {
+        let n = z.len();
+        let (Some(first), Some(last)) = (z.get_by_rank(0), z.get_by_rank(n.wrapping_sub(1))) else {
+            return (0, 0);
+        };
+        // Redis's "can anything be in range" test looks only at the ends.
+        if self.is_empty() || !self.above_min(&last.member) || !self.below_max(&first.member) {
             return (0, 0);
         }
-        let lo = z.index().partition_point(|x| !self.above_min(&x.member));
-        let hi = z.index().partition_point(|x| self.below_max(&x.member));
-        (lo, hi.max(lo))
+        if first.score == last.score {
+            let lo = z.index().partition_point(|x| !self.above_min(&x.member));
+            let hi = z.index().partition_point(|x| self.below_max(&x.member));
+            return apply_limit(lo, hi.max(lo), rev, offset, limit);
+        }
+        // A negative offset skips everything (Redis counts it down forever).
+        if offset < 0 {
+            return (0, 0);
+        }
+        let offset = offset as u64;
+        let within = |taken: usize| limit < 0 || (taken as u64) < limit as u64;
+        if !rev {
+            // Exists: the last member passes the min bound.
+            let start = z
+                .iter()
+                .position(|x| self.above_min(&x.member))
+                .unwrap_or(n);
+            if !z
+                .get_by_rank(start)
+                .is_some_and(|x| self.below_max(&x.member))
+            {
+                return (0, 0);
+            }
+            if offset >= (n - start) as u64 {
+                return (0, 0);
+            }
+            let start = start + offset as usize;
+            let taken = z
+                .range(start, n)
+                .enumerate()
+                .take_while(|(i, x)| within(*i) && self.below_max(&x.member))
+                .count();
+            (start, start + taken)
+        } else {
+            // Exists: the first member passes the max bound.
+            let from_end = z
+                .iter()
+                .rev()
+                .position(|x| self.below_max(&x.member))
+                .unwrap_or(n);
+            if from_end >= n {
+                return (0, 0);
+            }
+            let top = n - 1 - from_end;
+            if !z
+                .get_by_rank(top)
+                .is_some_and(|x| self.above_min(&x.member))
+            {
+                return (0, 0);
+            }
+            if offset > top as u64 {
+                return (0, 0);
+            }
+            let end = top + 1 - offset as usize;
+            let taken = z
+                .range(0, end)
+                .rev()
+                .enumerate()
+                .take_while(|(i, x)| within(*i) && self.above_min(&x.member))
+                .count();
+            (end - taken, end)
+        }
     }
 }
 
@@ -724,10 +801,7 @@ fn zrange_generic(
                     let (lo, hi) = r.positions(z);
                     apply_limit(lo, hi, rev, offset, limit)
                 }
-                Parsed::Lex(r) => {
-                    let (lo, hi) = r.positions(z);
-                    apply_limit(lo, hi, rev, offset, limit)
-                }
+                Parsed::Lex(r) => r.walk(z, rev, offset, limit),
             };
             collect(z, lo, hi, rev)
         }
@@ -920,17 +994,10 @@ fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply(zpop_generic(ctx, args, true))
 }
 
-/// A blocking timeout in seconds (a float), as milliseconds (0 = forever).
+/// A blocking timeout in seconds (a float), as milliseconds (0 = forever);
+/// parsed as the list commands parse theirs.
 pub fn parse_timeout_secs(a: &[u8]) -> Result<u64, Reply> {
-    let v = parse_f64(a).ok_or_else(|| Reply::err("ERR timeout is not a float or out of range"))?;
-    let ms = (v * 1000.0).ceil();
-    if ms > i64::MAX as f64 {
-        return Err(Reply::err("ERR timeout is out of range"));
-    }
-    if ms < 0.0 {
-        return Err(Reply::err("ERR timeout is negative"));
-    }
-    Ok(ms as u64)
+    super::lists::parse_timeout(a)
 }
 
 /// A woken client re-runs its command with [`RERUN`] as the first argument:
@@ -1165,6 +1232,14 @@ fn score_key(s: f64) -> u64 {
 fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply((|| {
         let cursor = parse_cursor(&args[2])?;
+        // Redis looks the key up before it parses the options: a missing
+        // key answers an empty scan whatever follows.
+        if zset_mut(ctx, &args[1])?.is_none() {
+            return Ok(Reply::Array(vec![
+                Reply::bulk(b"0"),
+                Reply::Array(Vec::new()),
+            ]));
+        }
         let mut pattern: Option<&Bytes> = None;
         let mut count = 10usize;
         let mut i = 3;
@@ -1233,4 +1308,30 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Reply::Array(out),
         ]))
     })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Members out of lex order across scores: the answers are Redis
+    /// 7.0.15's for `ZADD z 1 b 2 a 3 d 4 c`.
+    #[test]
+    fn lex_ranges_over_mixed_scores_walk_as_redis() {
+        let mut z = ZSet::new();
+        for (s, m) in [(1.0, "b"), (2.0, "a"), (3.0, "d"), (4.0, "c")] {
+            z.insert(Bytes::from(m), s);
+        }
+        let r = |a: &str, b: &str| LexRange::parse(a.as_bytes(), b.as_bytes()).unwrap();
+        // ZRANGEBYLEX z [b [c -> b a
+        assert_eq!(r("[b", "[c").walk(&z, false, 0, -1), (0, 2));
+        // ZREVRANGEBYLEX z [d [a -> c d a b
+        assert_eq!(r("[a", "[d").walk(&z, true, 0, -1), (0, 4));
+        // ZLEXCOUNT z - [b -> 2
+        assert_eq!(r("-", "[b").positions(&z), (0, 2));
+        // ZRANGEBYLEX z [a + LIMIT 1 2 -> a d
+        assert_eq!(r("[a", "+").walk(&z, false, 1, 2), (1, 3));
+        // A negative offset skips everything.
+        assert_eq!(r("-", "+").walk(&z, false, -1, 2), (0, 0));
+    }
 }
