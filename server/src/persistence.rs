@@ -220,10 +220,7 @@ impl Executor {
         // (SAVE blocks the server anyway).
         crate::aof::finish_rewrite_now(self);
         let mut snap = self.begin_snapshot().map_err(|_| "ERR".to_string())?;
-        let result = (|| {
-            while !snap.step(&mut self.ks, usize::MAX)? {}
-            snap.wait()
-        })();
+        let result = snap.run_to_end(&mut self.ks);
         self.finish_save(result.as_ref().map_err(|e| e.to_string()).cloned(), false)
             .map_err(|_| "ERR".to_string())
     }
@@ -239,6 +236,8 @@ impl Executor {
         while started.elapsed() < budget {
             match snap.step(&mut self.ks, 1) {
                 Ok(true) => break,
+                // The encoder is behind: nothing to do until it catches up.
+                Ok(false) if snap.waiting() => break,
                 Ok(false) => {}
                 Err(e) => {
                     failed = Some(e.to_string());
@@ -277,6 +276,16 @@ impl Executor {
                 self.save.saves += 1;
                 self.save.last_cow = rep.peak_pending;
                 self.save.last_lsn = rep.lsn;
+                tracing::info!(
+                    keys = rep.keys,
+                    bytes = rep.bytes,
+                    kept_alive_peak = rep.peak_pending,
+                    preimages_copied = rep.preimages_copied,
+                    preimages_encoded = rep.preimages_encoded,
+                    longest_executor_us = rep.longest_executor_us,
+                    "snapshot done in {:.3} s",
+                    rep.duration.as_secs_f64()
+                );
                 if background {
                     self.save.last_bgsave_time_sec = rep.duration.as_secs() as i64;
                     tracing::info!("Background saving terminated with success");
