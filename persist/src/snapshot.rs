@@ -10,7 +10,8 @@
 //!
 //! The executor only copies (a string value shares its bytes, so a copy is
 //! a key allocation and a reference count); encoding and compression run on
-//! a background encoder thread at a lower CPU priority, and a writer thread
+//! a background encoder thread, which keeps to a small share of a CPU while
+//! clients keep the executor busy (see [`Pacer`]), and a writer thread
 //! moves the bytes to a temp file through [`Storage`], fsyncs it, renames it
 //! over the target and fsyncs the directory, so the old dump stays intact
 //! until the new one is complete and durable. No executor path waits for
@@ -50,10 +51,13 @@ pub const WALK_BUDGET: u64 = 8 << 20;
 pub const COPY_BUDGET: u64 = 48 << 20;
 /// Copies are sent to the encoder in batches of about this many bytes.
 const BATCH_BYTES: u64 = 256 * 1024;
-/// Nice value of the encoder and writer threads (Linux): on a busy core
-/// they get about a tenth of the CPU next to a nice-0 executor, and all of
-/// it when the executor is idle.
-const BACKGROUND_NICE: i32 = 10;
+/// While clients keep the executor busy, the encoder runs in bursts of
+/// this much CPU time...
+const BURST: Duration = Duration::from_millis(1);
+/// ...and sleeps between them so that it uses at most this share (in %) of
+/// a CPU: on a core it shares with the executor, writes keep about 90% of
+/// their throughput. With no client load it runs flat out.
+const BUSY_DUTY_PERCENT: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -85,8 +89,8 @@ pub struct SaveReport {
     /// (over [`COPY_BUDGET`]); segments the walker copied.
     pub preimages_copied: u64,
     pub preimages_encoded: u64,
-    /// The longest the executor spent on the snapshot in one call (a walker
-    /// slice or one pre-image), in microseconds.
+    /// The longest the executor spent on the snapshot in one walker step,
+    /// or on one pre-image of a collection, in microseconds.
     pub longest_executor_us: u64,
 }
 
@@ -285,6 +289,8 @@ struct Shared {
     pending: AtomicU64,
     /// Keys encoded so far.
     keys: AtomicU64,
+    /// The executor has client load: the encoder paces itself.
+    busy: AtomicBool,
     /// Set by the encoder when it failed; the error is in `error`.
     failed: AtomicBool,
     error: Mutex<Option<SnapshotError>>,
@@ -322,6 +328,8 @@ struct Feeder {
     preimages_copied: u64,
     preimages_encoded: u64,
     copy_budget: u64,
+    /// Longest pre-image of a collection (strings are not timed).
+    longest_preimage: Duration,
 }
 
 impl Feeder {
@@ -395,12 +403,16 @@ impl SegmentSink for Feeder {
         if self.tx.is_none() {
             return;
         }
+        let started = (!matches!(e.value, crate::Value::Str(_))).then(Instant::now);
         if self.shared.copies.load(Ordering::Relaxed) < self.copy_budget {
             self.preimages_copied += 1;
             self.push_copy(db, e);
         } else {
             self.preimages_encoded += 1;
             self.push_encoded(db, e);
+        }
+        if let Some(t) = started {
+            self.longest_preimage = self.longest_preimage.max(t.elapsed());
         }
     }
 
@@ -441,17 +453,46 @@ pub struct SnapshotSpec {
     pub epoch: u64,
 }
 
-/// Lowers the calling thread's CPU priority (Linux; elsewhere a no-op).
-fn lower_priority() {
+/// CPU time the calling thread has used (Linux); elsewhere wall time.
+fn thread_cpu() -> Duration {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: gettid and setpriority take no pointers; a failure only
-        // leaves the thread at its priority, which is harmless.
-        unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            if libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE) != 0 {
-                tracing::debug!("setpriority failed for a snapshot thread");
-            }
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of
+        // the call.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        }
+    }
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
+/// Keeps the encoder to [`BUSY_DUTY_PERCENT`] of a CPU while the executor
+/// reports client load ([`Snapshot::set_busy`]).
+struct Pacer {
+    burst_start: Duration,
+}
+
+impl Pacer {
+    fn new() -> Pacer {
+        Pacer {
+            burst_start: thread_cpu(),
+        }
+    }
+
+    fn pace(&mut self, shared: &Shared) {
+        if !shared.busy.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = thread_cpu();
+        if now.saturating_sub(self.burst_start) >= BURST {
+            let rest = BURST * (100 - BUSY_DUTY_PERCENT) / BUSY_DUTY_PERCENT;
+            std::thread::sleep(rest);
+            self.burst_start = thread_cpu();
         }
     }
 }
@@ -514,7 +555,6 @@ impl Snapshot {
         std::thread::Builder::new()
             .name("snapshot-writer".into())
             .spawn(move || {
-                lower_priority();
                 let r = write_file(&*storage, file, &temp, &target, rx, &writer_shared.pending);
                 if r.is_err() {
                     let _ = storage.remove(&temp);
@@ -532,7 +572,6 @@ impl Snapshot {
         std::thread::Builder::new()
             .name("snapshot-encoder".into())
             .spawn(move || {
-                lower_priority();
                 encode_loop(encoder, &sizes, work_rx, &enc_shared);
             })
             .map_err(spawn_err)?;
@@ -549,6 +588,7 @@ impl Snapshot {
             preimages_copied: 0,
             preimages_encoded: 0,
             copy_budget: COPY_BUDGET,
+            longest_preimage: Duration::ZERO,
         }));
         let dyn_sink: Arc<Mutex<dyn SegmentSink>> = feeder.clone();
         for (i, db) in ks.dbs.iter_mut().enumerate() {
@@ -593,6 +633,12 @@ impl Snapshot {
     /// [`Snapshot::step`] again right away would do nothing).
     pub fn waiting(&self) -> bool {
         !self.walk_done && self.shared.copies.load(Ordering::Relaxed) >= self.walk_budget
+    }
+
+    /// Tells the encoder whether clients keep the executor busy (it then
+    /// takes at most [`BUSY_DUTY_PERCENT`] of a CPU) or not (flat out).
+    pub fn set_busy(&self, busy: bool) {
+        self.shared.busy.store(busy, Ordering::Relaxed);
     }
 
     /// Overrides [`WALK_BUDGET`] and [`COPY_BUDGET`] (tests use tiny ones
@@ -698,10 +744,10 @@ impl Snapshot {
     }
 
     fn report(&self, bytes: u64) -> SaveReport {
-        let (copied, encoded) = self
+        let (copied, encoded, longest_preimage) = self
             .feeder
             .lock()
-            .map(|f| (f.preimages_copied, f.preimages_encoded))
+            .map(|f| (f.preimages_copied, f.preimages_encoded, f.longest_preimage))
             .unwrap_or_default();
         SaveReport {
             bytes,
@@ -711,7 +757,7 @@ impl Snapshot {
             peak_pending: self.peak,
             preimages_copied: copied,
             preimages_encoded: encoded,
-            longest_executor_us: self.longest_executor.as_micros() as u64,
+            longest_executor_us: self.longest_executor.max(longest_preimage).as_micros() as u64,
         }
     }
 
@@ -761,6 +807,7 @@ fn encode_loop(
     rx: mpsc::Receiver<Work>,
     shared: &Shared,
 ) {
+    let mut pacer = Pacer::new();
     let mut current_db: Option<u32> = None;
     let mut select = |enc: &mut Box<dyn Encoder>, db: u32| -> Result<(), SnapshotError> {
         if current_db != Some(db) {
@@ -781,6 +828,9 @@ fn encode_loop(
                         break;
                     }
                     n += 1;
+                    if n % 64 == 0 {
+                        pacer.pace(shared);
+                    }
                 }
                 drop(items);
                 shared.copies.fetch_sub(bytes, Ordering::Relaxed);
@@ -818,6 +868,7 @@ fn encode_loop(
             shared.fail(e);
             return;
         }
+        pacer.pace(shared);
     }
 }
 

@@ -13,6 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// More commands than this between two snapshot ticks means client load.
+const BUSY_COMMANDS: u64 = 16;
+/// How long client load is assumed to last after it was last seen.
+const BUSY_LINGER: Duration = Duration::from_millis(100);
+
 /// Redis waits this long before retrying a failed automatic BGSAVE.
 const BGSAVE_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -42,6 +47,10 @@ pub struct SaveState {
     pub aof_rewrite: Option<crate::aof::RewriteJob>,
     pub aof_rewrite_scheduled: bool,
     pub bgsave_scheduled: bool,
+    /// `total_commands` at the last snapshot tick, and when the ticks last
+    /// saw client load.
+    commands_at_tick: u64,
+    last_busy: Option<Instant>,
 }
 
 impl Default for SaveState {
@@ -62,6 +71,8 @@ impl Default for SaveState {
             aof_rewrite: None,
             aof_rewrite_scheduled: false,
             bgsave_scheduled: false,
+            commands_at_tick: 0,
+            last_busy: None,
         }
     }
 }
@@ -178,6 +189,24 @@ impl Executor {
     /// Advances whichever snapshot runs (BGSAVE or AOF rewrite) and starts
     /// a scheduled one when the other ends. Returns true while one runs.
     pub fn snapshot_tick(&mut self, budget: Duration) -> bool {
+        // Client load makes the snapshot's encoder pace itself; it counts
+        // as load for a while after the last busy tick, so the encoder does
+        // not flip between paced and flat out within one burst of requests.
+        let commands = self.stats.total_commands;
+        if commands.saturating_sub(self.save.commands_at_tick) > BUSY_COMMANDS {
+            self.save.last_busy = Some(Instant::now());
+        }
+        self.save.commands_at_tick = commands;
+        let busy = self
+            .save
+            .last_busy
+            .is_some_and(|t| t.elapsed() < BUSY_LINGER);
+        if let Some(s) = &self.save.bgsave {
+            s.set_busy(busy);
+        }
+        if let Some(j) = &self.save.aof_rewrite {
+            j.snap.set_busy(busy);
+        }
         if self.save.bgsave.is_some() {
             return self.bgsave_tick(budget);
         }
