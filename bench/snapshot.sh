@@ -7,6 +7,12 @@
 #      (for Redis: the parent plus the child's Private_Dirty, i.e. its
 #      copy-on-write), save duration, throughput, p99 and max latency;
 #   4. an idle BGSAVE.
+# During both loads a probe (bench/stall_probe.py) sends one SET per ms on its
+# own connection and reports the longest reply time and the longest gap
+# between replies: redis-benchmark's histogram stops at 3 s, the probe does not.
+# With BIG=1 (the default) everything is done a second time with a
+# 1,000,000-element zset and a 1,000,000-element list that two more clients
+# keep writing (ZADD of random members, RPOPLPUSH) during both loads.
 # Results go to BENCHMARKS.md between the snapshot markers.
 # MODE=bgrewriteaof does the same with appendonly yes (everysec) and a
 # BGREWRITEAOF instead of the BGSAVE (its own section of BENCHMARKS.md).
@@ -22,6 +28,8 @@ SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
 OUT=${OUT:-BENCHMARKS.md}
 MODE=${MODE:-bgsave}
+BIG=${BIG:-1}
+PROBE=$PWD/bench/stall_probe.py
 if [ "$MODE" = bgrewriteaof ]; then
   PERSIST=(--appendonly yes --appendfsync everysec)
   PROGRESS=aof_rewrite_in_progress
@@ -44,6 +52,37 @@ child_dirty_kb() {
   [ -n "$c" ] && awk '/^Private_Dirty/ {s+=$2} END {print s+0}' "/proc/$c/smaps_rollup" 2>/dev/null || echo 0
 }
 
+# Builds a 1,000,000-element zset and list (members m:%012d, as
+# redis-benchmark's __rand_int__ writes them).
+populate_big() {
+  python3 - "$1" <<'PY' | redis-cli -p "$2" --pipe >/dev/null
+import sys
+n = 1000000
+out = sys.stdout.buffer
+def cmd(*args):
+    out.write(b"*%d\r\n" % len(args))
+    for a in args:
+        out.write(b"$%d\r\n%s\r\n" % (len(a), a))
+for start in range(0, n, 1000):
+    z = [b"ZADD", b"bigzset"]
+    l = [b"RPUSH", b"biglist"]
+    for i in range(start, start + 1000):
+        m = b"m:%012d" % i
+        z += [str(i).encode(), m]
+        l.append(m)
+    cmd(*z)
+    cmd(*l)
+PY
+}
+
+# Keeps writing the big zset and list until killed.
+big_writers() {
+  taskset -c "$CLIENT_CORE" redis-benchmark -p "$1" -c 1 -n 1000000000 -r 1000000 \
+    zadd bigzset __rand_int__ m:__rand_int__ >/dev/null 2>&1 &
+  taskset -c "$CLIENT_CORE" redis-benchmark -p "$1" -c 1 -n 1000000000 \
+    rpoplpush biglist biglist >/dev/null 2>&1 &
+}
+
 # Runs the SET load; prints "rps p99 max" from redis-benchmark's CSV line.
 load() {
   taskset -c "$CLIENT_CORE" redis-benchmark -p "$1" -t set -r "$KEYS" -d "$SIZE" -c 50 -P 16 -n "$REQUESTS" --csv 2>/dev/null |
@@ -57,9 +96,9 @@ wait_save_done() {
 }
 
 bench_one() {
-  local name=$1 port dir pid
+  local name=$1 big=$2 port dir pid
   port=$(free_port)
-  dir=$WORK/$name; mkdir -p "$dir"
+  dir=$WORK/$name-$big; mkdir -p "$dir"
   if [ "$name" = redoubt ]; then
     taskset -c "$SERVER_CORE" "$BIN" --port "$port" --dir "$dir" --save '' "${PERSIST[@]}" \
       --enable-debug-command yes >"$dir/log" 2>&1 &
@@ -70,9 +109,19 @@ bench_one() {
   pid=$!
   until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
   redis-cli -p "$port" debug populate "$KEYS" key "$SIZE" >/dev/null
+  local writers=()
+  if [ "$big" = 1 ]; then
+    populate_big "$port" "$port"
+    big_writers "$port"
+    writers=($(jobs -p | tail -2))
+  fi
   local dataset_kb base_rss
   base_rss=$(rss_kb "$pid")
+  taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" >"$dir/probe-base" &
+  local probe=$!
   read -r base_rps base_p99 base_max < <(load "$port")
+  kill -TERM "$probe"; wait "$probe" || true
+  read -r base_probe base_gap _ _ <"$dir/probe-base"
 
   # Load with a BGSAVE in the middle; sample memory every 100 ms.
   local samples=$dir/samples
@@ -87,11 +136,17 @@ bench_one() {
   local loader=$!
   sleep 2
   local t0 t1
+  taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" --trace "$dir/probe-trace" >"$dir/probe-save" &
+  probe=$!
+  sleep 0.2
   t0=$(date +%s.%N)
   redis-cli -p "$port" "$MODE" >/dev/null
   wait_save_done "$port"
   t1=$(date +%s.%N)
+  kill -TERM "$probe"; wait "$probe" || true
+  read -r save_probe save_gap _ _ <"$dir/probe-save"
   wait "$loader"
+  if [ ${#writers[@]} -gt 0 ]; then kill "${writers[@]}" 2>/dev/null || true; wait "${writers[@]}" 2>/dev/null || true; fi
   kill "$sampler" 2>/dev/null || true
   read -r save_rps save_p99 save_max <"$dir/during"
   local peak
@@ -108,52 +163,75 @@ bench_one() {
   local idle_secs
   idle_secs=$(echo "$t1 - $t0" | bc)
   dataset_kb=$((before_save))
+  local cow
+  cow=$(info_field "$port" rdb_last_cow_size)
+  [ "$MODE" = bgrewriteaof ] && cow=$(info_field "$port" aof_last_cow_size)
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true
-  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss"
+  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss $base_probe $base_gap $save_probe $save_gap ${cow:-0}"
 }
 
-r1=$(bench_one redoubt)
-r2=$(bench_one redis)
+r1=$(bench_one redoubt 0)
+r2=$(bench_one redis 0)
 echo "$r1"
 echo "$r2"
+r3=-
+r4=-
+if [ "$BIG" = 1 ]; then
+  r3=$(bench_one redoubt 1)
+  r4=$(bench_one redis 1)
+  echo "$r3"
+  echo "$r4"
+fi
 
-python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" <<'EOF'
+python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" "$r3" "$r4" <<'EOF'
 import sys, re
-out, keys, size, requests, a, b, mode = sys.argv[1:]
+out, keys, size, requests, a, b, mode, c, d = sys.argv[1:]
 tag = "snapshot" if mode == "bgsave" else "rewrite"
 what = "BGSAVE" if mode == "bgsave" else "BGREWRITEAOF (appendonly yes, everysec)"
 def parse(line):
     f = line.split()
-    keys = ["name","base_rps","base_p99","base_max","save_rps","save_p99","save_max","before_kb","peak_kb","save_s","idle_s","rss_kb"]
+    keys = ["name","base_rps","base_p99","base_max","save_rps","save_p99","save_max","before_kb","peak_kb","save_s","idle_s","rss_kb",
+            "base_probe","base_gap","save_probe","save_gap","cow"]
     d = dict(zip(keys, f))
     for k in keys[1:]:
-        d[k] = float(d[k])
+        d[k] = float(d.get(k) or 0)
     return d
-r, s = parse(a), parse(b)
 def extra(d): return (d["peak_kb"] - d["before_kb"]) / 1024
 def frac(d): return 100 * (d["peak_kb"] - d["before_kb"]) / d["before_kb"]
-rows = [
- ("SET ops/s without a save", r["base_rps"], s["base_rps"], "{:.0f}"),
- ("SET ops/s during the save", r["save_rps"], s["save_rps"], "{:.0f}"),
- ("during / without", 100*r["save_rps"]/r["base_rps"], 100*s["save_rps"]/s["base_rps"], "{:.0f}%"),
- ("p99 latency without (ms)", r["base_p99"], s["base_p99"], "{:.2f}"),
- ("p99 latency during (ms)", r["save_p99"], s["save_p99"], "{:.2f}"),
- ("max latency during (ms, longest stall seen by a client)", r["save_max"], s["save_max"], "{:.2f}"),
- ("RSS before the save (MiB)", r["before_kb"]/1024, s["before_kb"]/1024, "{:.0f}"),
- ("peak extra memory (MiB)", extra(r), extra(s), "{:.0f}"),
- ("peak extra / RSS before", frac(r), frac(s), "{:.1f}%"),
- ("save duration under load (s)", r["save_s"], s["save_s"], "{:.1f}"),
- ("idle save duration (s)", r["idle_s"], s["idle_s"], "{:.1f}"),
-]
+def table(r, s):
+    rows = [
+     ("SET ops/s without a save", r["base_rps"], s["base_rps"], "{:.0f}"),
+     ("SET ops/s during the save", r["save_rps"], s["save_rps"], "{:.0f}"),
+     ("during / without", 100*r["save_rps"]/r["base_rps"], 100*s["save_rps"]/s["base_rps"], "{:.0f}%"),
+     ("p99 latency without (ms)", r["base_p99"], s["base_p99"], "{:.2f}"),
+     ("p99 latency during (ms)", r["save_p99"], s["save_p99"], "{:.2f}"),
+     ("redis-benchmark max latency during (ms; its histogram stops at 3000)", r["save_max"], s["save_max"], "{:.2f}"),
+     ("probe: longest SET reply without a save (ms)", r["base_probe"], s["base_probe"], "{:.2f}"),
+     ("probe: longest SET reply during the save (ms, the longest write stall)", r["save_probe"], s["save_probe"], "{:.2f}"),
+     ("probe: longest gap between replies during the save (ms; 1 ms = none)", r["save_gap"], s["save_gap"], "{:.2f}"),
+     ("RSS before the save (MiB)", r["before_kb"]/1024, s["before_kb"]/1024, "{:.0f}"),
+     ("peak extra memory (MiB)", extra(r), extra(s), "{:.0f}"),
+     ("peak extra / RSS before", frac(r), frac(s), "{:.1f}%"),
+     ("INFO rdb_last_cow_size / aof_last_cow_size (MiB)", r["cow"]/2**20, s["cow"]/2**20, "{:.1f}"),
+     ("save duration under load (s)", r["save_s"], s["save_s"], "{:.1f}"),
+     ("idle save duration (s)", r["idle_s"], s["idle_s"], "{:.1f}"),
+    ]
+    out = ["| measure | Redoubt | Redis 7.0.15 | Redoubt/Redis |", "|---|---|---|---|"]
+    for label, x, y, fmt in rows:
+        ratio = f"{x/y:.2f}" if y else "-"
+        out.append(f"| {label} | {fmt.format(x)} | {fmt.format(y)} | {ratio} |")
+    return out
 lines = [f"<!-- {tag}:start -->", f"## {what} under an overwrite load", "",
  f"`MODE={mode} KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh` — {keys} keys x {size} bytes (DEBUG POPULATE), "
  f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core 0, client on core 1, "
- f"{mode.upper()} 2 s into the second run, RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty).", "",
- "| measure | Redoubt | Redis 7.0.15 | Redoubt/Redis |", "|---|---|---|---|"]
-for label, x, y, fmt in rows:
-    ratio = f"{x/y:.2f}" if y else "-"
-    lines.append(f"| {label} | {fmt.format(x)} | {fmt.format(y)} | {ratio} |")
+ f"{mode.upper()} 2 s into the second run, RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty). "
+ "The probe (`bench/stall_probe.py`) sends one SET per ms on its own connection during the load.", ""]
+lines += table(parse(a), parse(b))
+if c != "-":
+    lines += ["", "Same again with a 1,000,000-element zset and a 1,000,000-element list being written during both loads "
+              "(`redis-benchmark -c 1 zadd bigzset __rand_int__ m:__rand_int__` and `-c 1 rpoplpush biglist biglist`):", ""]
+    lines += table(parse(c), parse(d))
 lines.append(f"<!-- {tag}:end -->")
 block = "\n".join(lines)
 try:

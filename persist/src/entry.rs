@@ -232,9 +232,16 @@ impl Drop for EntryBox {
     }
 }
 
+impl EntryBox {
+    /// An owned copy of an entry (a string value shares its bytes).
+    pub fn copy_of(e: &Entry) -> EntryBox {
+        EntryBox::new(e.key(), e.value.clone(), e.expire_at, e.access)
+    }
+}
+
 impl Clone for EntryBox {
     fn clone(&self) -> EntryBox {
-        EntryBox::new(self.key(), self.value.clone(), self.expire_at, self.access)
+        EntryBox::copy_of(self)
     }
 }
 

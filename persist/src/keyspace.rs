@@ -32,20 +32,34 @@ struct Segment {
     table: HashTable<EntryBox>,
     /// How many entries of this segment carry an expiry.
     volatile: u32,
-    /// Epoch of the last snapshot that has serialized this segment.
+    /// Epoch of the last snapshot that has taken this segment whole.
     saved_epoch: u64,
+    /// While a snapshot runs and has not taken this segment yet: the keys
+    /// it must not take from the table when it gets here, because their
+    /// point-in-time state was already handed over (or they did not exist
+    /// at the snapshot's start). Hashed with the db's hasher.
+    done: Option<Box<HashTable<Box<[u8]>>>>,
 }
 
-/// Where a snapshot's segments go: the serializer of a point-in-time dump.
+/// Bytes a key in a segment's `done` set costs (slot, box header, heap
+/// rounding), for the snapshot's memory report.
+const DONE_KEY_OVERHEAD: usize = 32;
+
+/// Where a snapshot's entries go. It is called on the executor thread and
+/// must not block: it copies what it is given (cheap: strings share their
+/// bytes) and hands the copies to a background encoder.
 pub trait SegmentSink: Send {
-    /// Serializes the entries of one segment of database `db`, as they are
-    /// at the snapshot's point in time.
+    /// The state at the snapshot's point in time of one key, taken just
+    /// before a command changes it. Called at most once per key.
+    fn save_entry(&mut self, db: usize, entry: &Entry);
+    /// Entries of one segment as they are at the snapshot's point in time.
     fn save_segment(&mut self, db: usize, entries: &mut dyn Iterator<Item = &Entry>);
 }
 
-/// Installed in every database while a snapshot runs: before a segment the
-/// snapshot has not reached is changed, it is handed to the sink, so the
-/// snapshot sees the state at its start without copying anything.
+/// Installed in every database while a snapshot runs: before a key the
+/// snapshot has not reached is changed, its current state is handed to the
+/// sink (one key, not its whole segment), so the snapshot sees the state at
+/// its start while writes go on.
 #[derive(Clone)]
 pub struct SnapHook {
     pub epoch: u64,
@@ -80,6 +94,8 @@ pub struct Db {
     snap_cursor: usize,
     /// Segments detached by FLUSHDB during a snapshot, still to be saved.
     detached: Vec<Segment>,
+    /// Bytes held by the segments' `done` sets (snapshot memory report).
+    snap_done_bytes: usize,
 }
 
 impl Default for Db {
@@ -102,6 +118,7 @@ impl Db {
             snap: None,
             snap_cursor: 0,
             detached: Vec::new(),
+            snap_done_bytes: 0,
         }
     }
 
@@ -146,11 +163,12 @@ impl Db {
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let h = self.hash(key);
         let seg = Self::seg_of(h);
-        // The caller may change the entry: the snapshot takes the segment
-        // first. Doing so before the lookup (even for a missing key) costs
-        // nothing extra, as every segment is saved once per snapshot, and
-        // leaves the hit path with a single probe.
-        self.before_write(seg);
+        // The caller may change the entry: a snapshot that has not reached
+        // this segment takes the key's point-in-time state first. Doing so
+        // before the lookup (a missing key is merely marked done, which is
+        // right: it did not exist at the snapshot's start either) leaves the
+        // hit path with a single probe.
+        self.before_write_key(seg, h, key);
         let clock = self.lru_clock;
         let segment = &mut self.segments[seg];
         let found = segment.table.find_entry(h, |e| e.key() == key).ok()?;
@@ -225,7 +243,7 @@ impl Db {
         expire_at: u64,
     ) -> Option<Removed> {
         let seg = Self::seg_of(h);
-        self.before_write(seg);
+        self.before_write_key(seg, h, key);
         let hasher = &self.hasher;
         let segment = &mut self.segments[seg];
         let new_volatile = u32::from(expire_at != 0);
@@ -274,7 +292,7 @@ impl Db {
     }
 
     fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Removed> {
-        self.before_write(Self::seg_of(h));
+        self.before_write_key(Self::seg_of(h), h, key);
         let segment = &mut self.segments[Self::seg_of(h)];
         let found = segment.table.find_entry(h, |e| e.key() == key).ok()?;
         let (entry, _) = found.remove();
@@ -291,7 +309,7 @@ impl Db {
     /// the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
         let h = self.hash(key);
-        self.before_write(Self::seg_of(h));
+        self.before_write_key(Self::seg_of(h), h, key);
         let segment = &mut self.segments[Self::seg_of(h)];
         let Some(e) = segment.table.find_mut(h, |e| e.key() == key) else {
             return false;
@@ -315,6 +333,8 @@ impl Db {
                 s.saved_epoch = epoch;
                 if old.saved_epoch < epoch && !old.table.is_empty() {
                     self.detached.push(old);
+                } else if let Some(d) = &old.done {
+                    self.snap_done_bytes = self.snap_done_bytes.saturating_sub(done_bytes(d));
                 }
             }
         }
@@ -393,7 +413,8 @@ impl Db {
         keys.into_iter().find(|k| self.get(k, now_ms).is_some())
     }
 
-    /// Hands a segment to the running snapshot before it changes.
+    /// Hands a whole segment to the running snapshot before it changes
+    /// (operations that touch many keys of a segment at once).
     #[inline]
     fn before_write(&mut self, seg: usize) {
         if let Some(h) = &self.snap {
@@ -403,24 +424,72 @@ impl Db {
         }
     }
 
+    /// Hands one key's point-in-time state to the running snapshot before
+    /// it changes, if the snapshot has not taken it yet. `h` is the key's
+    /// hash. The work is one lookup and one copy of the entry, whatever the
+    /// segment's size.
+    #[inline]
+    fn before_write_key(&mut self, seg: usize, h: u64, key: &[u8]) {
+        if let Some(hook) = &self.snap {
+            if self.segments[seg].saved_epoch < hook.epoch {
+                self.save_key(seg, h, key);
+            }
+        }
+    }
+
+    #[cold]
+    fn save_key(&mut self, seg: usize, h: u64, key: &[u8]) {
+        let Some(hook) = self.snap.clone() else {
+            return;
+        };
+        let hasher = &self.hasher;
+        let segment = &mut self.segments[seg];
+        let done = segment.done.get_or_insert_with(Default::default);
+        match done.entry(h, |k| **k == *key, |k| hasher.hash_one(&**k)) {
+            TableEntry::Occupied(_) => return,
+            TableEntry::Vacant(v) => {
+                v.insert(key.into());
+            }
+        }
+        self.snap_done_bytes += key.len() + DONE_KEY_OVERHEAD;
+        if let Some(e) = segment.table.find(h, |e| e.key() == key) {
+            let mut sink = hook.sink.lock().unwrap_or_else(|p| p.into_inner());
+            sink.save_entry(hook.db, e);
+        }
+    }
+
     #[cold]
     fn save_segment(&mut self, seg: usize) {
         let Some(h) = self.snap.clone() else { return };
         let segment = &mut self.segments[seg];
         segment.saved_epoch = h.epoch;
+        let done = segment.done.take();
+        if let Some(d) = &done {
+            self.snap_done_bytes = self.snap_done_bytes.saturating_sub(done_bytes(d));
+        }
         if segment.table.is_empty() {
             return;
         }
         let mut sink = h.sink.lock().unwrap_or_else(|p| p.into_inner());
-        sink.save_segment(h.db, &mut segment.table.iter().map(|e| &**e));
+        save_unsaved(&mut *sink, h.db, &self.hasher, segment, done.as_deref());
     }
 
     /// Starts a snapshot of this database as database `hook.db`. An empty
     /// database needs no hook: nothing written later belongs to the snapshot.
     pub fn begin_snapshot(&mut self, hook: SnapHook) {
+        self.clear_snapshot_state();
+        self.snap = if self.len == 0 { None } else { Some(hook) };
+    }
+
+    fn clear_snapshot_state(&mut self) {
         self.snap_cursor = 0;
         self.detached.clear();
-        self.snap = if self.len == 0 { None } else { Some(hook) };
+        if self.snap_done_bytes != 0 {
+            for s in &mut self.segments {
+                s.done = None;
+            }
+        }
+        self.snap_done_bytes = 0;
     }
 
     /// Saves up to `max_segments` non-empty segments the snapshot has not
@@ -432,8 +501,11 @@ impl Db {
         };
         let mut budget = max_segments.max(1);
         while let Some(old) = self.detached.pop() {
+            if let Some(d) = &old.done {
+                self.snap_done_bytes = self.snap_done_bytes.saturating_sub(done_bytes(d));
+            }
             let mut sink = h.sink.lock().unwrap_or_else(|p| p.into_inner());
-            sink.save_segment(h.db, &mut old.table.iter().map(|e| &**e));
+            save_unsaved(&mut *sink, h.db, &self.hasher, &old, old.done.as_deref());
             budget -= 1;
             if budget == 0 {
                 return false;
@@ -460,12 +532,18 @@ impl Db {
     /// cancelled snapshot).
     pub fn abort_snapshot(&mut self) {
         self.snap = None;
-        self.detached.clear();
+        self.clear_snapshot_state();
     }
 
     /// Whether a snapshot is still walking this database.
     pub fn snapshot_active(&self) -> bool {
         self.snap.is_some()
+    }
+
+    /// Bytes this database holds for the running snapshot: the keys it
+    /// must skip in segments it has not reached yet.
+    pub fn snapshot_overhead(&self) -> usize {
+        self.snap_done_bytes
     }
 
     /// Removes expired keys, visiting at most `max_segments` segments that
@@ -511,6 +589,31 @@ impl Db {
             self.expired.extend(gone);
         }
         (checked, removed)
+    }
+}
+
+fn done_bytes(d: &HashTable<Box<[u8]>>) -> usize {
+    d.iter().map(|k| k.len() + DONE_KEY_OVERHEAD).sum()
+}
+
+/// Hands the sink the entries of `segment` the snapshot has not taken yet
+/// (those not in `done`).
+fn save_unsaved(
+    sink: &mut dyn SegmentSink,
+    db: usize,
+    hasher: &hashbrown::DefaultHashBuilder,
+    segment: &Segment,
+    done: Option<&HashTable<Box<[u8]>>>,
+) {
+    match done {
+        None => sink.save_segment(db, &mut segment.table.iter().map(|e| &**e)),
+        Some(done) => sink.save_segment(
+            db,
+            &mut segment.table.iter().map(|e| &**e).filter(|e| {
+                let h = hasher.hash_one(e.key());
+                done.find(h, |k| **k == *e.key()).is_none()
+            }),
+        ),
     }
 }
 

@@ -1,28 +1,38 @@
 //! Point-in-time snapshots without `fork()`.
 //!
 //! A snapshot installs a hook in every database ([`SnapHook`]). From then on
-//! each segment is serialized exactly once, at the snapshot's point in time,
-//! by whichever comes first:
-//! - the walker ([`Snapshot::step`]), which the executor runs in small
-//!   paced slices between commands, or
-//! - the executor itself, just before a command changes a segment the walker
-//!   has not reached (the segment is serialized, then changed).
+//! each key is handed over exactly once, in its state at the snapshot's
+//! point in time, by whichever comes first:
+//! - the walker ([`Snapshot::step`]), which the executor runs in short paced
+//!   slices between commands and which copies one segment at a time, or
+//! - the executor itself, just before a command changes a key of a segment
+//!   the walker has not reached: that one key is copied, then changed.
 //!
-//! Nothing is copied: the memory a snapshot keeps alive is the serialized
-//! bytes not yet written to disk (bounded by pacing the walker on them) and
-//! the segments of a database flushed mid-snapshot. A separate writer thread
+//! The executor only copies (a string value shares its bytes, so a copy is
+//! a key allocation and a reference count); encoding and compression run on
+//! a background encoder thread, which keeps to a small share of a CPU while
+//! clients keep the executor busy (see [`Pacer`]), and a writer thread
 //! moves the bytes to a temp file through [`Storage`], fsyncs it, renames it
 //! over the target and fsyncs the directory, so the old dump stays intact
-//! until the new one is complete and durable.
+//! until the new one is complete and durable. No executor path waits for
+//! either thread: messages go through unbounded channels and the only lock
+//! (the executor-side feeder) is never taken by them.
+//!
+//! Memory kept alive for the snapshot is bounded: the walker copies only
+//! while fewer than [`WALK_BUDGET`] bytes of copies wait for the encoder;
+//! past [`COPY_BUDGET`], pre-images are encoded on the executor instead of
+//! copied (a few microseconds for a small key) so they cost only their
+//! encoded bytes. [`SaveReport::peak_pending`] is the most held at once.
 
 use crate::aof::record::{encode_annotation, encode_command};
 use crate::aof::rewrite::write_entry as resp_entry;
+use crate::entry::EntryBox;
 use crate::keyspace::{Entry, Keyspace, SegmentSink, SnapHook};
 use crate::rdb::{RdbError, RdbWriter, SaveOptions};
 use crate::storage::{parent_dir, Storage};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +43,22 @@ pub const LSN_AUX: &str = "redoubt-lsn";
 
 /// Serialized bytes are handed to the writer thread in chunks of this size.
 const CHUNK: usize = 256 * 1024;
+
+/// The walker copies another segment only while the copies waiting for the
+/// encoder take less than this: it goes at the encoder's pace.
+pub const WALK_BUDGET: u64 = 8 << 20;
+/// Pre-images are copied while the copies waiting for the encoder take less
+/// than this; past it they are encoded on the spot.
+pub const COPY_BUDGET: u64 = 48 << 20;
+/// Copies are sent to the encoder in batches of about this many bytes.
+const BATCH_BYTES: u64 = 256 * 1024;
+/// While clients keep the executor busy, the encoder runs in bursts of
+/// this much CPU time...
+const BURST: Duration = Duration::from_millis(1);
+/// ...and sleeps between them so that it uses at most this share (in %) of
+/// a CPU: on a core it shares with the executor, writes keep about 90% of
+/// their throughput. With no client load it runs flat out.
+const BUSY_DUTY_PERCENT: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -56,9 +82,17 @@ pub struct SaveReport {
     pub keys: u64,
     pub lsn: u64,
     pub duration: Duration,
-    /// The most serialized-but-unwritten bytes held at once (the memory the
-    /// snapshot kept alive; INFO reports it as rdb_last_cow_size).
+    /// The most bytes the snapshot kept alive at once: copies waiting for
+    /// the encoder, encoded bytes waiting for the disk, and the keys it
+    /// must skip in segments not reached yet (INFO: rdb_last_cow_size).
     pub peak_pending: u64,
+    /// Keys whose pre-image the executor copied, and encoded on the spot
+    /// (over [`COPY_BUDGET`]); segments the walker copied.
+    pub preimages_copied: u64,
+    pub preimages_encoded: u64,
+    /// The longest the executor spent on the snapshot in one walker step,
+    /// or on one pre-image of a collection, in microseconds.
+    pub longest_executor_us: u64,
 }
 
 enum Msg {
@@ -70,8 +104,7 @@ enum Msg {
 struct ChunkWriter {
     buf: Vec<u8>,
     tx: mpsc::Sender<Msg>,
-    pending: Arc<AtomicU64>,
-    peak: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl ChunkWriter {
@@ -80,11 +113,9 @@ impl ChunkWriter {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        let n = self
+        self.shared
             .pending
-            .fetch_add(chunk.len() as u64, Ordering::Relaxed)
-            + chunk.len() as u64;
-        self.peak.fetch_max(n, Ordering::Relaxed);
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.tx
             .send(Msg::Data(chunk))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "snapshot writer stopped"))
@@ -118,6 +149,8 @@ pub enum SnapshotFormat {
 trait Encoder: Send {
     fn select_db(&mut self, db: usize, keys: u64, volatile: u64) -> Result<(), SnapshotError>;
     fn write_entry(&mut self, e: &Entry) -> Result<(), SnapshotError>;
+    /// Writes records made by [`Fragments::encode`].
+    fn write_encoded(&mut self, records: &[u8]) -> Result<(), SnapshotError>;
     /// Writes the trailer and hands back the byte sink.
     fn finish(self: Box<Self>) -> Result<ChunkWriter, SnapshotError>;
 }
@@ -131,8 +164,24 @@ impl Encoder for RdbWriter<ChunkWriter> {
         Ok(RdbWriter::write_entry(self, &e.key, &e.value, e.expire_at)?)
     }
 
+    fn write_encoded(&mut self, records: &[u8]) -> Result<(), SnapshotError> {
+        Ok(RdbWriter::write_encoded(self, records)?)
+    }
+
     fn finish(self: Box<Self>) -> Result<ChunkWriter, SnapshotError> {
         Ok(RdbWriter::finish(*self)?)
+    }
+}
+
+/// The commands that recreate one key (nothing for a key already expired).
+fn resp_record(buf: &mut Vec<u8>, e: &Entry, now_ms: u64) {
+    if e.is_expired(now_ms) {
+        return;
+    }
+    resp_entry(buf, &e.key, &e.value);
+    if e.expire_at != 0 {
+        let at = e.expire_at.to_string();
+        encode_command(buf, &[b"PEXPIREAT".as_slice(), &e.key, at.as_bytes()]);
     }
 }
 
@@ -166,17 +215,12 @@ impl Encoder for RespEncoder {
     }
 
     fn write_entry(&mut self, e: &Entry) -> Result<(), SnapshotError> {
-        if e.is_expired(self.now_ms) {
-            return Ok(());
-        }
-        resp_entry(&mut self.buf, &e.key, &e.value);
-        if e.expire_at != 0 {
-            let at = e.expire_at.to_string();
-            encode_command(
-                &mut self.buf,
-                &[b"PEXPIREAT".as_slice(), &e.key, at.as_bytes()],
-            );
-        }
+        resp_record(&mut self.buf, e, self.now_ms);
+        self.spill()
+    }
+
+    fn write_encoded(&mut self, records: &[u8]) -> Result<(), SnapshotError> {
+        self.buf.extend_from_slice(records);
         self.spill()
     }
 
@@ -193,39 +237,192 @@ impl Encoder for RespEncoder {
     }
 }
 
-/// The serializer side: receives segments from the keyspace hooks.
-struct Sink {
-    writer: Option<Box<dyn Encoder>>,
-    /// Database whose SELECTDB was written last.
-    current_db: Option<usize>,
-    /// (keys, volatile keys) per db at the start, for RESIZEDB hints.
-    sizes: Vec<(u64, u64)>,
-    keys: u64,
-    error: Option<SnapshotError>,
+/// Work for the encoder thread, in the order the executor produced it.
+enum Work {
+    /// Copies of entries, each with its database; `bytes` is what they were
+    /// counted as in `copies`.
+    Entries {
+        items: Vec<(u32, EntryBox)>,
+        bytes: u64,
+    },
+    /// Records already encoded on the executor (`keys` of them).
+    Encoded {
+        db: u32,
+        records: Vec<u8>,
+        keys: u64,
+    },
+    /// The walk is complete: write the trailer and finish the file.
+    Finish,
 }
 
-impl SegmentSink for Sink {
-    fn save_segment(&mut self, db: usize, entries: &mut dyn Iterator<Item = &Entry>) {
-        if self.error.is_some() {
+/// Encodes one key on the executor, in the snapshot's format.
+#[derive(Clone)]
+enum Fragments {
+    Rdb(SaveOptions),
+    Resp { now_ms: u64 },
+}
+
+impl Fragments {
+    fn encode(&self, buf: &mut Vec<u8>, e: &Entry) -> Result<(), SnapshotError> {
+        match self {
+            Fragments::Rdb(opts) => Ok(crate::rdb::encode::encode_entry(
+                buf,
+                &e.key,
+                &e.value,
+                e.expire_at,
+                opts,
+            )?),
+            Fragments::Resp { now_ms } => {
+                resp_record(buf, e, *now_ms);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Counters shared by the executor and the background threads.
+#[derive(Default)]
+struct Shared {
+    /// Bytes of copies (and of records encoded on the executor) waiting
+    /// for the encoder.
+    copies: AtomicU64,
+    /// Encoded bytes waiting for the writer.
+    pending: AtomicU64,
+    /// Keys encoded so far.
+    keys: AtomicU64,
+    /// The executor has client load: the encoder paces itself.
+    busy: AtomicBool,
+    /// Set by the encoder when it failed; the error is in `error`.
+    failed: AtomicBool,
+    error: Mutex<Option<SnapshotError>>,
+}
+
+/// What a value copy keeps alive, roughly: a string's bytes (shared until
+/// the executor overwrites the key, then kept alive by the copy alone), or
+/// a collection's element headers.
+fn copy_cost(e: &Entry) -> u64 {
+    use crate::Value;
+    let v = match &e.value {
+        Value::Str(b) => b.len(),
+        Value::List(l) => l.items.len() * 40,
+        Value::Hash(h) => h.map.len() * 80,
+        Value::Set(s) => s.members.len() * 40,
+        Value::ZSet(z) => z.len() * 80,
+        Value::Stream(s) => s.len() * 96,
+    };
+    (e.key.len() + 64 + v) as u64
+}
+
+/// The executor side of a snapshot: copies entries, batches them and hands
+/// them to the encoder thread. Never blocks.
+struct Feeder {
+    tx: Option<mpsc::Sender<Work>>,
+    batch: Vec<(u32, EntryBox)>,
+    batch_bytes: u64,
+    shared: Arc<Shared>,
+    fragments: Fragments,
+    /// Pre-images encoded on the spot, per database, not sent yet.
+    encoded: Vec<u8>,
+    encoded_db: u32,
+    encoded_keys: u64,
+    error: Option<SnapshotError>,
+    preimages_copied: u64,
+    preimages_encoded: u64,
+    copy_budget: u64,
+    /// Longest pre-image of a collection (strings are not timed).
+    longest_preimage: Duration,
+}
+
+impl Feeder {
+    fn send(&mut self, w: Work) {
+        if let Some(tx) = &self.tx {
+            // A closed channel means the encoder stopped on an error, which
+            // `Snapshot::step` reports.
+            let _ = tx.send(w);
+        }
+    }
+
+    fn flush_encoded(&mut self) {
+        if self.encoded_keys > 0 {
+            let records = std::mem::take(&mut self.encoded);
+            let (db, keys) = (self.encoded_db, self.encoded_keys);
+            self.encoded_keys = 0;
+            // Counted with the copies until the encoder has taken them.
+            self.shared
+                .copies
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            self.send(Work::Encoded { db, records, keys });
+        }
+    }
+
+    fn flush_batch(&mut self) {
+        if !self.batch.is_empty() {
+            let items = std::mem::take(&mut self.batch);
+            let bytes = std::mem::take(&mut self.batch_bytes);
+            self.send(Work::Entries { items, bytes });
+        }
+    }
+
+    /// Sends everything buffered, in the order it was produced.
+    fn flush(&mut self) {
+        // Copies and encoded records never wait in both buffers at once:
+        // switching from one to the other flushes the first.
+        self.flush_batch();
+        self.flush_encoded();
+    }
+
+    fn push_copy(&mut self, db: usize, e: &Entry) {
+        self.flush_encoded();
+        let cost = copy_cost(e);
+        self.shared.copies.fetch_add(cost, Ordering::Relaxed);
+        self.batch.push((db as u32, EntryBox::copy_of(e)));
+        self.batch_bytes += cost;
+        if self.batch_bytes >= BATCH_BYTES {
+            self.flush_batch();
+        }
+    }
+
+    fn push_encoded(&mut self, db: usize, e: &Entry) {
+        self.flush_batch();
+        if self.encoded_keys > 0 && self.encoded_db != db as u32 {
+            self.flush_encoded();
+        }
+        self.encoded_db = db as u32;
+        if let Err(err) = self.fragments.encode(&mut self.encoded, e) {
+            self.error.get_or_insert(err);
             return;
         }
-        let Some(w) = self.writer.as_mut() else {
+        self.encoded_keys += 1;
+        if self.encoded.len() >= CHUNK {
+            self.flush_encoded();
+        }
+    }
+}
+
+impl SegmentSink for Feeder {
+    fn save_entry(&mut self, db: usize, e: &Entry) {
+        if self.tx.is_none() {
             return;
-        };
-        if self.current_db != Some(db) {
-            let (n, v) = self.sizes.get(db).copied().unwrap_or((0, 0));
-            if let Err(e) = w.select_db(db, n, v) {
-                self.error = Some(e);
-                return;
-            }
-            self.current_db = Some(db);
+        }
+        let started = (!matches!(e.value, crate::Value::Str(_))).then(Instant::now);
+        if self.shared.copies.load(Ordering::Relaxed) < self.copy_budget {
+            self.preimages_copied += 1;
+            self.push_copy(db, e);
+        } else {
+            self.preimages_encoded += 1;
+            self.push_encoded(db, e);
+        }
+        if let Some(t) = started {
+            self.longest_preimage = self.longest_preimage.max(t.elapsed());
+        }
+    }
+
+    fn save_segment(&mut self, db: usize, entries: &mut dyn Iterator<Item = &Entry>) {
+        if self.tx.is_none() {
+            return;
         }
         for e in entries {
-            if let Err(e) = w.write_entry(e) {
-                self.error = Some(e);
-                return;
-            }
-            self.keys += 1;
+            self.push_copy(db, e);
         }
     }
 }
@@ -236,9 +433,11 @@ pub struct Snapshot {
     pub lsn: u64,
     pub started: Instant,
     pub target: PathBuf,
-    sink: Arc<Mutex<Sink>>,
-    pending: Arc<AtomicU64>,
-    peak: Arc<AtomicU64>,
+    feeder: Arc<Mutex<Feeder>>,
+    shared: Arc<Shared>,
+    peak: u64,
+    walk_budget: u64,
+    longest_executor: Duration,
     result: mpsc::Receiver<Result<u64, SnapshotError>>,
     /// Databases still being walked.
     next_db: usize,
@@ -255,10 +454,54 @@ pub struct SnapshotSpec {
     pub epoch: u64,
 }
 
+/// CPU time the calling thread has used (Linux); elsewhere wall time.
+fn thread_cpu() -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of
+        // the call.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        }
+    }
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
+/// Keeps the encoder to [`BUSY_DUTY_PERCENT`] of a CPU while the executor
+/// reports client load ([`Snapshot::set_busy`]).
+struct Pacer {
+    burst_start: Duration,
+}
+
+impl Pacer {
+    fn new() -> Pacer {
+        Pacer {
+            burst_start: thread_cpu(),
+        }
+    }
+
+    fn pace(&mut self, shared: &Shared) {
+        if !shared.busy.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = thread_cpu();
+        if now.saturating_sub(self.burst_start) >= BURST {
+            let rest = BURST * (100 - BUSY_DUTY_PERCENT) / BUSY_DUTY_PERCENT;
+            std::thread::sleep(rest);
+            self.burst_start = thread_cpu();
+        }
+    }
+}
+
 impl Snapshot {
     /// Starts a snapshot of `ks` at this instant: hooks every database and
-    /// starts the writer thread. The temp file is created before returning,
-    /// so a directory that cannot be written fails here.
+    /// starts the encoder and writer threads. The temp file is created
+    /// before returning, so a directory that cannot be written fails here.
     pub fn start(ks: &mut Keyspace, spec: SnapshotSpec) -> Result<Snapshot, SnapshotError> {
         let dir = parent_dir(&spec.target);
         let temp = dir.join(format!("temp-{}-{}.rdb", std::process::id(), spec.epoch));
@@ -272,63 +515,83 @@ impl Snapshot {
             })?;
         let (tx, rx) = mpsc::channel();
         let (res_tx, res_rx) = mpsc::channel();
-        let pending = Arc::new(AtomicU64::new(0));
-        let peak = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared::default());
         let chunk_writer = ChunkWriter {
             buf: Vec::with_capacity(CHUNK),
             tx,
-            pending: pending.clone(),
-            peak: peak.clone(),
+            shared: shared.clone(),
         };
-        let writer: Box<dyn Encoder> = match spec.format {
+        let writer_shared = shared.clone();
+        let (encoder, fragments): (Box<dyn Encoder>, Fragments) = match spec.format {
             SnapshotFormat::Rdb(mut opts) => {
                 opts.extra_aux.push((
                     LSN_AUX.as_bytes().to_vec(),
                     spec.lsn.to_string().into_bytes(),
                 ));
-                Box::new(RdbWriter::new(chunk_writer, opts)?)
+                let fragments = Fragments::Rdb(opts.clone());
+                (Box::new(RdbWriter::new(chunk_writer, opts)?), fragments)
             }
             SnapshotFormat::Resp { now_ms, timestamp } => {
                 let mut buf = Vec::with_capacity(CHUNK);
                 if let Some(ts) = timestamp {
                     encode_annotation(&mut buf, ts);
                 }
-                Box::new(RespEncoder {
-                    out: chunk_writer,
-                    buf,
-                    now_ms,
-                })
+                (
+                    Box::new(RespEncoder {
+                        out: chunk_writer,
+                        buf,
+                        now_ms,
+                    }),
+                    Fragments::Resp { now_ms },
+                )
             }
         };
         let storage = spec.storage.clone();
         let target = spec.target.clone();
-        let pend = pending.clone();
+        let spawn_err = |source| SnapshotError::Io {
+            op: "spawn writer for",
+            path: spec.target.display().to_string(),
+            source,
+        };
         std::thread::Builder::new()
             .name("snapshot-writer".into())
             .spawn(move || {
-                let r = write_file(&*storage, file, &temp, &target, rx, &pend);
+                let r = write_file(&*storage, file, &temp, &target, rx, &writer_shared.pending);
                 if r.is_err() {
                     let _ = storage.remove(&temp);
                 }
                 let _ = res_tx.send(r);
             })
-            .map_err(|source| SnapshotError::Io {
-                op: "spawn writer for",
-                path: spec.target.display().to_string(),
-                source,
-            })?;
-        let sink = Arc::new(Mutex::new(Sink {
-            writer: Some(writer),
-            current_db: None,
-            sizes: ks
-                .dbs
-                .iter()
-                .map(|d| (d.len() as u64, d.volatile_len() as u64))
-                .collect(),
-            keys: 0,
+            .map_err(spawn_err)?;
+        let sizes: Vec<(u64, u64)> = ks
+            .dbs
+            .iter()
+            .map(|d| (d.len() as u64, d.volatile_len() as u64))
+            .collect();
+        let (work_tx, work_rx) = mpsc::channel();
+        let enc_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("snapshot-encoder".into())
+            .spawn(move || {
+                encode_loop(encoder, &sizes, work_rx, &enc_shared);
+            })
+            .map_err(spawn_err)?;
+        let feeder = Arc::new(Mutex::new(Feeder {
+            tx: Some(work_tx),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            shared: shared.clone(),
+            fragments,
+            encoded: Vec::new(),
+            encoded_db: 0,
+            encoded_keys: 0,
             error: None,
+            preimages_copied: 0,
+            preimages_encoded: 0,
+            copy_budget: COPY_BUDGET,
+            longest_preimage: Duration::ZERO,
         }));
-        let dyn_sink: Arc<Mutex<dyn SegmentSink>> = sink.clone();
+        let dyn_sink: Arc<Mutex<dyn SegmentSink>> = feeder.clone();
         for (i, db) in ks.dbs.iter_mut().enumerate() {
             db.begin_snapshot(SnapHook {
                 epoch: spec.epoch,
@@ -341,47 +604,89 @@ impl Snapshot {
             lsn: spec.lsn,
             started: Instant::now(),
             target: spec.target,
-            sink,
-            pending,
-            peak,
+            feeder,
+            shared,
+            peak: 0,
+            walk_budget: WALK_BUDGET,
+            longest_executor: Duration::ZERO,
             result: res_rx,
             next_db: 0,
             walk_done: false,
         })
     }
 
-    /// Bytes serialized but not yet written to the file.
+    /// Bytes the snapshot holds now outside the keyspace: copies waiting
+    /// for the encoder and encoded bytes waiting for the disk.
     pub fn pending_bytes(&self) -> u64 {
-        self.pending.load(Ordering::Relaxed)
+        self.shared.copies.load(Ordering::Relaxed) + self.shared.pending_bytes()
     }
 
     pub fn peak_pending(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed)
+        self.peak
     }
 
     /// Keys serialized so far.
     pub fn keys_done(&self) -> u64 {
-        self.sink.lock().map(|s| s.keys).unwrap_or(0)
+        self.shared.keys.load(Ordering::Relaxed)
     }
 
-    /// Walks up to `max_segments` segments. When the walk completes, the
-    /// file is finished (EOF and checksum) and handed to the writer to make
+    /// Whether the walker is waiting for the encoder to catch up (calling
+    /// [`Snapshot::step`] again right away would do nothing).
+    pub fn waiting(&self) -> bool {
+        !self.walk_done && self.shared.copies.load(Ordering::Relaxed) >= self.walk_budget
+    }
+
+    /// Tells the encoder whether clients keep the executor busy (it then
+    /// takes at most [`BUSY_DUTY_PERCENT`] of a CPU) or not (flat out).
+    pub fn set_busy(&self, busy: bool) {
+        self.shared.busy.store(busy, Ordering::Relaxed);
+    }
+
+    /// Overrides [`WALK_BUDGET`] and [`COPY_BUDGET`] (tests use tiny ones
+    /// to drive every path).
+    pub fn set_budgets(&mut self, walk: u64, copy: u64) {
+        self.walk_budget = walk;
+        if let Ok(mut f) = self.feeder.lock() {
+            f.copy_budget = copy;
+        }
+    }
+
+    /// Walks up to `max_segments` segments, copying them for the encoder
+    /// while it keeps up. When the walk completes, the encoder is told to
+    /// finish the file (EOF and checksum) and hand it to the writer to make
     /// durable. Returns true once the walk is complete.
     pub fn step(&mut self, ks: &mut Keyspace, max_segments: usize) -> Result<bool, SnapshotError> {
+        let started = Instant::now();
+        let r = self.step_inner(ks, max_segments);
+        self.longest_executor = self.longest_executor.max(started.elapsed());
+        let overhead: usize = ks.dbs.iter().map(|d| d.snapshot_overhead()).sum();
+        self.peak = self.peak.max(self.pending_bytes() + overhead as u64);
+        r
+    }
+
+    fn step_inner(
+        &mut self,
+        ks: &mut Keyspace,
+        max_segments: usize,
+    ) -> Result<bool, SnapshotError> {
         if self.walk_done {
             return Ok(true);
         }
+        let feeder_error = self.feeder.lock().ok().and_then(|mut f| f.error.take());
+        if let Some(e) = feeder_error.or_else(|| self.shared.take_error()) {
+            self.abort(ks);
+            return Err(e);
+        }
         let mut budget = max_segments.max(1);
-        while self.next_db < ks.dbs.len() && budget > 0 {
+        while self.next_db < ks.dbs.len() && budget > 0 && !self.waiting() {
             // Spend the budget one segment at a time so the step stays short.
             if ks.dbs[self.next_db].snapshot_step(1) {
                 self.next_db += 1;
             }
             budget -= 1;
         }
-        if let Some(e) = self.sink.lock().ok().and_then(|mut s| s.error.take()) {
-            self.abort(ks);
-            return Err(e);
+        if let Ok(mut f) = self.feeder.lock() {
+            f.flush();
         }
         if self.next_db < ks.dbs.len() {
             return Ok(false);
@@ -392,56 +697,179 @@ impl Snapshot {
             return Ok(false);
         }
         self.walk_done = true;
-        let writer = self.sink.lock().ok().and_then(|mut s| s.writer.take());
-        if let Some(w) = writer {
-            let mut cw = w.finish()?;
-            cw.flush().map_err(|source| SnapshotError::Io {
-                op: "write",
-                path: self.target.display().to_string(),
-                source,
-            })?;
-            let _ = cw.tx.send(Msg::Finish);
+        if let Ok(mut f) = self.feeder.lock() {
+            f.flush();
+            f.send(Work::Finish);
+            // The encoder needs nothing more from the executor.
+            f.tx = None;
         }
         Ok(true)
+    }
+
+    /// Runs the snapshot to its end on the calling thread (SAVE, shutdown,
+    /// tests): walks, sleeping briefly whenever the encoder is behind, then
+    /// waits for the file to be durable.
+    pub fn run_to_end(&mut self, ks: &mut Keyspace) -> Result<SaveReport, SnapshotError> {
+        while !self.step(ks, usize::MAX)? {
+            if self.waiting() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        self.wait()
     }
 
     /// The writer's verdict, once it has one: Some(Ok(report)) when the new
     /// file is durable under its final name.
     pub fn poll(&mut self) -> Option<Result<SaveReport, SnapshotError>> {
         let r = self.result.try_recv().ok()?;
-        Some(r.map(|bytes| self.report(bytes)))
+        Some(self.verdict(r))
     }
 
     /// Blocks until the writer finishes (SAVE, shutdown).
     pub fn wait(&mut self) -> Result<SaveReport, SnapshotError> {
         match self.result.recv() {
-            Ok(r) => r.map(|bytes| self.report(bytes)),
-            Err(_) => Err(SnapshotError::Aborted),
+            Ok(r) => self.verdict(r),
+            Err(_) => Err(self.shared.take_error().unwrap_or(SnapshotError::Aborted)),
+        }
+    }
+
+    fn verdict(&mut self, r: Result<u64, SnapshotError>) -> Result<SaveReport, SnapshotError> {
+        match r {
+            Ok(bytes) => Ok(self.report(bytes)),
+            // The writer only sees a closed channel when the encoder failed.
+            Err(SnapshotError::Aborted) => {
+                Err(self.shared.take_error().unwrap_or(SnapshotError::Aborted))
+            }
+            Err(e) => Err(e),
         }
     }
 
     fn report(&self, bytes: u64) -> SaveReport {
+        let (copied, encoded, longest_preimage) = self
+            .feeder
+            .lock()
+            .map(|f| (f.preimages_copied, f.preimages_encoded, f.longest_preimage))
+            .unwrap_or_default();
         SaveReport {
             bytes,
             keys: self.keys_done(),
             lsn: self.lsn,
             duration: self.started.elapsed(),
-            peak_pending: self.peak_pending(),
+            peak_pending: self.peak,
+            preimages_copied: copied,
+            preimages_encoded: encoded,
+            longest_executor_us: self.longest_executor.max(longest_preimage).as_micros() as u64,
         }
     }
 
-    /// Stops the snapshot: hooks removed, writer told to give up (it
-    /// removes the temp file).
+    /// Stops the snapshot: hooks removed, encoder and writer told to give
+    /// up (the writer removes the temp file).
     pub fn abort(&mut self, ks: &mut Keyspace) {
         for db in ks.dbs.iter_mut() {
             db.abort_snapshot();
         }
-        if let Ok(mut s) = self.sink.lock() {
-            // Dropping the writer drops the channel: the thread sees the
-            // disconnect before any Finish and discards the temp file.
-            s.writer = None;
+        if let Ok(mut f) = self.feeder.lock() {
+            // Dropping the channel stops the encoder, which drops its byte
+            // sink: the writer sees the disconnect before any Finish and
+            // discards the temp file.
+            f.tx = None;
+            f.batch.clear();
+            f.encoded.clear();
         }
         self.walk_done = true;
+    }
+}
+
+impl Shared {
+    fn pending_bytes(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    fn take_error(&self) -> Option<SnapshotError> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.error.lock().ok().and_then(|mut e| e.take())
+    }
+
+    fn fail(&self, e: SnapshotError) {
+        if let Ok(mut slot) = self.error.lock() {
+            slot.get_or_insert(e);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+}
+
+/// The encoder thread: turns copies into file bytes in the order the
+/// executor produced them, and finishes the file on [`Work::Finish`].
+fn encode_loop(
+    mut enc: Box<dyn Encoder>,
+    sizes: &[(u64, u64)],
+    rx: mpsc::Receiver<Work>,
+    shared: &Shared,
+) {
+    let mut pacer = Pacer::new();
+    let mut current_db: Option<u32> = None;
+    let mut select = |enc: &mut Box<dyn Encoder>, db: u32| -> Result<(), SnapshotError> {
+        if current_db != Some(db) {
+            let (n, v) = sizes.get(db as usize).copied().unwrap_or((0, 0));
+            enc.select_db(db as usize, n, v)?;
+            current_db = Some(db);
+        }
+        Ok(())
+    };
+    loop {
+        let r = match rx.recv() {
+            Ok(Work::Entries { items, bytes }) => {
+                let mut r = Ok(());
+                let mut n = 0;
+                for (db, e) in &items {
+                    r = select(&mut enc, *db).and_then(|()| enc.write_entry(e));
+                    if r.is_err() {
+                        break;
+                    }
+                    n += 1;
+                    if n % 64 == 0 {
+                        pacer.pace(shared);
+                    }
+                }
+                drop(items);
+                shared.copies.fetch_sub(bytes, Ordering::Relaxed);
+                shared.keys.fetch_add(n, Ordering::Relaxed);
+                r
+            }
+            Ok(Work::Encoded { db, records, keys }) => {
+                let r = select(&mut enc, db).and_then(|()| enc.write_encoded(&records));
+                shared
+                    .copies
+                    .fetch_sub(records.len() as u64, Ordering::Relaxed);
+                shared.keys.fetch_add(keys, Ordering::Relaxed);
+                r
+            }
+            Ok(Work::Finish) => {
+                let r = enc.finish().and_then(|mut cw| {
+                    cw.flush().map_err(|source| SnapshotError::Io {
+                        op: "write",
+                        path: "snapshot".into(),
+                        source,
+                    })?;
+                    let _ = cw.tx.send(Msg::Finish);
+                    Ok(())
+                });
+                if let Err(e) = r {
+                    shared.fail(e);
+                }
+                return;
+            }
+            // The snapshot was aborted: dropping `enc` drops the writer's
+            // channel, and the writer discards the temp file.
+            Err(_) => return,
+        };
+        if let Err(e) = r {
+            shared.fail(e);
+            return;
+        }
+        pacer.pace(shared);
     }
 }
 
@@ -569,6 +997,155 @@ mod tests {
         let report = snap.wait().unwrap();
         assert_eq!(report.lsn, 7);
         assert_eq!(snapshot_of(&load(&*storage)), expected);
+    }
+
+    /// Every key with its value and expiry, sorted.
+    fn state_of(ks: &Keyspace) -> Vec<(usize, Vec<u8>, Value, u64)> {
+        let mut v: Vec<_> = ks
+            .dbs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, db)| {
+                db.iter()
+                    .map(move |e| (i, e.key.to_vec(), e.value.clone(), e.expire_at))
+            })
+            .collect();
+        v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        v
+    }
+
+    fn big_list(n: usize) -> Value {
+        let mut l = crate::value::ListValue::default();
+        l.items
+            .extend((0..n).map(|i| bytes::Bytes::from(format!("item:{i}"))));
+        Value::List(Box::new(l))
+    }
+
+    fn big_zset(n: usize) -> Value {
+        let mut z = crate::zset::ZSet::default();
+        for i in 0..n {
+            z.insert(bytes::Bytes::from(format!("m:{i}")), i as f64);
+        }
+        Value::ZSet(Box::new(z))
+    }
+
+    /// Point in time with every kind of change to keys the walker has not
+    /// reached (overwrite, delete, new key, expiry, in-place changes of big
+    /// collections, flush), with pre-images copied, encoded on the spot
+    /// (tiny copy budget) or both.
+    #[test]
+    fn every_change_path_keeps_the_point_in_time() {
+        for (walk, copy) in [(u64::MAX, u64::MAX), (1, 0), (64 << 10, 16 << 10)] {
+            let disk = SimStorage::new();
+            let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+            let mut ks = Keyspace::new(16);
+            for i in 0..6000 {
+                let exp = if i % 5 == 0 {
+                    4_000_000_000_000 + i as u64
+                } else {
+                    0
+                };
+                ks.dbs[i % 2].insert(format!("k{i}").as_bytes(), Value::str_from(b"before"), exp);
+            }
+            ks.dbs[0].insert(b"biglist", big_list(5000), 0);
+            ks.dbs[1].insert(b"bigzset", big_zset(5000), 0);
+            ks.dbs[3].insert(b"flushed", Value::str_from(b"x"), 0);
+            let expected = state_of(&ks);
+            let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 3, 1)).unwrap();
+            snap.set_budgets(walk, copy);
+            let mut i = 0usize;
+            let mut steps = 0;
+            loop {
+                for _ in 0..30 {
+                    let db = i % 2;
+                    let k = format!("k{}", (i * 7919) % 7000);
+                    match i % 6 {
+                        0 => {
+                            ks.dbs[db].insert(k.as_bytes(), Value::str_from(b"after"), 0);
+                        }
+                        1 => {
+                            ks.dbs[db].remove(k.as_bytes());
+                        }
+                        2 => {
+                            ks.dbs[db].set_expire(k.as_bytes(), 5_000_000_000_000);
+                        }
+                        3 => {
+                            if let Some(e) = ks.dbs[0].get(b"biglist", 0) {
+                                if let Value::List(l) = &mut e.value {
+                                    l.items.pop_front();
+                                    l.items.push_back(bytes::Bytes::from_static(b"new"));
+                                }
+                            }
+                        }
+                        4 => {
+                            if let Some(e) = ks.dbs[1].get(b"bigzset", 0) {
+                                if let Value::ZSet(z) = &mut e.value {
+                                    z.insert(bytes::Bytes::from(format!("m:{i}")), -1.0);
+                                }
+                            }
+                        }
+                        _ => {
+                            // Removed then created again: the new key is
+                            // not the one at the snapshot's start.
+                            ks.dbs[db].remove(k.as_bytes());
+                            ks.dbs[db].insert(k.as_bytes(), Value::str_from(b"again"), 0);
+                        }
+                    }
+                    i += 1;
+                }
+                if steps == 5 {
+                    ks.dbs[3].clear();
+                }
+                steps += 1;
+                if snap.step(&mut ks, 2).unwrap() {
+                    break;
+                }
+                if snap.waiting() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            let report = snap.wait().unwrap();
+            assert_eq!(
+                state_of(&load(&*storage)),
+                expected,
+                "budgets walk {walk} copy {copy}"
+            );
+            if copy == 0 {
+                assert!(report.preimages_encoded > 0 && report.preimages_copied == 0);
+            }
+            if copy == u64::MAX {
+                assert!(report.preimages_copied > 0 && report.preimages_encoded == 0);
+            }
+            assert!(report.peak_pending > 0);
+            // The done sets are gone once every segment is saved.
+            assert!(ks.dbs.iter().all(|d| d.snapshot_overhead() == 0));
+        }
+    }
+
+    /// A write to a key of an unvisited segment hands over that key only:
+    /// the executor's work does not grow with the segment.
+    #[test]
+    fn a_write_copies_one_key_not_its_segment() {
+        let disk = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let mut ks = Keyspace::new(16);
+        for i in 0..200_000 {
+            ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(b"v"), 0);
+        }
+        let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 1, 1)).unwrap();
+        for i in 0..1000 {
+            ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(b"w"), 0);
+        }
+        let copied = snap.feeder.lock().unwrap().preimages_copied;
+        assert_eq!(copied, 1000);
+        assert!(
+            snap.pending_bytes() < 1000 * 200,
+            "{}",
+            snap.pending_bytes()
+        );
+        while !snap.step(&mut ks, 64).unwrap() {}
+        let report = snap.wait().unwrap();
+        assert_eq!(report.keys, 200_000);
     }
 
     #[test]

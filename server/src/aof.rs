@@ -836,6 +836,8 @@ pub fn rewrite_tick(ex: &mut Executor, budget: std::time::Duration) -> bool {
     while started.elapsed() < budget {
         match job.snap.step(&mut ex.ks, 1) {
             Ok(true) => break,
+            // The encoder is behind: nothing to do until it catches up.
+            Ok(false) if job.snap.waiting() => break,
             Ok(false) => {}
             Err(e) => {
                 failed = Some(e.to_string());

@@ -13,6 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// More commands than this between two snapshot ticks means client load.
+const BUSY_COMMANDS: u64 = 16;
+/// How long client load is assumed to last after it was last seen.
+const BUSY_LINGER: Duration = Duration::from_millis(100);
+
 /// Redis waits this long before retrying a failed automatic BGSAVE.
 const BGSAVE_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -42,6 +47,10 @@ pub struct SaveState {
     pub aof_rewrite: Option<crate::aof::RewriteJob>,
     pub aof_rewrite_scheduled: bool,
     pub bgsave_scheduled: bool,
+    /// `total_commands` at the last snapshot tick, and when the ticks last
+    /// saw client load.
+    commands_at_tick: u64,
+    last_busy: Option<Instant>,
 }
 
 impl Default for SaveState {
@@ -62,6 +71,8 @@ impl Default for SaveState {
             aof_rewrite: None,
             aof_rewrite_scheduled: false,
             bgsave_scheduled: false,
+            commands_at_tick: 0,
+            last_busy: None,
         }
     }
 }
@@ -178,6 +189,24 @@ impl Executor {
     /// Advances whichever snapshot runs (BGSAVE or AOF rewrite) and starts
     /// a scheduled one when the other ends. Returns true while one runs.
     pub fn snapshot_tick(&mut self, budget: Duration) -> bool {
+        // Client load makes the snapshot's encoder pace itself; it counts
+        // as load for a while after the last busy tick, so the encoder does
+        // not flip between paced and flat out within one burst of requests.
+        let commands = self.stats.total_commands;
+        if commands.saturating_sub(self.save.commands_at_tick) > BUSY_COMMANDS {
+            self.save.last_busy = Some(Instant::now());
+        }
+        self.save.commands_at_tick = commands;
+        let busy = self
+            .save
+            .last_busy
+            .is_some_and(|t| t.elapsed() < BUSY_LINGER);
+        if let Some(s) = &self.save.bgsave {
+            s.set_busy(busy);
+        }
+        if let Some(j) = &self.save.aof_rewrite {
+            j.snap.set_busy(busy);
+        }
         if self.save.bgsave.is_some() {
             return self.bgsave_tick(budget);
         }
@@ -220,10 +249,7 @@ impl Executor {
         // (SAVE blocks the server anyway).
         crate::aof::finish_rewrite_now(self);
         let mut snap = self.begin_snapshot().map_err(|_| "ERR".to_string())?;
-        let result = (|| {
-            while !snap.step(&mut self.ks, usize::MAX)? {}
-            snap.wait()
-        })();
+        let result = snap.run_to_end(&mut self.ks);
         self.finish_save(result.as_ref().map_err(|e| e.to_string()).cloned(), false)
             .map_err(|_| "ERR".to_string())
     }
@@ -239,6 +265,8 @@ impl Executor {
         while started.elapsed() < budget {
             match snap.step(&mut self.ks, 1) {
                 Ok(true) => break,
+                // The encoder is behind: nothing to do until it catches up.
+                Ok(false) if snap.waiting() => break,
                 Ok(false) => {}
                 Err(e) => {
                     failed = Some(e.to_string());
@@ -277,6 +305,16 @@ impl Executor {
                 self.save.saves += 1;
                 self.save.last_cow = rep.peak_pending;
                 self.save.last_lsn = rep.lsn;
+                tracing::info!(
+                    keys = rep.keys,
+                    bytes = rep.bytes,
+                    kept_alive_peak = rep.peak_pending,
+                    preimages_copied = rep.preimages_copied,
+                    preimages_encoded = rep.preimages_encoded,
+                    longest_executor_us = rep.longest_executor_us,
+                    "snapshot done in {:.3} s",
+                    rep.duration.as_secs_f64()
+                );
                 if background {
                     self.save.last_bgsave_time_sec = rep.duration.as_secs() as i64;
                     tracing::info!("Background saving terminated with success");

@@ -159,23 +159,19 @@ impl<W: Write> RdbWriter<W> {
     pub fn write_entry(&mut self, key: &[u8], value: &Value, expire_ms: u64) -> Result<()> {
         let mut b = std::mem::take(&mut self.scratch);
         b.clear();
-        if expire_ms != 0 {
-            b.push(OP_EXPIRETIME_MS);
-            b.extend_from_slice(&(expire_ms as i64).to_le_bytes());
-        }
-        let type_pos = b.len();
-        b.push(0);
-        put_string(&mut b, key, self.opts.compression);
-        let r = encode_value(&mut b, value, &self.opts).map_err(|e| e.with_key(key));
-        let r = r.and_then(|t| {
-            b[type_pos] = t;
-            self.emit(&b)
-        });
+        let r =
+            encode_entry(&mut b, key, value, expire_ms, &self.opts).and_then(|()| self.emit(&b));
         // Keep the scratch buffer, but not a huge one from a big value.
         if b.capacity() <= 1 << 20 {
             self.scratch = b;
         }
         r
+    }
+
+    /// Writes keys already encoded by [`encode_entry`] with this writer's
+    /// options (a snapshot encodes some keys away from its writer).
+    pub fn write_encoded(&mut self, records: &[u8]) -> Result<()> {
+        self.emit(records)
     }
 
     /// Writes EOF and the checksum, flushes, and returns the inner writer.
@@ -188,6 +184,27 @@ impl<W: Write> RdbWriter<W> {
             .into_inner()
             .map_err(|e| RdbError::encode(ErrorKind::Io(e.into_error())))
     }
+}
+
+/// Appends one key's record (expiry, type, key, value) to `b`, as
+/// [`RdbWriter::write_entry`] writes it. `expire_ms` 0 = no expiry.
+pub fn encode_entry(
+    b: &mut Vec<u8>,
+    key: &[u8],
+    value: &Value,
+    expire_ms: u64,
+    opts: &SaveOptions,
+) -> Result<()> {
+    if expire_ms != 0 {
+        b.push(OP_EXPIRETIME_MS);
+        b.extend_from_slice(&(expire_ms as i64).to_le_bytes());
+    }
+    let type_pos = b.len();
+    b.push(0);
+    put_string(b, key, opts.compression);
+    let t = encode_value(b, value, opts).map_err(|e| e.with_key(key))?;
+    b[type_pos] = t;
+    Ok(())
 }
 
 /// Writes a whole keyspace: every non-empty db, every key (expired keys
