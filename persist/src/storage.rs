@@ -79,7 +79,20 @@ impl StorageFile for RealFile {
 
 impl Storage for FileStorage {
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        Ok(Box::new(RealFile(fs::File::create(path)?)))
+        // Append mode, as the simulated disk behaves: every write lands at
+        // the end of the file, so after a short write is cut off with
+        // `truncate` the next write continues where the file now ends
+        // instead of at the old offset (which would leave a hole of zeros
+        // in the middle of an AOF).
+        // (std refuses `append` with `truncate`, hence the raw flag.)
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .custom_flags(libc::O_APPEND)
+            .open(path)?;
+        Ok(Box::new(RealFile(f)))
     }
 
     fn append(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
@@ -512,6 +525,26 @@ mod tests {
         if sync {
             f.sync().unwrap();
         }
+    }
+
+    /// After a short write is cut off, the next write must continue at the
+    /// new end of the file (a created file writes in append mode), as on
+    /// the simulated disk: otherwise the AOF gets a hole of zeros.
+    #[test]
+    fn created_file_writes_at_the_end_after_truncate() {
+        let dir = std::env::temp_dir().join(format!("redoubt-storage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        for s in [&FileStorage as &dyn Storage, &SimStorage::new()] {
+            s.create_dir_all(&dir).unwrap();
+            let mut f = s.create(&p).unwrap();
+            f.write_all(b"good;half-writ").unwrap();
+            s.truncate(&p, 5).unwrap();
+            f.write_all(b"next;").unwrap();
+            f.sync().unwrap();
+            assert_eq!(s.read_all(&p).unwrap(), b"good;next;");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
