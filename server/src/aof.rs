@@ -646,6 +646,7 @@ pub struct RewriteJob {
 }
 
 /// What BGREWRITEAOF answers.
+#[derive(Debug, PartialEq)]
 pub enum RewriteStart {
     Started,
     /// A BGSAVE is running: the rewrite starts when it ends.
@@ -1079,15 +1080,15 @@ pub fn cron(ex: &mut Executor) {
         ex.config.auto_aof_rewrite_percentage,
         ex.config.auto_aof_rewrite_min_size,
     );
-    if ex.save.aof_rewrite.is_some() || ex.save.bgsave.is_some() {
-        return;
-    }
+    let busy = ex.save.aof_rewrite.is_some() || ex.save.bgsave.is_some();
     let Some(a) = get(ex) else { return };
     a.flush_now();
     // An inline writer's periodic work: retry a postponed or failed write,
-    // start the once-a-second fsync.
+    // start the once-a-second fsync. This must go on during a BGSAVE or a
+    // rewrite: a postponed write with every client waiting on it is retried
+    // only from here, and everysec owes its fsync whatever else runs.
     a.tick();
-    if !a.enabled() || pct == 0 || a.rewrite.consecutive_failures >= 3 {
+    if busy || !a.enabled() || pct == 0 || a.rewrite.consecutive_failures >= 3 {
         return;
     }
     let (cur, base) = a.sizes();
@@ -1255,6 +1256,40 @@ mod tests {
         assert!(ex2.ks.dbs[0].peek(b"a").is_some());
         assert!(ex2.ks.dbs[0].peek(b"b").is_none());
         assert!(ex2.ks.dbs[0].peek(b"c").is_some());
+    }
+
+    /// The cron retries a failed (or postponed) write while a rewrite runs:
+    /// with every client waiting for its reply, nothing else would, and the
+    /// server would stall until the rewrite ended.
+    #[test]
+    fn cron_retries_a_failed_write_while_a_rewrite_runs() {
+        let s = SimStorage::new();
+        let c = cfg(AppendFsync::EverySec);
+        let mut ex = exec(&c, &s);
+        let mut cl = pseudo_client();
+        for i in 0..50 {
+            run(&mut ex, &mut cl, &["SET", &format!("k{i}"), "v"]);
+        }
+        ex.durability.flush();
+        assert_eq!(start_rewrite(&mut ex), Ok(RewriteStart::Started));
+        // The rewrite's walker is not driven here, so its threads have
+        // nothing to write: the next disk operation is the AOF's.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        s.inject(0, Fault::NoSpace);
+        run(&mut ex, &mut cl, &["SET", "a", "1"]);
+        ex.durability.flush();
+        let wm = ex.durability.watermark().unwrap();
+        assert!(
+            *wm.borrow() < ex.lsn,
+            "a write that failed was acknowledged"
+        );
+        assert!(ex.save.aof_rewrite.is_some());
+        cron(&mut ex);
+        assert_eq!(
+            *wm.borrow(),
+            ex.lsn,
+            "the cron left the failed write for after the rewrite"
+        );
     }
 
     #[test]
