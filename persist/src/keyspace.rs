@@ -165,10 +165,9 @@ impl Db {
         let seg = Self::seg_of(h);
         // The caller may change the entry: a snapshot that has not reached
         // this segment takes the key's point-in-time state first. Doing so
-        // before the lookup (a missing key is merely marked done, which is
-        // right: it did not exist at the snapshot's start either) leaves the
-        // hit path with a single probe.
-        self.before_write_key(seg, h, key);
+        // before the lookup leaves the hit path with a single probe when no
+        // snapshot is pending.
+        self.before_write_key(seg, h, key, false);
         let clock = self.lru_clock;
         let segment = &mut self.segments[seg];
         let found = segment.table.find_entry(h, |e| e.key() == key).ok()?;
@@ -243,7 +242,7 @@ impl Db {
         expire_at: u64,
     ) -> Option<Removed> {
         let seg = Self::seg_of(h);
-        self.before_write_key(seg, h, key);
+        self.before_write_key(seg, h, key, true);
         let hasher = &self.hasher;
         let segment = &mut self.segments[seg];
         let new_volatile = u32::from(expire_at != 0);
@@ -292,7 +291,7 @@ impl Db {
     }
 
     fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Removed> {
-        self.before_write_key(Self::seg_of(h), h, key);
+        self.before_write_key(Self::seg_of(h), h, key, false);
         let segment = &mut self.segments[Self::seg_of(h)];
         let found = segment.table.find_entry(h, |e| e.key() == key).ok()?;
         let (entry, _) = found.remove();
@@ -309,7 +308,7 @@ impl Db {
     /// the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
         let h = self.hash(key);
-        self.before_write_key(Self::seg_of(h), h, key);
+        self.before_write_key(Self::seg_of(h), h, key, false);
         let segment = &mut self.segments[Self::seg_of(h)];
         let Some(e) = segment.table.find_mut(h, |e| e.key() == key) else {
             return false;
@@ -429,21 +428,29 @@ impl Db {
     /// hash. The work is one lookup and one copy of the entry, whatever the
     /// segment's size.
     #[inline]
-    fn before_write_key(&mut self, seg: usize, h: u64, key: &[u8]) {
+    /// Hands a key's point-in-time state to a running snapshot that has not
+    /// reached its segment. `absent_too`: also mark a missing key done (a
+    /// write about to create it); a lookup that finds nothing creates
+    /// nothing, so it need not (and reads of missing keys do not grow the
+    /// done sets).
+    fn before_write_key(&mut self, seg: usize, h: u64, key: &[u8], absent_too: bool) {
         if let Some(hook) = &self.snap {
             if self.segments[seg].saved_epoch < hook.epoch {
-                self.save_key(seg, h, key);
+                self.save_key(seg, h, key, absent_too);
             }
         }
     }
 
     #[cold]
-    fn save_key(&mut self, seg: usize, h: u64, key: &[u8]) {
+    fn save_key(&mut self, seg: usize, h: u64, key: &[u8], absent_too: bool) {
         let Some(hook) = self.snap.clone() else {
             return;
         };
         let hasher = &self.hasher;
         let segment = &mut self.segments[seg];
+        if !absent_too && segment.table.find(h, |e| e.key() == key).is_none() {
+            return;
+        }
         let done = segment.done.get_or_insert_with(Default::default);
         match done.entry(h, |k| **k == *key, |k| hasher.hash_one(&**k)) {
             TableEntry::Occupied(_) => return,

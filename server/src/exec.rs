@@ -378,8 +378,7 @@ impl Executor {
             self.exec_log.push((db, args));
             return;
         }
-        self.lsn += 1;
-        self.durability.append(self.lsn, db, &args);
+        self.log_args(db, &args);
     }
 
     /// [`Executor::log`] for a command logged as it ran: the arguments are

@@ -693,21 +693,18 @@ fn full_disk_mid_rewrite(env: &mut Env, t: &mut Tally) -> Result<(), String> {
         format!("base only {base_size} bytes")
     })?;
     let log = env.log("diskfull");
-    let mut s = match &disk {
+    // The disk is full by a filler file on the tmpfs, or by a file-size
+    // limit on the server process.
+    let limits = match &disk {
         Disk::Tmpfs { mnt, filler } => {
             let fill = free_bytes(mnt).saturating_sub(room);
             std::fs::write(filler, vec![0x5a; fill as usize])
                 .map_err(|e| format!("filler: {e}"))?;
-            DirServer::spawn(&env.bin, &dir, &log, &args, ChildLimits::default())
+            ChildLimits::default()
         }
-        Disk::Rlimit => DirServer::spawn(
-            &env.bin,
-            &dir,
-            &log,
-            &args,
-            ChildLimits { fsize: Some(room) },
-        ),
+        Disk::Rlimit => ChildLimits { fsize: Some(room) },
     };
+    let mut s = DirServer::spawn(&env.bin, &dir, &log, &args, limits);
     s.wait_ready(Duration::from_secs(30))?;
     let load = WriteLoad::start(s.port, 2, "f-");
     std::thread::sleep(Duration::from_millis(200));
@@ -748,16 +745,7 @@ fn full_disk_mid_rewrite(env: &mut Env, t: &mut Tally) -> Result<(), String> {
     // The directory as the failure left it loads to a complete state.
     s.kill9();
     let acked = load.stop();
-    let mut s = match &disk {
-        Disk::Tmpfs { .. } => DirServer::spawn(&env.bin, &dir, &log, &args, ChildLimits::default()),
-        Disk::Rlimit => DirServer::spawn(
-            &env.bin,
-            &dir,
-            &log,
-            &args,
-            ChildLimits { fsize: Some(room) },
-        ),
-    };
+    let mut s = DirServer::spawn(&env.bin, &dir, &log, &args, limits);
     s.wait_ready(Duration::from_secs(30))?;
     let mut c = s.conn();
     // Writes in flight at the kill may be there too: count what came back.
