@@ -146,6 +146,10 @@ pub struct Aof {
     /// `flush` then only wakes it, so one write covers every connection
     /// served in the same turn of the loop.
     flusher: Option<Arc<Notify>>,
+    /// Wakes the flusher task; also rung from the fsync thread when a
+    /// background fsync ends, so a write held back behind it goes out then
+    /// (every client waits on it, so no new command would trigger it).
+    kick: Arc<Notify>,
     /// Set between CONFIG SET appendonly yes and the end of its first
     /// rewrite (Redis's AOF_WAIT_REWRITE): the manifest to commit with the
     /// new base. It lists the incr the writer appends to meanwhile, a file
@@ -177,6 +181,7 @@ impl Aof {
             older_incrs_size: 0,
             env: WriterEnv::default(),
             flusher: None,
+            kick: Arc::new(Notify::new()),
             base_pending: None,
         }
     }
@@ -233,6 +238,9 @@ impl Aof {
                 FsyncMode::Background
             },
         });
+        let mut core = core;
+        let kick = self.kick.clone();
+        core.on_fsync_done(Arc::new(move || kick.notify_one()));
         let h = self.wrap(core, p)?;
         // Everything before `start_lsn` is either in the files already or
         // was never logged: replies waiting on it must not wait for the
@@ -343,6 +351,10 @@ impl Aof {
             Some(w) => {
                 if !self.buf.is_empty() {
                     w.write_batch(&mut self.buf, self.buf_lsn);
+                } else if w.is_inline() && w.stats.buffer_len.load(Ordering::Acquire) > 0 {
+                    // A write held back behind a stuck fsync (or failed):
+                    // retry it now rather than at the next cron tick.
+                    w.tick();
                 }
             }
             None => {
@@ -1138,12 +1150,12 @@ fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 /// of them. Call inside the server's `LocalSet`; without it (tests that
 /// drive an executor by hand) `flush` writes on the spot.
 pub fn spawn_flusher(ex: &Rc<RefCell<Executor>>) {
-    let notify = Arc::new(Notify::new());
-    {
+    let notify = {
         let mut e = ex.borrow_mut();
         let Some(a) = get(&mut e) else { return };
-        a.flusher = Some(notify.clone());
-    }
+        a.flusher = Some(a.kick.clone());
+        a.kick.clone()
+    };
     let ex = ex.clone();
     tokio::task::spawn_local(async move {
         loop {

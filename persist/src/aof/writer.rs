@@ -9,9 +9,14 @@
 //!   fsync covers every record received so far, however many clients sent
 //!   them.
 //! * `everysec`: publish the written LSN; an fsync runs in the background
-//!   at most once a second. Like Redis, if that fsync is still running when
-//!   the next write is due, the write is postponed, for up to 2 seconds;
-//!   after that it proceeds and `aof_delayed_fsync` is counted.
+//!   at most once a second. Writes go on while it runs: replies wait for
+//!   the write, so holding a write back behind an ordinary fsync would stall
+//!   every client for the fsync's duration, while write() itself does not
+//!   wait for an fsync of the same file. Only once an fsync has run for
+//!   longer than the everysec period (the disk is behind) are writes held
+//!   back, as Redis holds them, for up to 2 seconds; after that they proceed
+//!   and `aof_delayed_fsync` is counted. Holding back keeps the data
+//!   acknowledged but not yet synced near the 2 seconds everysec promises.
 //! * `no`: publish the written LSN, never fsync (except on rotate/stop).
 //!
 //! Errors follow Redis: under `always` a failed write or fsync is fatal (the
@@ -191,6 +196,8 @@ pub struct WriterCore {
     fsyncer: Fsyncer,
     /// Last LSN a (background) fsync was started for.
     fsync_target: u64,
+    /// Run when a background fsync ends, shared with the fsync thread.
+    fsync_done: Arc<Mutex<Option<FsyncDone>>>,
 }
 
 pub struct WriterParts {
@@ -211,6 +218,7 @@ pub struct WriterParts {
 impl WriterCore {
     pub fn new(p: WriterParts) -> WriterCore {
         let stats = Arc::new(WriterStats::default());
+        let fsync_done: Arc<Mutex<Option<FsyncDone>>> = Arc::default();
         stats.written_lsn.store(p.start_lsn, Ordering::Release);
         stats.synced_lsn.store(p.start_lsn, Ordering::Release);
         stats.file_size.store(p.size, Ordering::Release);
@@ -220,16 +228,26 @@ impl WriterCore {
             FsyncMode::Background => {
                 let (tx, rx) = mpsc::channel::<(SyncHandle, u64)>();
                 let st = stats.clone();
+                let done = fsync_done.clone();
                 let spawned =
                     std::thread::Builder::new()
                         .name("aof-fsync".into())
                         .spawn(move || {
                             for (h, lsn) in rx {
+                                let t = std::time::Instant::now();
                                 let r = h
                                     .lock()
                                     .map_err(|_| io::Error::other("poisoned"))
                                     .and_then(|mut f| f.sync());
+                                tracing::debug!(
+                                    fsync_ms = t.elapsed().as_secs_f64() * 1e3,
+                                    "background AOF fsync"
+                                );
                                 finish_fsync(&st, lsn, r);
+                                let hook = done.lock().ok().and_then(|g| g.clone());
+                                if let Some(f) = hook {
+                                    f();
+                                }
                             }
                         });
                 match spawned {
@@ -260,6 +278,7 @@ impl WriterCore {
             on_fatal: p.on_fatal,
             fsyncer,
             fsync_target: p.start_lsn,
+            fsync_done,
         };
         w.open_sync_handle();
         w
@@ -280,6 +299,22 @@ impl WriterCore {
 
     pub fn policy(&self) -> Policy {
         self.policy
+    }
+
+    /// Sets what runs (on the fsync thread) when a background fsync ends:
+    /// a write held back behind a stuck fsync is retried then, instead of
+    /// at the next periodic tick, with every waiting client stalled until
+    /// it happens.
+    pub fn on_fsync_done(&mut self, f: FsyncDone) {
+        if let Ok(mut g) = self.fsync_done.lock() {
+            *g = Some(f);
+        }
+    }
+
+    /// Whether unwritten records wait in the buffer (a write held back or
+    /// failed).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     pub fn written_lsn(&self) -> u64 {
@@ -325,6 +360,15 @@ impl WriterCore {
         }
     }
 
+    /// A background fsync has been running for longer than
+    /// [`STUCK_FSYNC_MS`].
+    fn fsync_stuck(&self, now: u64) -> bool {
+        self.fsync_busy()
+            && self
+                .last_fsync_ms
+                .is_none_or(|t| now.saturating_sub(t) >= STUCK_FSYNC_MS)
+    }
+
     fn fsync_busy(&self) -> bool {
         match &self.fsyncer {
             Fsyncer::Manual { job } => job.is_some(),
@@ -340,8 +384,9 @@ impl WriterCore {
             return false;
         }
         if !self.pending.is_empty() {
-            if self.policy == Policy::EverySec && !force && self.fsync_busy() {
-                let now = self.clock.now_ms();
+            let now = self.clock.now_ms();
+            let hold = self.policy == Policy::EverySec && !force && self.fsync_stuck(now);
+            if hold {
                 match self.postponed_since {
                     None => {
                         self.postponed_since = Some(now);
@@ -354,9 +399,20 @@ impl WriterCore {
                     }
                 }
             }
-            self.postponed_since = None;
+            if let Some(t) = self.postponed_since.take() {
+                tracing::debug!(
+                    postponed_ms = self.clock.now_ms().saturating_sub(t),
+                    bytes = self.pending.len(),
+                    "AOF write postponed behind a running fsync"
+                );
+            }
+            let t = std::time::Instant::now();
             if !self.write_pending() {
                 return false;
+            }
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if ms >= 5.0 {
+                tracing::debug!(write_ms = ms, "slow AOF write()");
             }
         }
         match self.policy {
@@ -602,6 +658,13 @@ pub struct WriterHandle {
 
 /// How often the thread wakes without messages (retries, everysec fsync).
 const TICK: Duration = Duration::from_millis(100);
+
+/// How long a background fsync may run before everysec writes are held
+/// back behind it: the everysec period, after which the disk is behind.
+pub const STUCK_FSYNC_MS: u64 = 1000;
+
+/// Called on the fsync thread when a background fsync ends.
+pub type FsyncDone = Arc<dyn Fn() + Send + Sync>;
 
 impl WriterHandle {
     pub fn spawn(core: WriterCore) -> io::Result<WriterHandle> {
@@ -885,16 +948,40 @@ mod tests {
         assert!(w.flush(false));
         w.tick(); // starts the (stuck) fsync
         assert!(w.fsync_busy());
+        // An fsync that has just started holds nothing back: replies wait
+        // for the write, and write() does not wait for the fsync.
         w.push(&rec(2), 2);
+        assert!(w.flush(false));
+        assert_eq!(wm.load(Ordering::SeqCst), 2);
+        // Past the everysec period the disk is behind: writes are held back.
+        clock.advance(STUCK_FSYNC_MS);
+        w.push(&rec(3), 3);
         assert!(!w.flush(false));
         clock.advance(1500);
         assert!(!w.flush(false));
-        assert_eq!(wm.load(Ordering::SeqCst), 1);
+        assert_eq!(wm.load(Ordering::SeqCst), 2);
         clock.advance(600);
         assert!(w.flush(false));
-        assert_eq!(wm.load(Ordering::SeqCst), 2);
+        assert_eq!(wm.load(Ordering::SeqCst), 3);
         assert_eq!(w.stats.delayed_fsync.load(Ordering::SeqCst), 1);
         w.complete_fsync();
+        assert_eq!(w.stats.synced_lsn.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_held_back_write_is_retried_when_the_fsync_ends() {
+        let s = SimStorage::new();
+        let clock = Arc::new(ManualClock::default());
+        let (mut w, _wm) = core(&s, Policy::EverySec, clock, FsyncMode::Background);
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        w.on_fsync_done(Arc::new(move || {
+            let _ = tx.lock().map(|t| t.send(()));
+        }));
+        w.push(&rec(1), 1);
+        assert!(w.flush(false));
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the end of the background fsync was not signalled");
         assert_eq!(w.stats.synced_lsn.load(Ordering::SeqCst), 1);
     }
 
