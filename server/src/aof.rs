@@ -450,6 +450,8 @@ struct ExecReplay<'a> {
     /// The last command looked up: consecutive records mostly repeat it,
     /// and comparing the name beats hashing it.
     last: Option<(Vec<u8>, usize)>,
+    /// One clock for the whole replay, advanced command by command.
+    clock: crate::exec::BatchClock,
 }
 
 impl ExecReplay<'_> {
@@ -482,7 +484,8 @@ impl ExecReplay<'_> {
             && self.client.multi.is_none()
             && crate::exec::check_subcommand(spec.name, &args).is_none();
         if direct {
-            self.ex.call(&mut self.client, idx, &args);
+            self.ex
+                .call_at(&mut self.client, idx, &args, &mut self.clock);
         } else {
             self.ex.execute(&mut self.client, &args);
         }
@@ -501,6 +504,23 @@ impl Replay for ExecReplay<'_> {
             self.run(c)?;
         }
         self.run(vec![b"EXEC".to_vec()])
+    }
+
+    /// Pre-sizes the current database, so loading does not rehash every
+    /// segment at each doubling. Into a database that was empty when the
+    /// file began (a RESP base holds about one key per command) the
+    /// estimate is taken whole; into one that holds keys already (incrs,
+    /// which may only overwrite) it is capped at the keys there, at most
+    /// what growing by doubling would reserve anyway.
+    fn size_hint(&mut self, more: u64) {
+        let db = &mut self.ex.ks.dbs[self.client.db];
+        let len = db.len() as u64;
+        let more = if len <= loader::HINT_AFTER {
+            more
+        } else {
+            more.min(len)
+        };
+        db.reserve(usize::try_from(more).unwrap_or(usize::MAX));
     }
 }
 
@@ -532,6 +552,7 @@ pub fn load_into(
             ex: &mut *ex,
             client: pseudo_client(),
             last: None,
+            clock: crate::exec::BatchClock::now(),
         });
         let mut replay = CellReplay(&cell);
         match h.rdb_loader {
@@ -559,6 +580,10 @@ impl Replay for CellReplay<'_, '_> {
 
     fn transaction(&mut self, cmds: Vec<Vec<Vec<u8>>>) -> Result<(), String> {
         self.0.borrow_mut().transaction(cmds)
+    }
+
+    fn size_hint(&mut self, more: u64) {
+        self.0.borrow_mut().size_hint(more)
     }
 }
 

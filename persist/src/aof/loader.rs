@@ -17,7 +17,14 @@ pub trait Replay {
     fn command(&mut self, args: Vec<Vec<u8>>) -> Result<(), String>;
     /// A complete MULTI ... EXEC block (without the MULTI and EXEC).
     fn transaction(&mut self, cmds: Vec<Vec<Vec<u8>>>) -> Result<(), String>;
+    /// About how many more commands the current file holds, estimated
+    /// once per file from the first [`HINT_AFTER`] commands: lets the
+    /// replay pre-size its tables instead of growing them step by step.
+    fn size_hint(&mut self, _more_commands: u64) {}
 }
+
+/// Commands read from a file before its [`Replay::size_hint`] is given.
+pub const HINT_AFTER: u64 = 256;
 
 /// Loads an RDB image from the reader and returns the image's length
 /// (through its trailing checksum). A buffering decoder may read past the
@@ -210,7 +217,15 @@ fn read_commands<R: Read>(
     replay: &mut dyn Replay,
     mut rep: FileReport,
 ) -> Result<FileReport, LoadError> {
+    let first = r.offset();
+    let mut hinted = false;
     loop {
+        if !hinted && rep.commands >= HINT_AFTER {
+            hinted = true;
+            let read = r.offset().saturating_sub(first).max(1);
+            let left = rep.size.saturating_sub(r.offset());
+            replay.size_hint(left.saturating_mul(rep.commands) / read);
+        }
         let unit = match r.next_unit() {
             Ok(Some((u, at, _))) => (u, at),
             Ok(None) => break,
@@ -389,6 +404,40 @@ mod tests {
     const OPTS: LoadOptions = LoadOptions {
         load_truncated: true,
     };
+
+    #[test]
+    fn each_file_gives_one_size_hint_near_its_command_count() {
+        #[derive(Default)]
+        struct Hints {
+            commands: u64,
+            hints: Vec<u64>,
+        }
+        impl Replay for Hints {
+            fn command(&mut self, _args: Vec<Vec<u8>>) -> Result<(), String> {
+                self.commands += 1;
+                Ok(())
+            }
+            fn transaction(&mut self, _cmds: Vec<Vec<Vec<u8>>>) -> Result<(), String> {
+                Ok(())
+            }
+            fn size_hint(&mut self, more: u64) {
+                self.hints.push(more);
+            }
+        }
+        let set = |n: usize| -> Vec<u8> {
+            let mut v = Vec::new();
+            for i in 0..n {
+                encode_command(&mut v, &["SET", &format!("key:{i:08}"), "value"]);
+            }
+            v
+        };
+        // A base of 2000 commands, an incr too short to be hinted.
+        let (_s, d, m) = setup(&set(2000), &set(100));
+        let mut h = Hints::default();
+        load_dir(&d, &m, OPTS, None, &mut h).unwrap();
+        assert_eq!(h.commands, 2100);
+        assert_eq!(h.hints, vec![2000 - HINT_AFTER]);
+    }
 
     #[test]
     fn loads_base_then_incr_and_truncates_torn_tail() {
