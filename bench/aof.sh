@@ -4,21 +4,34 @@
 #   1. redis-benchmark SET -c 50 at -P 1 and -P 16, with appendonly no and
 #      under appendfsync everysec and always (server pinned to one core,
 #      client to another); Redoubt with AOF off is the reference for the
-#      ">= 90% of off" target;
-#   2. start-up load time of $LOAD_KEYS keys from a multi-part AOF, with a
+#      ">= 90% of off" target. Each configuration runs $ROUNDS times, the
+#      two servers alternating (which one goes first alternates too); the
+#      table gives medians and the spread of requests/s. With perf, the
+#      server's CPU time (task-clock) and its fdatasync calls are counted
+#      over each run's fixed request count: steadier than requests/s on a
+#      shared machine, and the fsyncs per request show the group commit;
+#   2. write stalls under everysec without a rewrite: $STALL_KEYS keys of
+#      256 bytes (DEBUG POPULATE) overwritten by SET -P 16 -c 50 while
+#      bench/stall_probe.py sends one SET per ms on its own connection and
+#      times each reply (automatic rewrites off, so the write path alone);
+#   3. start-up load time of $LOAD_KEYS keys from a multi-part AOF, with a
 #      plain RESP base and with an RDB-preamble base (made by Redis's own
 #      BGREWRITEAOF), each followed by an incr file of $INCR_KEYS SETs (the
 #      same files for both servers; best of $LOAD_RUNS).
 # Results go to BENCHMARKS.md between the aof.sh markers.
 #
-#   N1=50000 N16=300000 LOAD_KEYS=2000000 INCR_KEYS=200000 LOAD_RUNS=2 bench/aof.sh
+#   N1=200000 N16=1000000 ROUNDS=3 STALL_KEYS=2000000 STALL_REQUESTS=3000000 \
+#     LOAD_KEYS=2000000 INCR_KEYS=200000 LOAD_RUNS=3 bench/aof.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N1=${N1:-50000}
-N16=${N16:-300000}
+N1=${N1:-200000}
+N16=${N16:-1000000}
+ROUNDS=${ROUNDS:-3}
+STALL_KEYS=${STALL_KEYS:-2000000}
+STALL_REQUESTS=${STALL_REQUESTS:-3000000}
 LOAD_KEYS=${LOAD_KEYS:-2000000}
 INCR_KEYS=${INCR_KEYS:-200000}
-LOAD_RUNS=${LOAD_RUNS:-2}
+LOAD_RUNS=${LOAD_RUNS:-3}
 SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
 OUT=${OUT:-BENCHMARKS.md}
@@ -53,23 +66,86 @@ setload() {
     awk -F'"' '/^"SET"/ {print $4, $10, $14}'
 }
 
+# perf counts the server's CPU time and fdatasync calls when it can.
+PERF=0
+if command -v perf >/dev/null && perf stat -e task-clock,syscalls:sys_enter_fdatasync -o /dev/null true 2>/dev/null; then
+  PERF=1
+fi
+perf_start() { # pid out
+  [ "$PERF" = 1 ] || return 0
+  perf stat -x, -e task-clock,syscalls:sys_enter_fdatasync -p "$1" -o "$2" 2>/dev/null &
+  echo $! >"$2.pid"
+  sleep 0.2
+}
+# "cpu_us_per_request fdatasyncs_per_1000_requests" (or "- -").
+perf_end() { # out requests
+  [ "$PERF" = 1 ] || { echo "- -"; return 0; }
+  local pp; pp=$(cat "$1.pid")
+  kill -INT "$pp" 2>/dev/null || true
+  while kill -0 "$pp" 2>/dev/null; do sleep 0.05; done
+  awk -F, -v n="$2" '/task-clock/ {c=$1} /fdatasync/ {f=$1} END {printf "%.2f %.1f\n", c*1000/n, f*1000/n}' "$1"
+}
+
+# One configuration, one server: "rps p50 p99 cpu_us fsyncs_per_1000".
+setrun() { # name mode p
+  local name=$1 mode=$2 p=$3 dir port pid n r c
+  dir=$WORK/$name-$mode-$p; rm -rf "$dir"; mkdir -p "$dir"; port=$(free_port)
+  if [ "$mode" = off ]; then
+    pid=$(start "$name" "$dir" "$port" --appendonly no)
+  else
+    pid=$(start "$name" "$dir" "$port" --appendonly yes --appendfsync "$mode" --aof-use-rdb-preamble no)
+  fi
+  wait_up "$port"
+  n=$N1; [ "$p" = 16 ] && n=$N16
+  perf_start "$pid" "$dir/perf"
+  r=$(setload "$port" "$p" "$n")
+  c=$(perf_end "$dir/perf" "$n")
+  stop "$port" "$pid"
+  echo "$r $c"
+}
+
+# R[name-mode-p] holds one "rps p50 p99 cpu fsyncs" line per round.
 declare -A R
-for mode in off everysec always; do
-  for name in redoubt redis; do
+for round in $(seq "$ROUNDS"); do
+  order="redoubt redis"; [ $((round % 2)) = 0 ] && order="redis redoubt"
+  for mode in off everysec always; do
     for p in 1 16; do
-      dir=$WORK/$name-$mode-$p; mkdir -p "$dir"; port=$(free_port)
-      if [ "$mode" = off ]; then
-        pid=$(start "$name" "$dir" "$port" --appendonly no)
-      else
-        pid=$(start "$name" "$dir" "$port" --appendonly yes --appendfsync "$mode" --aof-use-rdb-preamble no)
-      fi
-      wait_up "$port"
-      n=$N1; [ "$p" = 16 ] && n=$N16
-      R[$name-$mode-$p]=$(setload "$port" "$p" "$n")
-      echo "$name $mode -P $p: ${R[$name-$mode-$p]}" >&2
-      stop "$port" "$pid"
+      for name in $order; do
+        line=$(setrun "$name" "$mode" "$p")
+        R[$name-$mode-$p]+="$line"$'\n'
+        echo "round $round: $name $mode -P $p: $line" >&2
+      done
     done
   done
+done
+
+# "median min max" of column $2 (1-based) of R[$1].
+stats3() {
+  printf '%s' "${R[$1]}" | awk -v c="$2" 'NF {print $c}' | sort -g |
+    awk '{v[NR]=$1} END {if (NR == 0 || v[1] == "-") {print "- - -"; exit}
+      m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; print m, v[1], v[NR]}'
+}
+med() { local a; a=($(stats3 "$1" "$2")); echo "${a[0]}"; }
+
+# Write stalls under everysec without a rewrite.
+STALL_PROBE=$PWD/bench/stall_probe.py
+declare -A S
+for name in redoubt redis; do
+  dir=$WORK/stall-$name; mkdir -p "$dir"; port=$(free_port)
+  pid=$(start "$name" "$dir" "$port" --appendonly yes --appendfsync everysec \
+    --auto-aof-rewrite-percentage 0 --enable-debug-command yes)
+  wait_up "$port"
+  redis-cli -p "$port" debug populate "$STALL_KEYS" key 256 >/dev/null
+  taskset -c "$CLIENT_CORE" python3 "$STALL_PROBE" "$port" >"$dir/probe" &
+  probe=$!
+  load=$(taskset -c "$CLIENT_CORE" redis-benchmark -p "$port" -t set -r "$STALL_KEYS" -d 256 -c 50 -P 16 \
+    -n "$STALL_REQUESTS" --csv 2>/dev/null | awk -F'"' '/^"SET"/ {print $4, $14}')
+  kill -TERM "$probe"; wait "$probe" || true
+  read -r longest _ p99 _ <"$dir/probe"
+  delayed=$(redis-cli -p "$port" info persistence | tr -d '\r' | awk -F: '$1=="aof_delayed_fsync" {print $2}')
+  S[$name]="$load $longest $p99 $delayed"
+  echo "stall $name: rps p99 / probe longest p99 / delayed: ${S[$name]}" >&2
+  stop "$port" "$pid"
 done
 
 # The load sets: a RESP base of LOAD_KEYS - INCR_KEYS keys, and the same
@@ -133,12 +209,19 @@ for set in resp rdb; do
   done
 done
 
+spread() { local a; a=($(stats3 "$1" 1)); printf '%.0f (%.0f-%.0f)' "${a[0]}" "${a[1]}" "${a[2]}"; }
 row() { # label key
-  local a=(${R[redoubt-$2]}) b=(${R[redis-$2]})
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "${a[0]}" "${b[0]}" "${a[1]}" "${b[1]}" "${a[2]}" "${b[2]}"
+  printf '| %s | %s | %s | %s / %s | %s / %s | %s / %s | %s / %s |\n' "$1" \
+    "$(spread "redoubt-$2")" "$(spread "redis-$2")" \
+    "$(med "redoubt-$2" 2)" "$(med "redis-$2" 2)" "$(med "redoubt-$2" 3)" "$(med "redis-$2" 3)" \
+    "$(med "redoubt-$2" 4)" "$(med "redis-$2" 4)" "$(med "redoubt-$2" 5)" "$(med "redis-$2" 5)"
 }
-ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-rps() { local a=(${R[$1]}); echo "${a[0]}"; }
+ratio() { python3 -c "b = $2; print(f'{$1 / b:.2f}' if b else '-')"; }
+rps() { med "$1" 1; }
+stallrow() { # label field
+  local a=(${S[redoubt]}) b=(${S[redis]})
+  printf '| %s | %s | %s | %s |\n' "$1" "${a[$2]}" "${b[$2]}" "$(ratio "${a[$2]}" "${b[$2]}")"
+}
 loadrow() { # label set bytes
   local a=${L[redoubt-$2]} b=${L[redis-$2]}
   printf '| %s | %s | %s s | %s s | %s | %s | %sx |\n' "$1" "$3" "$a" "$b" \
@@ -150,9 +233,10 @@ loadrow() { # label set bytes
   echo
   echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), server on core $SERVER_CORE, redis-benchmark on core $CLIENT_CORE;"
   echo "Redoubt $(git rev-parse --short HEAD) vs $(redis-server --version | awk '{print $3}' | tr -d v=). SET, 64-byte values, 100k random keys, 50 clients;"
-  echo "-P 1: $N1 requests, -P 16: $N16 requests. Both servers acknowledge a write only after write() (everysec) or fdatasync (always)."
+  echo "-P 1: $N1 requests, -P 16: $N16 requests, each configuration $ROUNDS times with the servers alternating: medians, requests/s with (min-max)."
+  echo "Both servers acknowledge a write only after write() (everysec) or fdatasync (always). CPU: the server's task-clock per request; fsyncs: fdatasync calls per 1000 requests (perf)."
   echo
-  echo "| appendfsync, pipeline | Redoubt rps | Redis rps | Redoubt p50 ms | Redis p50 ms | Redoubt p99 ms | Redis p99 ms |"
+  echo "| appendfsync, pipeline | Redoubt rps | Redis rps | p50 ms Redoubt / Redis | p99 ms Redoubt / Redis | CPU us/req Redoubt / Redis | fsyncs/1000 req Redoubt / Redis |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
   row "AOF off, -P 1" off-1
   row "AOF off, -P 16" off-16
@@ -164,6 +248,17 @@ loadrow() { # label set bytes
   for p in 1 16; do
     echo "-P $p: everysec $(ratio "$(rps redoubt-everysec-$p)" "$(rps redis-everysec-$p)")x Redis and $(ratio "$(rps redoubt-everysec-$p)" "$(rps redoubt-off-$p)")x Redoubt with AOF off (targets 1.0x and 0.90x); always $(ratio "$(rps redoubt-always-$p)" "$(rps redis-always-$p)")x Redis (target 1.0x)."
   done
+  echo
+  echo "Write stalls under everysec, no rewrite: $STALL_KEYS keys x 256 bytes overwritten by \`redis-benchmark -t set -r $STALL_KEYS -d 256 -c 50 -P 16 -n $STALL_REQUESTS\`"
+  echo "(auto-aof-rewrite-percentage 0); bench/stall_probe.py sends one SET per ms on its own connection and times each reply."
+  echo
+  echo "| measure | Redoubt | Redis | Redoubt/Redis |"
+  echo "| --- | ---: | ---: | ---: |"
+  stallrow "SET requests/s" 0
+  stallrow "redis-benchmark p99 ms" 1
+  stallrow "probe: longest reply ms (the longest write stall)" 2
+  stallrow "probe: p99 reply ms" 3
+  stallrow "aof_delayed_fsync" 4
   echo
   echo "AOF load at start-up, $LOAD_KEYS keys: a base of $BASE_KEYS keys plus an incr file of $INCR_KEYS SET commands, the same files for both servers;"
   echo "start to first PONG, best of $LOAD_RUNS. The RDB-preamble base is Redis's own BGREWRITEAOF output. Target: >= 1.5x Redis."
