@@ -311,12 +311,6 @@ impl WriterCore {
         }
     }
 
-    /// Whether unwritten records wait in the buffer (a write held back or
-    /// failed).
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     pub fn written_lsn(&self) -> u64 {
         self.written_lsn
     }
