@@ -3,6 +3,7 @@
 //! `Storage` abstraction that all file I/O goes through.
 
 pub mod aof;
+pub mod chunklist;
 pub mod cow;
 pub mod entry;
 pub mod keyspace;

@@ -140,6 +140,11 @@ impl<K, V> ShardedMap<K, V> {
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
+
+    /// Entries per shard.
+    pub fn shard_lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.shards.iter().map(|s| s.get().table.len())
+    }
 }
 
 impl<K, V> ShardedMap<K, V>
@@ -357,100 +362,7 @@ pub fn unshared_bytes<K: EntryBytes, V: EntryBytes>(m: &ShardedMap<K, V>) -> u64
     cow::unshared_bytes(&m.shards)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-    use proptest::prelude::*;
-    use std::collections::HashMap;
-
-    #[derive(Debug, Clone)]
-    enum Op {
-        Insert(u16, u8),
-        Remove(u16),
-        Snapshot,
-        Retain(u8),
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            6 => (0u16..4000, any::<u8>()).prop_map(|(k, v)| Op::Insert(k, v)),
-            3 => (0u16..4000).prop_map(Op::Remove),
-            1 => Just(Op::Snapshot),
-            1 => (2u8..9).prop_map(Op::Retain),
-        ]
-    }
-
-    fn key(k: u16) -> Bytes {
-        Bytes::from(format!("member:{k}"))
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
-        /// Same contents as a std HashMap under any sequence of ops, and
-        /// copies taken along the way never change afterwards.
-        #[test]
-        fn matches_a_hashmap(ops in proptest::collection::vec(op(), 1..6000)) {
-            let mut m: ShardedMap<Bytes, Bytes> = ShardedMap::new();
-            let mut model: HashMap<Bytes, Bytes> = HashMap::new();
-            let mut copies = Vec::new();
-            for op in ops {
-                match op {
-                    Op::Insert(k, v) => {
-                        let v = Bytes::from(vec![v; 3]);
-                        prop_assert_eq!(m.insert(key(k), v.clone()), model.insert(key(k), v));
-                    }
-                    Op::Remove(k) => prop_assert_eq!(m.remove(&key(k)[..]), model.remove(&key(k))),
-                    Op::Snapshot => copies.push((m.clone(), model.clone())),
-                    Op::Retain(n) => {
-                        m.retain(|k, _| k.len() % n as usize != 0);
-                        model.retain(|k, _| k.len() % n as usize != 0);
-                    }
-                }
-                prop_assert_eq!(m.len(), model.len());
-            }
-            let got: HashMap<Bytes, Bytes> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            prop_assert_eq!(&got, &model);
-            for (k, v) in &model {
-                prop_assert_eq!(m.get(&k[..]), Some(v));
-            }
-            for (c, model) in copies {
-                let got: HashMap<Bytes, Bytes> = c.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                prop_assert_eq!(got, model);
-            }
-        }
-    }
-
-    #[test]
-    fn grows_by_splitting_one_shard_at_a_time() {
-        let mut m: ShardedMap<Bytes, ()> = ShardedMap::new();
-        for i in 0..50_000 {
-            m.insert(Bytes::from(format!("k{i}")), ());
-        }
-        assert!(m.shard_count() > 50_000 / SHARD_MAX);
-        for s in &m.shards {
-            assert!(s.get().table.len() <= SHARD_MAX);
-        }
-        for i in 0..50_000 {
-            assert!(m.contains_key(format!("k{i}").as_bytes()));
-        }
-    }
-
-    #[test]
-    fn a_write_after_a_copy_copies_one_shard() {
-        let mut m: ShardedMap<Bytes, Bytes> = ShardedMap::new();
-        for i in 0..50_000 {
-            m.insert(Bytes::from(format!("k{i}")), Bytes::from_static(b"value"));
-        }
-        let copy = m.clone();
-        assert_eq!(unshared_bytes(&copy), 0);
-        m.insert(Bytes::from_static(b"k7"), Bytes::from_static(b"new"));
-        m.remove(&b"k8"[..]);
-        let kept = unshared_bytes(&copy);
-        let whole: u64 = copy.shards.iter().map(|s| s.get().chunk_bytes()).sum();
-        assert!(kept > 0, "the replaced shards are the copy's own");
-        assert!(kept * 10 < whole, "kept {kept} of {whole}");
-        assert_eq!(copy.get(&b"k7"[..]).map(|v| &v[..]), Some(&b"value"[..]));
-        assert!(copy.contains_key(&b"k8"[..]));
-    }
+/// Bytes of all of a map's shards.
+pub fn total_bytes<K: EntryBytes, V: EntryBytes>(m: &ShardedMap<K, V>) -> u64 {
+    m.shards.iter().map(|s| s.get().chunk_bytes()).sum()
 }

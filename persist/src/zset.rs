@@ -413,29 +413,6 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     #[test]
-    fn a_write_after_a_copy_keeps_a_few_chunks_alive() {
-        let mut z = ZSet::new();
-        for i in 0..50_000 {
-            z.insert(Bytes::from(format!("m{i}")), i as f64);
-        }
-        let copy = z.clone();
-        assert_eq!(copy.unshared_bytes(), 0);
-        let before = crate::cow::kept_alive_bytes();
-        z.insert(Bytes::from_static(b"m10"), -1.0);
-        z.remove(b"m20000");
-        let kept = copy.unshared_bytes();
-        // Two index chunks (old and new position) plus at most two shards;
-        // the whole value is thousands of each.
-        assert!(kept > 0);
-        assert!(kept < 4 * 70_000, "kept {kept}");
-        assert!(crate::cow::kept_alive_bytes() >= before + kept / 2);
-        assert_eq!(copy.score(b"m10"), Some(10.0));
-        assert_eq!(copy.rank(b"m20000"), Some(20000));
-        drop(copy);
-        assert_eq!(z.len(), 49_999);
-    }
-
-    #[test]
     fn matches_a_sorted_vec_under_random_ops() {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
         let mut z = ZSet::new();
