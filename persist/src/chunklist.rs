@@ -232,7 +232,9 @@ impl<T: Clone + EntryBytes> ChunkList<T> {
         self.len -= k;
         self.lens[n] -= k as u32;
         if self.lens[n] == 0 {
-            self.nodes.remove(n);
+            if let Some(node) = self.nodes.remove(n) {
+                cow::release(node);
+            }
             self.lens.remove(n);
         }
     }
@@ -285,7 +287,9 @@ impl<T: Clone + EntryBytes> ChunkList<T> {
             let l = self.lens[last] as usize;
             let cut = (self.len - n).min(l);
             if cut == l {
-                self.nodes.pop_back();
+                if let Some(node) = self.nodes.pop_back() {
+                    cow::release(node);
+                }
                 self.lens.pop_back();
                 self.len -= l;
             } else {
@@ -301,7 +305,9 @@ impl<T: Clone + EntryBytes> ChunkList<T> {
         while n > 0 {
             let l = self.lens[0] as usize;
             if n >= l {
-                self.nodes.pop_front();
+                if let Some(node) = self.nodes.pop_front() {
+                    cow::release(node);
+                }
                 self.lens.pop_front();
                 self.len -= l;
                 n -= l;
@@ -335,10 +341,15 @@ impl<T: Clone + EntryBytes> ChunkList<T> {
         }
         let packed = self.len.div_ceil(NODE_MAX);
         if self.nodes.len() > 2 * packed + 2 {
-            *self = self.iter().cloned().collect();
+            let packed: ChunkList<T> = self.iter().cloned().collect();
+            for node in std::mem::replace(self, packed).nodes {
+                cow::release(node);
+            }
         } else {
             while let Some(n) = self.lens.iter().position(|&l| l == 0) {
-                self.nodes.remove(n);
+                if let Some(node) = self.nodes.remove(n) {
+                    cow::release(node);
+                }
                 self.lens.remove(n);
             }
         }

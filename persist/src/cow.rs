@@ -85,23 +85,36 @@ pub fn shared<T>(data: T) -> Shared<T> {
 #[inline]
 pub fn make_mut<T: Clone + ChunkBytes>(c: &mut Shared<T>) -> &mut T {
     if Arc::get_mut(c).is_none() {
-        let bytes = c.data.chunk_bytes().max(1);
-        // Only the first replacement of a chunk counts it.
-        if c.kept
-            .compare_exchange(0, bytes, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            KEPT_ALIVE.fetch_add(bytes, Ordering::Relaxed);
-        }
+        mark(c);
     }
-    &mut Arc::make_mut(c).data
+    let chunk = Arc::make_mut(c);
+    // The pre-image may have dropped its reference between the check and
+    // the copy: then the live value kept the chunk, which is not kept
+    // alive for anyone else.
+    let k = std::mem::take(chunk.kept.get_mut());
+    if k > 0 {
+        KEPT_ALIVE.fetch_sub(k, Ordering::Relaxed);
+    }
+    &mut chunk.data
 }
 
-/// Takes a chunk's contents out (cloning them when shared, which counts as
-/// a replacement like [`make_mut`]).
-pub fn take<T: Clone + ChunkBytes + Default>(c: Shared<T>) -> T {
-    let mut c = c;
-    std::mem::take(make_mut(&mut c))
+/// Drops the live value's reference to a chunk; when a pre-image still
+/// shares it, the chunk now lives on for the pre-image alone.
+pub fn release<T: ChunkBytes>(c: Shared<T>) {
+    if Arc::strong_count(&c) > 1 {
+        mark(&c);
+    }
+}
+
+fn mark<T: ChunkBytes>(c: &Chunk<T>) {
+    let bytes = c.data.chunk_bytes().max(1);
+    // Only the first replacement of a chunk counts it.
+    if c.kept
+        .compare_exchange(0, bytes, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        KEPT_ALIVE.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 /// Bytes of the chunks in `chunks` that nothing else references: what a

@@ -99,7 +99,7 @@ impl<K, V> Default for ShardedMap<K, V> {
 impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for ShardedMap<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map()
-            .entries(self.iter().map(|(k, v)| (k, v)))
+            .entries(self.iter())
             .finish()
     }
 }
@@ -277,7 +277,7 @@ where
 
     pub fn clear(&mut self) {
         *self = ShardedMap {
-            hasher: self.hasher.clone(),
+            hasher: self.hasher,
             ..Default::default()
         };
     }

@@ -228,7 +228,7 @@ impl ZIndex {
         self.len -= 1;
         let clen = chunk.len();
         if clen == 0 {
-            self.chunks.remove(ci);
+            cow::release(self.chunks.remove(ci));
             self.rebuild();
         } else if clen < CHUNK_MIN
             && ci + 1 < self.chunks.len()
@@ -236,6 +236,7 @@ impl ZIndex {
         {
             let next = self.chunks.remove(ci + 1);
             cow::make_mut(&mut self.chunks[ci]).extend(next.get().iter().cloned());
+            cow::release(next);
             self.rebuild();
         } else {
             self.tree_add(ci, -1);
