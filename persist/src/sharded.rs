@@ -98,9 +98,7 @@ impl<K, V> Default for ShardedMap<K, V> {
 
 impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for ShardedMap<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.iter())
-            .finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -366,3 +364,160 @@ pub fn unshared_bytes<K: EntryBytes, V: EntryBytes>(m: &ShardedMap<K, V>) -> u64
 pub fn total_bytes<K: EntryBytes, V: EntryBytes>(m: &ShardedMap<K, V>) -> u64 {
     m.shards.iter().map(|s| s.get().chunk_bytes()).sum()
 }
+
+/// A set on [`ShardedMap`], with the `HashSet` calls the set commands use.
+#[derive(Clone, Default)]
+pub struct ShardedSet<K> {
+    map: ShardedMap<K, ()>,
+}
+
+impl<K: Hash + Eq + Clone + EntryBytes> PartialEq for ShardedSet<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
+}
+
+impl<K: std::fmt::Debug> std::fmt::Debug for ShardedSet<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl<K> ShardedSet<K> {
+    pub fn new() -> Self {
+        ShardedSet {
+            map: ShardedMap::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn iter(&self) -> SetIter<'_, K> {
+        SetIter {
+            shards: self.map.shards.iter(),
+            cur: None,
+            remaining: self.map.len,
+        }
+    }
+
+    /// The underlying map (shard counts, kept-alive bytes).
+    pub fn as_map(&self) -> &ShardedMap<K, ()> {
+        &self.map
+    }
+}
+
+impl<K: Hash + Eq + Clone + EntryBytes> ShardedSet<K> {
+    pub fn with_capacity(_n: usize) -> Self {
+        Self::new()
+    }
+
+    /// Adds `k`; true when it was not there.
+    pub fn insert(&mut self, k: K) -> bool {
+        self.map.insert(k, ()).is_none()
+    }
+
+    /// Adds the member `q` refers to unless present, building it with
+    /// `make` only then; true when it was added.
+    pub fn get_or_insert_with<Q>(&mut self, q: &Q, make: impl FnOnce(&Q) -> K) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.map.contains_key(q) {
+            return false;
+        }
+        self.map.insert(make(q), ());
+        true
+    }
+
+    pub fn contains<Q>(&self, q: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.contains_key(q)
+    }
+
+    /// Removes `q`; true when it was there.
+    pub fn remove<Q>(&mut self, q: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.remove(q).is_some()
+    }
+
+    pub fn retain(&mut self, mut f: impl FnMut(&K) -> bool) {
+        self.map.retain(|k, _| f(k));
+    }
+}
+
+impl<K: Hash + Eq + Clone + EntryBytes> Extend<K> for ShardedSet<K> {
+    fn extend<I: IntoIterator<Item = K>>(&mut self, iter: I) {
+        for k in iter {
+            self.insert(k);
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone + EntryBytes> FromIterator<K> for ShardedSet<K> {
+    fn from_iter<I: IntoIterator<Item = K>>(iter: I) -> Self {
+        let mut s = ShardedSet::new();
+        s.extend(iter);
+        s
+    }
+}
+
+impl<'a, K> IntoIterator for &'a ShardedSet<K> {
+    type Item = &'a K;
+    type IntoIter = SetIter<'a, K>;
+    fn into_iter(self) -> SetIter<'a, K> {
+        self.iter()
+    }
+}
+
+/// The members of a [`ShardedSet`], shard by shard.
+pub struct SetIter<'a, K> {
+    shards: std::slice::Iter<'a, Shared<Shard<K, ()>>>,
+    cur: Option<hashbrown::hash_table::Iter<'a, (K, ())>>,
+    remaining: usize,
+}
+
+impl<K> Clone for SetIter<'_, K> {
+    fn clone(&self) -> Self {
+        SetIter {
+            shards: self.shards.clone(),
+            cur: self.cur.clone(),
+            remaining: self.remaining,
+        }
+    }
+}
+
+impl<'a, K> Iterator for SetIter<'a, K> {
+    type Item = &'a K;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a K> {
+        loop {
+            if let Some(it) = &mut self.cur {
+                if let Some((k, _)) = it.next() {
+                    self.remaining -= 1;
+                    return Some(k);
+                }
+            }
+            self.cur = Some(self.shards.next()?.get().table.iter());
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<K> ExactSizeIterator for SetIter<'_, K> {}

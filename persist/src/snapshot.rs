@@ -299,7 +299,7 @@ struct Shared {
 
 /// What a value copy keeps alive, roughly: a string's bytes (shared until
 /// the executor overwrites the key, then kept alive by the copy alone), or
-/// a collection's element headers. Lists and sorted sets share their
+/// a collection's element headers. Lists, sets and sorted sets share their
 /// chunks with the live value: the copy costs its chunk pointers, and the
 /// chunks the live value replaces later are counted apart
 /// ([`crate::cow::kept_alive_bytes`]).
@@ -309,7 +309,7 @@ fn copy_cost(e: &Entry) -> u64 {
         Value::Str(b) => b.len(),
         Value::List(l) => 64 + l.items.node_count() * 24,
         Value::Hash(h) => h.map.len() * 80,
-        Value::Set(s) => s.members.len() * 40,
+        Value::Set(s) => 64 + s.members.as_map().shard_count() * 24,
         Value::ZSet(z) => 64 + z.chunk_count() * 24,
         Value::Stream(s) => s.len() * 96,
     };
@@ -382,7 +382,10 @@ impl Feeder {
         self.batch_bytes += cost;
         // A chunked collection's copy pins every chunk the live value
         // replaces from now on: hand it to the encoder right away.
-        let chunked = matches!(e.value, crate::Value::List(_) | crate::Value::ZSet(_));
+        let chunked = matches!(
+            e.value,
+            crate::Value::List(_) | crate::Value::ZSet(_) | crate::Value::Set(_)
+        );
         if self.batch_bytes >= BATCH_BYTES || chunked {
             self.flush_batch();
         }

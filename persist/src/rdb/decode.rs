@@ -458,7 +458,7 @@ pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, version: u32, t: u8) -> R
         TYPE_SET => {
             let n = read_len(inp)?;
             let mut s = SetValue {
-                members: hashbrown::HashSet::with_capacity(cap(inp, n)),
+                members: crate::sharded::ShardedSet::new(),
                 hashtable: false,
             };
             for _ in 0..n {
