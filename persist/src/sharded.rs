@@ -247,6 +247,36 @@ where
         self.insert(k, v);
     }
 
+    /// Inserts the key `q` refers to, built by `make`, with value `v`
+    /// unless the key is present; true when inserted. Hashes `q` once, and
+    /// copies no shard when the key is present.
+    pub fn insert_absent_with<Q>(&mut self, q: &Q, make: impl FnOnce(&Q) -> K, v: V) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let h = self.hash(q);
+        let s = self.shard_of(h);
+        if self.shards[s]
+            .get()
+            .table
+            .find(h, |(x, _)| x.borrow() == q)
+            .is_some()
+        {
+            return false;
+        }
+        let hasher = &self.hasher;
+        let shard = cow::make_mut(&mut self.shards[s]);
+        shard
+            .table
+            .insert_unique(h, (make(q), v), |(x, _)| hasher.hash_one(x));
+        self.len += 1;
+        if shard.table.len() > SHARD_MAX && shard.depth < MAX_DEPTH {
+            self.split(s);
+        }
+        true
+    }
+
     pub fn remove<Q>(&mut self, k: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -429,11 +459,7 @@ impl<K: Hash + Eq + Clone + EntryBytes> ShardedSet<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if self.map.contains_key(q) {
-            return false;
-        }
-        self.map.insert(make(q), ());
-        true
+        self.map.insert_absent_with(q, make, ())
     }
 
     pub fn contains<Q>(&self, q: &Q) -> bool

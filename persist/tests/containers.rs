@@ -144,6 +144,7 @@ mod sharded {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u16, u8),
+        InsertAbsent(u16, u8),
         Remove(u16),
         Snapshot,
         Retain(u8),
@@ -152,6 +153,7 @@ mod sharded {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             6 => (0u16..4000, any::<u8>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            3 => (0u16..4000, any::<u8>()).prop_map(|(k, v)| Op::InsertAbsent(k, v)),
             3 => (0u16..4000).prop_map(Op::Remove),
             1 => Just(Op::Snapshot),
             1 => (2u8..9).prop_map(Op::Retain),
@@ -177,7 +179,15 @@ mod sharded {
                         let v = Bytes::from(vec![v; 3]);
                         prop_assert_eq!(m.insert(key(k), v.clone()), model.insert(key(k), v));
                     }
-                    Op::Remove(k) => prop_assert_eq!(m.remove(&key(k)[..]), model.remove(&key(k))),
+                    Op::InsertAbsent(k, v) => {
+                    let v = Bytes::from(vec![v; 3]);
+                    let absent = !model.contains_key(&key(k));
+                    if absent {
+                        model.insert(key(k), v.clone());
+                    }
+                    prop_assert_eq!(m.insert_absent_with(&key(k)[..], Bytes::copy_from_slice, v), absent);
+                }
+                Op::Remove(k) => prop_assert_eq!(m.remove(&key(k)[..]), model.remove(&key(k))),
                     Op::Snapshot => copies.push((m.clone(), model.clone())),
                     Op::Retain(n) => {
                         m.retain(|k, _| k.len() % n as usize != 0);
