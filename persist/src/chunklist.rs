@@ -21,10 +21,11 @@ pub const NODE_MAX: usize = 128;
 
 type Node<T> = VecDeque<T>;
 
-impl<T: EntryBytes> ChunkBytes for Node<T> {
+impl<T> ChunkBytes for Node<T> {
+    /// The element headers only: the elements' bytes are shared with the
+    /// live value's copy of the node.
     fn chunk_bytes(&self) -> u64 {
-        let data: usize = self.iter().map(|x| x.entry_bytes()).sum();
-        (64 + self.capacity() * std::mem::size_of::<T>() + data) as u64
+        (64 + self.capacity() * std::mem::size_of::<T>()) as u64
     }
 }
 

@@ -20,11 +20,11 @@ use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
 /// A shard splits when an insert takes it past this many entries.
-pub const SHARD_MAX: usize = 1024;
+pub const SHARD_MAX: usize = 512;
 /// Directory bits available below hashbrown's 7 tag bits.
 const MAX_DEPTH: u32 = 40;
 
-/// What an entry costs in memory beyond its slot (for kept-alive bytes).
+/// What an entry costs in memory beyond its slot.
 pub trait EntryBytes {
     fn entry_bytes(&self) -> usize;
 }
@@ -61,15 +61,11 @@ impl<K, V> Default for Shard<K, V> {
     }
 }
 
-impl<K: EntryBytes, V: EntryBytes> ChunkBytes for Shard<K, V> {
+impl<K, V> ChunkBytes for Shard<K, V> {
+    /// The table only: the keys' and values' bytes are shared with the
+    /// live value's copy of the shard, so dropping this one frees its slots.
     fn chunk_bytes(&self) -> u64 {
-        let slots = self.table.capacity() * (std::mem::size_of::<(K, V)>() + 1);
-        let data: usize = self
-            .table
-            .iter()
-            .map(|(k, v)| k.entry_bytes() + v.entry_bytes())
-            .sum();
-        (64 + slots + data) as u64
+        (64 + self.table.capacity() * (std::mem::size_of::<(K, V)>() + 1)) as u64
     }
 }
 
@@ -386,12 +382,12 @@ where
 }
 
 /// Bytes of a map's shards that nothing else references.
-pub fn unshared_bytes<K: EntryBytes, V: EntryBytes>(m: &ShardedMap<K, V>) -> u64 {
+pub fn unshared_bytes<K, V>(m: &ShardedMap<K, V>) -> u64 {
     cow::unshared_bytes(&m.shards)
 }
 
 /// Bytes of all of a map's shards.
-pub fn total_bytes<K: EntryBytes, V: EntryBytes>(m: &ShardedMap<K, V>) -> u64 {
+pub fn total_bytes<K, V>(m: &ShardedMap<K, V>) -> u64 {
     m.shards.iter().map(|s| s.get().chunk_bytes()).sum()
 }
 

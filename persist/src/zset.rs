@@ -62,9 +62,10 @@ const CHUNK_MIN: usize = CHUNK_MAX / 4;
 type Chunk = Vec<ScoredMember>;
 
 impl ChunkBytes for Chunk {
+    /// The element headers only: members' bytes are shared with the live
+    /// value's copy of the chunk.
     fn chunk_bytes(&self) -> u64 {
-        let data: usize = self.iter().map(|x| x.member.len()).sum();
-        (64 + self.capacity() * std::mem::size_of::<ScoredMember>() + data) as u64
+        (64 + self.capacity() * std::mem::size_of::<ScoredMember>()) as u64
     }
 }
 
