@@ -252,7 +252,6 @@ mod zset {
         }
         let copy = z.clone();
         assert_eq!(copy.unshared_bytes(), 0);
-        let before = redoubt_persist::cow::kept_alive_bytes();
         z.insert(Bytes::from_static(b"m10"), -1.0);
         z.remove(b"m20000");
         let kept = copy.unshared_bytes();
@@ -260,7 +259,8 @@ mod zset {
         // the whole value is thousands of each.
         assert!(kept > 0);
         assert!(kept < 4 * 70_000, "kept {kept}");
-        assert!(redoubt_persist::cow::kept_alive_bytes() >= before + kept / 2);
+        // (The process-wide counter is checked in big_snapshot.rs, a binary
+        // of its own: tests here run in parallel and move it.)
         assert_eq!(copy.score(b"m10"), Some(10.0));
         assert_eq!(copy.rank(b"m20000"), Some(20000));
         drop(copy);
