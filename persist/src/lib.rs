@@ -3,10 +3,13 @@
 //! `Storage` abstraction that all file I/O goes through.
 
 pub mod aof;
+pub mod chunklist;
+pub mod cow;
 pub mod entry;
 pub mod keyspace;
 pub mod planted;
 pub mod rdb;
+pub mod sharded;
 pub mod snapshot;
 pub mod storage;
 pub mod stream_nodes;

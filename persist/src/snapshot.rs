@@ -299,15 +299,18 @@ struct Shared {
 
 /// What a value copy keeps alive, roughly: a string's bytes (shared until
 /// the executor overwrites the key, then kept alive by the copy alone), or
-/// a collection's element headers.
+/// a collection's element headers. Lists, sets and sorted sets share their
+/// chunks with the live value: the copy costs its chunk pointers, and the
+/// chunks the live value replaces later are counted apart
+/// ([`crate::cow::kept_alive_bytes`]).
 fn copy_cost(e: &Entry) -> u64 {
     use crate::Value;
     let v = match &e.value {
         Value::Str(b) => b.len(),
-        Value::List(l) => l.items.len() * 40,
+        Value::List(l) => 64 + l.items.node_count() * 24,
         Value::Hash(h) => h.map.len() * 80,
-        Value::Set(s) => s.members.len() * 40,
-        Value::ZSet(z) => z.len() * 80,
+        Value::Set(s) => 64 + s.members.as_map().shard_count() * 24,
+        Value::ZSet(z) => 64 + z.chunk_count() * 24,
         Value::Stream(s) => s.len() * 96,
     };
     (e.key.len() + 64 + v) as u64
@@ -377,7 +380,13 @@ impl Feeder {
         self.shared.copies.fetch_add(cost, Ordering::Relaxed);
         self.batch.push((db as u32, EntryBox::copy_of(e)));
         self.batch_bytes += cost;
-        if self.batch_bytes >= BATCH_BYTES {
+        // A chunked collection's copy pins every chunk the live value
+        // replaces from now on: hand it to the encoder right away.
+        let chunked = matches!(
+            e.value,
+            crate::Value::List(_) | crate::Value::ZSet(_) | crate::Value::Set(_)
+        );
+        if self.batch_bytes >= BATCH_BYTES || chunked {
             self.flush_batch();
         }
     }
@@ -618,7 +627,9 @@ impl Snapshot {
     /// Bytes the snapshot holds now outside the keyspace: copies waiting
     /// for the encoder and encoded bytes waiting for the disk.
     pub fn pending_bytes(&self) -> u64 {
-        self.shared.copies.load(Ordering::Relaxed) + self.shared.pending_bytes()
+        self.shared.copies.load(Ordering::Relaxed)
+            + self.shared.pending_bytes()
+            + crate::cow::kept_alive_bytes()
     }
 
     pub fn peak_pending(&self) -> u64 {

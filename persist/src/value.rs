@@ -9,10 +9,11 @@
 //! ENCODING` and the RDB writer both follow that flag.
 
 use bytes::Bytes;
-use hashbrown::HashSet;
 use indexmap::IndexMap;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+pub use crate::chunklist::ChunkList;
+pub use crate::sharded::ShardedSet;
 pub use crate::zset::ZSet;
 
 /// The Redis type of a value, as `TYPE` names it.
@@ -81,10 +82,11 @@ impl Value {
     }
 }
 
-/// Lists: a deque of elements. Redis 7.0 reports every list as `quicklist`.
+/// Lists: a deque of elements in nodes shared copy-on-write (see
+/// [`ChunkList`]). Redis 7.0 reports every list as `quicklist`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListValue {
-    pub items: VecDeque<Bytes>,
+    pub items: ChunkList<Bytes>,
 }
 
 /// Hashes keep insertion order while small, as a listpack does, so replies
@@ -134,7 +136,8 @@ impl HashValue {
 /// `hashtable` after that.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SetValue {
-    pub members: HashSet<Bytes>,
+    /// Shared copy-on-write by shard (see [`ShardedSet`]).
+    pub members: ShardedSet<Bytes>,
     /// Promoted to `hashtable` (never demoted while the key lives).
     pub hashtable: bool,
 }

@@ -5,9 +5,14 @@
 //! (Redis gets the same from its skiplist spans) while inserts move at most
 //! one small chunk. A plain `BTreeSet` cannot answer "how many before x"
 //! without walking them.
+//!
+//! Both halves are shared copy-on-write (chunks behind `Arc`, the map in
+//! [`ShardedMap`] shards), so a snapshot's copy of a big sorted set costs
+//! O(n / chunk) and a write after it copies one chunk and one shard.
 
+use crate::cow::{self, ChunkBytes, Shared};
+use crate::sharded::ShardedMap;
 use bytes::Bytes;
-use hashbrown::HashMap;
 use std::cmp::Ordering;
 
 /// An entry of the ordered index. Ordered by score, then member bytes, as
@@ -54,10 +59,20 @@ const CHUNK_MAX: usize = 128;
 /// A chunk this small after a removal is merged into its right neighbour.
 const CHUNK_MIN: usize = CHUNK_MAX / 4;
 
+type Chunk = Vec<ScoredMember>;
+
+impl ChunkBytes for Chunk {
+    /// The element headers only: members' bytes are shared with the live
+    /// value's copy of the chunk.
+    fn chunk_bytes(&self) -> u64 {
+        (64 + self.capacity() * std::mem::size_of::<ScoredMember>()) as u64
+    }
+}
+
 /// The ordered index: sorted chunks plus a Fenwick tree of their lengths.
 #[derive(Debug, Clone, Default)]
 pub struct ZIndex {
-    chunks: Vec<Vec<ScoredMember>>,
+    chunks: Vec<Shared<Chunk>>,
     /// 1-based Fenwick tree over `chunks[i].len()`.
     tree: Vec<usize>,
     len: usize,
@@ -78,7 +93,7 @@ impl ZIndex {
         self.tree.resize(n + 1, 0);
         for i in 0..n {
             let j = i + 1;
-            self.tree[j] += self.chunks[i].len();
+            self.tree[j] += self.chunks[i].get().len();
             let parent = j + (j & j.wrapping_neg());
             if parent <= n {
                 let v = self.tree[j];
@@ -129,7 +144,7 @@ impl ZIndex {
     /// The chunk an entry ordered at `pred`'s boundary lives in.
     fn chunk_for(&self, mut pred: impl FnMut(&ScoredMember) -> bool) -> usize {
         self.chunks
-            .partition_point(|c| c.last().is_some_and(&mut pred))
+            .partition_point(|c| c.get().last().is_some_and(&mut pred))
     }
 
     /// Number of entries for which `pred` holds; `pred` must be true for a
@@ -139,7 +154,7 @@ impl ZIndex {
         if ci == self.chunks.len() {
             return self.len;
         }
-        self.prefix(ci) + self.chunks[ci].partition_point(pred)
+        self.prefix(ci) + self.chunks[ci].get().partition_point(pred)
     }
 
     /// The entry at 0-based position `rank`.
@@ -148,7 +163,7 @@ impl ZIndex {
             return None;
         }
         let (c, o) = self.locate(rank);
-        self.chunks.get(c).and_then(|ch| ch.get(o))
+        self.chunks.get(c).and_then(|ch| ch.get().get(o))
     }
 
     /// Entries at positions `start..end` (clamped to the length), in order;
@@ -182,18 +197,18 @@ impl ZIndex {
     /// Inserts an entry that is not present.
     pub fn insert(&mut self, sm: ScoredMember) {
         if self.chunks.is_empty() {
-            self.chunks.push(Vec::with_capacity(8));
+            self.chunks.push(cow::shared(Vec::with_capacity(8)));
             self.rebuild();
         }
         let last = self.chunks.len() - 1;
         let ci = self.chunk_for(|x| *x < sm).min(last);
-        let chunk = &mut self.chunks[ci];
+        let chunk = cow::make_mut(&mut self.chunks[ci]);
         let pos = chunk.partition_point(|x| *x < sm);
         chunk.insert(pos, sm);
         self.len += 1;
         if chunk.len() > CHUNK_MAX {
             let tail = chunk.split_off(CHUNK_MAX / 2);
-            self.chunks.insert(ci + 1, tail);
+            self.chunks.insert(ci + 1, cow::shared(tail));
             self.rebuild();
         } else {
             self.tree_add(ci, 1);
@@ -206,21 +221,23 @@ impl ZIndex {
         let Some(chunk) = self.chunks.get_mut(ci) else {
             return false;
         };
-        let Ok(pos) = chunk.binary_search_by(|x| x.cmp_key(score, member)) else {
+        let Ok(pos) = chunk.get().binary_search_by(|x| x.cmp_key(score, member)) else {
             return false;
         };
+        let chunk = cow::make_mut(chunk);
         chunk.remove(pos);
         self.len -= 1;
         let clen = chunk.len();
         if clen == 0 {
-            self.chunks.remove(ci);
+            cow::release(self.chunks.remove(ci));
             self.rebuild();
         } else if clen < CHUNK_MIN
             && ci + 1 < self.chunks.len()
-            && clen + self.chunks[ci + 1].len() <= CHUNK_MAX / 2
+            && clen + self.chunks[ci + 1].get().len() <= CHUNK_MAX / 2
         {
             let next = self.chunks.remove(ci + 1);
-            self.chunks[ci].extend(next);
+            cow::make_mut(&mut self.chunks[ci]).extend(next.get().iter().cloned());
+            cow::release(next);
             self.rebuild();
         } else {
             self.tree_add(ci, -1);
@@ -232,7 +249,7 @@ impl ZIndex {
 /// A double-ended iterator over a run of positions of a [`ZIndex`].
 #[derive(Debug, Clone)]
 pub struct Range<'a> {
-    chunks: &'a [Vec<ScoredMember>],
+    chunks: &'a [Shared<Chunk>],
     front: (usize, usize),
     /// One past the last entry: (chunk, offset + 1).
     back: (usize, usize),
@@ -246,10 +263,10 @@ impl<'a> Iterator for Range<'a> {
         if self.remaining == 0 {
             return None;
         }
-        while self.front.1 >= self.chunks[self.front.0].len() {
+        while self.front.1 >= self.chunks[self.front.0].get().len() {
             self.front = (self.front.0 + 1, 0);
         }
-        let item = &self.chunks[self.front.0][self.front.1];
+        let item = &self.chunks[self.front.0].get()[self.front.1];
         self.front.1 += 1;
         self.remaining -= 1;
         Some(item)
@@ -267,11 +284,11 @@ impl DoubleEndedIterator for Range<'_> {
         }
         while self.back.1 == 0 {
             self.back.0 -= 1;
-            self.back.1 = self.chunks[self.back.0].len();
+            self.back.1 = self.chunks[self.back.0].get().len();
         }
         self.back.1 -= 1;
         self.remaining -= 1;
-        Some(&self.chunks[self.back.0][self.back.1])
+        Some(&self.chunks[self.back.0].get()[self.back.1])
     }
 }
 
@@ -279,7 +296,7 @@ impl ExactSizeIterator for Range<'_> {}
 
 #[derive(Debug, Clone, Default)]
 pub struct ZSet {
-    dict: HashMap<Bytes, f64>,
+    dict: ShardedMap<Bytes, f64>,
     index: ZIndex,
     /// Promoted to `skiplist` (never demoted while the key lives).
     pub skiplist: bool,
@@ -322,7 +339,7 @@ impl ZSet {
                 Some(old)
             }
             None => {
-                self.dict.insert(member.clone(), score);
+                self.dict.insert_new(member.clone(), score);
                 self.index.insert(ScoredMember { score, member });
                 None
             }
@@ -378,6 +395,17 @@ impl ZSet {
     /// Entries at ascending positions `start..end`.
     pub fn range(&self, start: usize, end: usize) -> Range<'_> {
         self.index.range(start, end)
+    }
+
+    /// Bytes of this value's chunks and shards that no other copy shares:
+    /// for a snapshot's pre-image, what it alone keeps alive.
+    pub fn unshared_bytes(&self) -> u64 {
+        cow::unshared_bytes(&self.index.chunks) + crate::sharded::unshared_bytes(&self.dict)
+    }
+
+    /// Number of chunk and shard pointers a copy duplicates.
+    pub fn chunk_count(&self) -> usize {
+        self.index.chunks.len() + self.dict.shard_count()
     }
 }
 

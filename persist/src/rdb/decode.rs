@@ -11,11 +11,11 @@ use super::input::Input;
 use super::lzf;
 use super::types::*;
 use crate::value::{
-    Consumer, ConsumerGroup, HashValue, ListValue, PendingEntry, SetValue, Stream, StreamId, Value,
-    ZSet, ENTRIES_READ_UNKNOWN,
+    ChunkList, Consumer, ConsumerGroup, HashValue, ListValue, PendingEntry, SetValue, Stream,
+    StreamId, Value, ZSet, ENTRIES_READ_UNKNOWN,
 };
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 
 /// Decoder settings.
@@ -449,7 +449,7 @@ pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, version: u32, t: u8) -> R
         TYPE_STRING => Value::Str(read_bytes(inp, "a string value")?),
         TYPE_LIST => {
             let n = read_len(inp)?;
-            let mut items = VecDeque::with_capacity(cap(inp, n));
+            let mut items = ChunkList::new();
             for _ in 0..n {
                 items.push_back(read_bytes(inp, "a list element")?);
             }
@@ -458,7 +458,7 @@ pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, version: u32, t: u8) -> R
         TYPE_SET => {
             let n = read_len(inp)?;
             let mut s = SetValue {
-                members: hashbrown::HashSet::with_capacity(cap(inp, n)),
+                members: crate::sharded::ShardedSet::new(),
                 hashtable: false,
             };
             for _ in 0..n {
@@ -535,7 +535,7 @@ pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, version: u32, t: u8) -> R
         }
         TYPE_LIST_ZIPLIST => {
             let blob = read_string(inp, "a ziplist")?;
-            let mut items = VecDeque::new();
+            let mut items = ChunkList::new();
             let r = blobs::ziplist_for_each(&blob, |e| {
                 items.push_back(e.to_bytes());
                 Ok(())
@@ -620,7 +620,7 @@ pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, version: u32, t: u8) -> R
         }
         TYPE_LIST_QUICKLIST | TYPE_LIST_QUICKLIST_2 => {
             let n = read_len(inp)?;
-            let mut items = VecDeque::new();
+            let mut items = ChunkList::new();
             for _ in 0..n {
                 let container = if t == TYPE_LIST_QUICKLIST_2 {
                     read_len(inp)?

@@ -1,7 +1,9 @@
 //! List commands, blocking pops included.
 //!
-//! A list is a `VecDeque<Bytes>`: O(1) pushes and pops at both ends, and
-//! O(1) indexed access for LINDEX/LSET/LRANGE. Redis 7.0 reports every list as
+//! A list is a [`ChunkList`]: O(1) pushes and pops at both ends, indexed
+//! access for LINDEX/LSET/LRANGE that walks node lengths (not elements)
+//! from the nearer end, and nodes shared copy-on-write so that a snapshot's
+//! copy of a big list is cheap. Redis 7.0 reports every list as
 //! `quicklist`, so there is no encoding to track.
 //!
 //! Blocking commands first try to run as their non-blocking form; when every
@@ -16,9 +18,8 @@ use super::{arg_i64, no_such_key, reply, syntax_error, wrongtype, CommandSpec, C
 use crate::resp::Reply;
 use crate::util::{eq_ic, parse_f64};
 use bytes::{BufMut, Bytes, BytesMut};
-use redoubt_persist::value::ListValue;
+use redoubt_persist::value::{ChunkList, ListValue};
 use redoubt_persist::Value;
-use std::collections::VecDeque;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
@@ -126,14 +127,14 @@ impl End {
     }
 }
 
-fn pop_end(items: &mut VecDeque<Bytes>, end: End) -> Option<Bytes> {
+fn pop_end(items: &mut ChunkList<Bytes>, end: End) -> Option<Bytes> {
     match end {
         End::Left => items.pop_front(),
         End::Right => items.pop_back(),
     }
 }
 
-fn push_end(items: &mut VecDeque<Bytes>, end: End, v: Bytes) {
+fn push_end(items: &mut ChunkList<Bytes>, end: End, v: Bytes) {
     match end {
         End::Left => items.push_front(v),
         End::Right => items.push_back(v),
@@ -141,7 +142,7 @@ fn push_end(items: &mut VecDeque<Bytes>, end: End, v: Bytes) {
 }
 
 /// The list at `key`: Ok(None) if missing, Err(WRONGTYPE) if not a list.
-fn get_list<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut VecDeque<Bytes>>, Reply> {
+fn get_list<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut ChunkList<Bytes>>, Reply> {
     match ctx.lookup(key) {
         None => Ok(None),
         Some(e) => match &mut e.value {
@@ -180,7 +181,7 @@ fn push_generic(ctx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) ->
             if only_existing {
                 return Reply::Int(0);
             }
-            let mut items = VecDeque::with_capacity(values.len());
+            let mut items = ChunkList::new();
             for v in values {
                 push_end(&mut items, end, Bytes::copy_from_slice(v));
             }
@@ -388,7 +389,9 @@ fn lset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let Some(i) = list_index(idx, items.len()) else {
             return Err(Reply::err("ERR index out of range"));
         };
-        items[i] = Bytes::copy_from_slice(&args[3]);
+        if let Some(slot) = items.get_mut(i) {
+            *slot = Bytes::copy_from_slice(&args[3]);
+        }
         ctx.modified(&args[1]);
         Ok(Reply::ok())
     })())
@@ -470,7 +473,7 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         match clamp_range(start, stop, before) {
             Some((s, e)) => {
                 items.truncate(e + 1);
-                items.drain(..s);
+                items.drop_front(s);
             }
             None => items.clear(),
         }
@@ -596,7 +599,7 @@ fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End) -> Resu
     match get_list(ctx, dst)? {
         Some(items) => push_end(items, to, value.clone()),
         None => {
-            let items = VecDeque::from([value.clone()]);
+            let items = ChunkList::from(vec![value.clone()]);
             ctx.set_value(dst, Value::List(Box::new(ListValue { items })));
         }
     }
