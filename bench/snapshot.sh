@@ -156,6 +156,11 @@ bench_one() {
   load "$port" >"$dir/during" &
   local loader=$!
   sleep 2
+  # The load alone makes the allocator keep more pages than at rest: the
+  # RSS just before the save, under the load, is the baseline that leaves
+  # only the save's own memory.
+  local loaded_rss
+  loaded_rss=$(rss_kb "$pid")
   local t0 t1
   taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" --trace "$dir/probe-trace" >"$dir/probe-save" &
   probe=$!
@@ -189,7 +194,7 @@ bench_one() {
   [ "$MODE" = bgrewriteaof ] && cow=$(info_field "$port" aof_last_cow_size)
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true
-  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss $base_probe $base_gap $save_probe $save_gap ${cow:-0}"
+  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss $base_probe $base_gap $save_probe $save_gap ${cow:-0} $loaded_rss"
 }
 
 r1=$(bench_one redoubt 0)
@@ -213,13 +218,15 @@ what = "BGSAVE" if mode == "bgsave" else "BGREWRITEAOF (appendonly yes, everysec
 def parse(line):
     f = line.split()
     keys = ["name","base_rps","base_p99","base_max","save_rps","save_p99","save_max","before_kb","peak_kb","save_s","idle_s","rss_kb",
-            "base_probe","base_gap","save_probe","save_gap","cow"]
+            "base_probe","base_gap","save_probe","save_gap","cow","loaded_kb"]
     d = dict(zip(keys, f))
     for k in keys[1:]:
         d[k] = float(d.get(k) or 0)
     return d
 def extra(d): return (d["peak_kb"] - d["before_kb"]) / 1024
 def frac(d): return 100 * (d["peak_kb"] - d["before_kb"]) / d["before_kb"]
+def frac_loaded(d):
+    return 100 * (d["peak_kb"] - d["loaded_kb"]) / d["loaded_kb"] if d["loaded_kb"] else 0
 def table(r, s):
     rows = [
      ("SET ops/s without a save", r["base_rps"], s["base_rps"], "{:.0f}"),
@@ -234,6 +241,8 @@ def table(r, s):
      ("RSS before the save (MiB)", r["before_kb"]/1024, s["before_kb"]/1024, "{:.0f}"),
      ("peak extra memory (MiB)", extra(r), extra(s), "{:.0f}"),
      ("peak extra / RSS before", frac(r), frac(s), "{:.1f}%"),
+     ("RSS under the load just before the save (MiB)", r["loaded_kb"]/1024, s["loaded_kb"]/1024, "{:.0f}"),
+     ("peak extra over that / that (the save's own share)", frac_loaded(r), frac_loaded(s), "{:.1f}%"),
      ("INFO rdb_last_cow_size / aof_last_cow_size (MiB)", r["cow"]/2**20, s["cow"]/2**20, "{:.1f}"),
      ("save duration under load (s)", r["save_s"], s["save_s"], "{:.1f}"),
      ("idle save duration (s)", r["idle_s"], s["idle_s"], "{:.1f}"),
