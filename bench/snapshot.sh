@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # BGSAVE under a sustained overwrite load, Redoubt and Redis 7.0.15 side by
 # side in one run. For each server:
-#   1. DEBUG POPULATE $KEYS keys of $SIZE bytes;
+#   1. $KEYS keys of $SIZE bytes, named as redis-benchmark -r names them
+#      (key:%012d), so the load below overwrites existing keys instead of
+#      growing the dataset (DEBUG POPULATE's key:N names never match, and
+#      the growth then showed up as "extra memory" of the save);
 #   2. SET throughput and latency without a save (redis-benchmark, P16);
 #   3. the same load with a BGSAVE in the middle: RSS sampled every 100 ms
 #      (for Redis: the parent plus the child's Private_Dirty, i.e. its
@@ -50,6 +53,24 @@ child_dirty_kb() {
   local c
   c=$(pgrep -P "$1" | head -1 || true)
   [ -n "$c" ] && awk '/^Private_Dirty/ {s+=$2} END {print s+0}' "/proc/$c/smaps_rollup" 2>/dev/null || echo 0
+}
+
+# Loads $KEYS keys key:000000000000.. with $SIZE-byte values.
+populate_keys() {
+  python3 - "$KEYS" "$SIZE" <<'PY' | redis-cli -p "$1" --pipe >/dev/null
+import sys
+n, size = int(sys.argv[1]), int(sys.argv[2])
+out = sys.stdout.buffer
+tail = b"\r\n$%d\r\n%s\r\n" % (size, b"x" * size)
+batch = []
+for i in range(n):
+    key = b"key:%012d" % i
+    batch.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s%s" % (len(key), key, tail))
+    if len(batch) == 10000:
+        out.write(b"".join(batch))
+        batch = []
+out.write(b"".join(batch))
+PY
 }
 
 # Builds a 1,000,000-element zset and list (members m:%012d, as
@@ -108,7 +129,7 @@ bench_one() {
   fi
   pid=$!
   until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
-  redis-cli -p "$port" debug populate "$KEYS" key "$SIZE" >/dev/null
+  populate_keys "$port"
   local writers=()
   if [ "$big" = 1 ]; then
     populate_big "$port" "$port"
@@ -135,6 +156,11 @@ bench_one() {
   load "$port" >"$dir/during" &
   local loader=$!
   sleep 2
+  # The load alone makes the allocator keep more pages than at rest: the
+  # RSS just before the save, under the load, is the baseline that leaves
+  # only the save's own memory.
+  local loaded_rss
+  loaded_rss=$(rss_kb "$pid")
   local t0 t1
   taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" --trace "$dir/probe-trace" >"$dir/probe-save" &
   probe=$!
@@ -168,7 +194,7 @@ bench_one() {
   [ "$MODE" = bgrewriteaof ] && cow=$(info_field "$port" aof_last_cow_size)
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true
-  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss $base_probe $base_gap $save_probe $save_gap ${cow:-0}"
+  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss $base_probe $base_gap $save_probe $save_gap ${cow:-0} $loaded_rss"
 }
 
 r1=$(bench_one redoubt 0)
@@ -192,13 +218,15 @@ what = "BGSAVE" if mode == "bgsave" else "BGREWRITEAOF (appendonly yes, everysec
 def parse(line):
     f = line.split()
     keys = ["name","base_rps","base_p99","base_max","save_rps","save_p99","save_max","before_kb","peak_kb","save_s","idle_s","rss_kb",
-            "base_probe","base_gap","save_probe","save_gap","cow"]
+            "base_probe","base_gap","save_probe","save_gap","cow","loaded_kb"]
     d = dict(zip(keys, f))
     for k in keys[1:]:
         d[k] = float(d.get(k) or 0)
     return d
 def extra(d): return (d["peak_kb"] - d["before_kb"]) / 1024
 def frac(d): return 100 * (d["peak_kb"] - d["before_kb"]) / d["before_kb"]
+def frac_loaded(d):
+    return 100 * (d["peak_kb"] - d["loaded_kb"]) / d["loaded_kb"] if d["loaded_kb"] else 0
 def table(r, s):
     rows = [
      ("SET ops/s without a save", r["base_rps"], s["base_rps"], "{:.0f}"),
@@ -213,6 +241,8 @@ def table(r, s):
      ("RSS before the save (MiB)", r["before_kb"]/1024, s["before_kb"]/1024, "{:.0f}"),
      ("peak extra memory (MiB)", extra(r), extra(s), "{:.0f}"),
      ("peak extra / RSS before", frac(r), frac(s), "{:.1f}%"),
+     ("RSS under the load just before the save (MiB)", r["loaded_kb"]/1024, s["loaded_kb"]/1024, "{:.0f}"),
+     ("peak extra over that / that (the save's own share)", frac_loaded(r), frac_loaded(s), "{:.1f}%"),
      ("INFO rdb_last_cow_size / aof_last_cow_size (MiB)", r["cow"]/2**20, s["cow"]/2**20, "{:.1f}"),
      ("save duration under load (s)", r["save_s"], s["save_s"], "{:.1f}"),
      ("idle save duration (s)", r["idle_s"], s["idle_s"], "{:.1f}"),
@@ -223,7 +253,7 @@ def table(r, s):
         out.append(f"| {label} | {fmt.format(x)} | {fmt.format(y)} | {ratio} |")
     return out
 lines = [f"<!-- {tag}:start -->", f"## {what} under an overwrite load", "",
- f"`MODE={mode} KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh` — {keys} keys x {size} bytes (DEBUG POPULATE), "
+ f"`MODE={mode} KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh` — {keys} keys x {size} bytes named as the load names them, so it overwrites them, "
  f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core 0, client on core 1, "
  f"{mode.upper()} 2 s into the second run, RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty). "
  "The probe (`bench/stall_probe.py`) sends one SET per ms on its own connection during the load.", ""]

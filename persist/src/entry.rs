@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! [key length: usize]   only for keys of LONG_KEY bytes or more
-//! value | expire_at | access | key_len: u16 | key bytes ... | pad to 8
+//! value | expire_at | access | mark bit + key_len: u16 | key bytes ... | pad to 8
 //! ```
 //!
 //! The header is [`Entry`]'s sized part; [`Entry`] itself is a dynamically
@@ -31,8 +31,10 @@ pub struct Entry {
     /// Last access, in seconds of the server's LRU clock (for OBJECT IDLETIME
     /// and the RDB IDLE opcode).
     pub access: u32,
-    /// The key's length, or LONG_KEY when the length is stored in the word
-    /// before the header.
+    /// Low 15 bits: the key's length, or LONG_KEY when the length is stored
+    /// in the word before the header. Top bit ([`MARK`]): a running
+    /// snapshot has taken this key (see `keyspace`), a bit where a set of
+    /// keys per segment would cost tens of bytes a key.
     key_len: u16,
     /// The key. Public so `&e.key` reads as it always has; changing its
     /// bytes in place would leave the entry in the wrong hash slot, so
@@ -51,7 +53,9 @@ struct Header {
 }
 
 /// Keys this long or longer keep their length in a word before the header.
-const LONG_KEY: u16 = u16::MAX;
+const LONG_KEY: u16 = 0x7FFF;
+/// The snapshot mark in `key_len`.
+const MARK: u16 = 0x8000;
 /// Offset of the key bytes from the header: right after `key_len`.
 const KEY_OFFSET: usize = std::mem::offset_of!(Header, key_len) + 2;
 const ALIGN: usize = std::mem::align_of::<Header>();
@@ -69,6 +73,21 @@ impl Entry {
 
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expire_at != 0 && self.expire_at <= now_ms
+    }
+
+    /// Whether a running snapshot has marked this key as taken.
+    #[inline]
+    pub(crate) fn snap_marked(&self) -> bool {
+        self.key_len & MARK != 0
+    }
+
+    #[inline]
+    pub(crate) fn set_snap_mark(&mut self, on: bool) {
+        if on {
+            self.key_len |= MARK;
+        } else {
+            self.key_len &= !MARK;
+        }
     }
 }
 
@@ -164,7 +183,8 @@ impl EntryBox {
             let short = h
                 .add(std::mem::offset_of!(Header, key_len))
                 .cast::<u16>()
-                .read();
+                .read()
+                & !MARK;
             if short == LONG_KEY {
                 h.sub(PREFIX).cast::<usize>().read()
             } else {
@@ -261,7 +281,9 @@ mod tests {
 
     #[test]
     fn key_and_fields_round_trip_for_all_lengths() {
-        for n in (0..70).chain([254, 255, 256, 65534, 65535, 65536, 100_000]) {
+        for n in (0..70).chain([
+            254, 255, 256, 32766, 32767, 32768, 65534, 65535, 65536, 100_000,
+        ]) {
             let key: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
             let mut e = entry(&key);
             assert_eq!(e.key(), &key[..], "key of {n} bytes");
@@ -287,6 +309,24 @@ mod tests {
         assert_eq!(key - base, KEY_OFFSET);
         assert_eq!(std::mem::size_of_val(&*e), body_size(10));
         assert_eq!(layout(10).0.size(), body_size(10));
+    }
+
+    #[test]
+    fn the_snapshot_mark_leaves_the_key_alone() {
+        for n in [0, 10, 32766, 32767, 70_000] {
+            let key: Vec<u8> = (0..n).map(|i| (i * 7 % 256) as u8).collect();
+            let mut e = entry(&key);
+            assert!(!e.snap_marked());
+            e.set_snap_mark(true);
+            assert!(e.snap_marked());
+            assert_eq!(e.key(), &key[..], "key of {n} bytes");
+            e.set_snap_mark(false);
+            assert!(!e.snap_marked());
+            assert_eq!(e.key(), &key[..], "key of {n} bytes");
+            e.set_snap_mark(true);
+            // Freed with the marked length word: the layout must match.
+            drop(e);
+        }
     }
 
     /// The point of this layout: a typical key ("key:" plus up to six

@@ -34,16 +34,12 @@ struct Segment {
     volatile: u32,
     /// Epoch of the last snapshot that has taken this segment whole.
     saved_epoch: u64,
-    /// While a snapshot runs and has not taken this segment yet: the keys
-    /// it must not take from the table when it gets here, because their
-    /// point-in-time state was already handed over (or they did not exist
-    /// at the snapshot's start). Hashed with the db's hasher.
-    done: Option<Box<HashTable<Box<[u8]>>>>,
+    /// Epoch of the snapshot whose marks some entries of this segment may
+    /// carry (0: none). Marks of another epoch are stale (that snapshot
+    /// stopped before its walker got here) and are cleared before the
+    /// segment is used by the next one.
+    marked_epoch: u64,
 }
-
-/// Bytes a key in a segment's `done` set costs (slot, box header, heap
-/// rounding), for the snapshot's memory report.
-const DONE_KEY_OVERHEAD: usize = 32;
 
 /// Where a snapshot's entries go. It is called on the executor thread and
 /// must not block: it copies what it is given (cheap: strings share their
@@ -94,8 +90,6 @@ pub struct Db {
     snap_cursor: usize,
     /// Segments detached by FLUSHDB during a snapshot, still to be saved.
     detached: Vec<Segment>,
-    /// Bytes held by the segments' `done` sets (snapshot memory report).
-    snap_done_bytes: usize,
 }
 
 impl Default for Db {
@@ -118,7 +112,6 @@ impl Db {
             snap: None,
             snap_cursor: 0,
             detached: Vec::new(),
-            snap_done_bytes: 0,
         }
     }
 
@@ -167,7 +160,7 @@ impl Db {
         // this segment takes the key's point-in-time state first. Doing so
         // before the lookup leaves the hit path with a single probe when no
         // snapshot is pending.
-        self.before_write_key(seg, h, key, false);
+        self.before_write_key(seg, h, key);
         let clock = self.lru_clock;
         let segment = &mut self.segments[seg];
         let found = segment.table.find_entry(h, |e| e.key() == key).ok()?;
@@ -242,7 +235,13 @@ impl Db {
         expire_at: u64,
     ) -> Option<Removed> {
         let seg = Self::seg_of(h);
-        self.before_write_key(seg, h, key, true);
+        self.before_write_key(seg, h, key);
+        // A key created in a segment the running snapshot has not reached
+        // did not exist at its start: marked, so the walker skips it.
+        let mark_epoch = match &self.snap {
+            Some(hook) if self.segments[seg].saved_epoch < hook.epoch => hook.epoch,
+            _ => 0,
+        };
         let hasher = &self.hasher;
         let segment = &mut self.segments[seg];
         let new_volatile = u32::from(expire_at != 0);
@@ -265,7 +264,14 @@ impl Db {
                 })
             }
             TableEntry::Vacant(v) => {
-                v.insert(EntryBox::new(key, value, expire_at, self.lru_clock));
+                let mut e = EntryBox::new(key, value, expire_at, self.lru_clock);
+                if mark_epoch != 0 {
+                    // `before_write_key` above made the segment's marks
+                    // this epoch's.
+                    e.set_snap_mark(true);
+                    segment.marked_epoch = mark_epoch;
+                }
+                v.insert(e);
                 segment.volatile += new_volatile;
                 self.volatile += new_volatile as usize;
                 self.len += 1;
@@ -291,7 +297,7 @@ impl Db {
     }
 
     fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Removed> {
-        self.before_write_key(Self::seg_of(h), h, key, false);
+        self.before_write_key(Self::seg_of(h), h, key);
         let segment = &mut self.segments[Self::seg_of(h)];
         let found = segment.table.find_entry(h, |e| e.key() == key).ok()?;
         let (entry, _) = found.remove();
@@ -308,7 +314,7 @@ impl Db {
     /// the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
         let h = self.hash(key);
-        self.before_write_key(Self::seg_of(h), h, key, false);
+        self.before_write_key(Self::seg_of(h), h, key);
         let segment = &mut self.segments[Self::seg_of(h)];
         let Some(e) = segment.table.find_mut(h, |e| e.key() == key) else {
             return false;
@@ -332,8 +338,6 @@ impl Db {
                 s.saved_epoch = epoch;
                 if old.saved_epoch < epoch && !old.table.is_empty() {
                     self.detached.push(old);
-                } else if let Some(d) = &old.done {
-                    self.snap_done_bytes = self.snap_done_bytes.saturating_sub(done_bytes(d));
                 }
             }
         }
@@ -424,45 +428,39 @@ impl Db {
     }
 
     /// Hands one key's point-in-time state to the running snapshot before
-    /// it changes, if the snapshot has not taken it yet. `h` is the key's
-    /// hash. The work is one lookup and one copy of the entry, whatever the
-    /// segment's size.
+    /// it changes, if the snapshot has not reached its segment nor taken
+    /// the key yet. `h` is the key's hash. The work is one lookup and one
+    /// copy of the entry, whatever the segment's size; the key is then
+    /// marked (a bit in the entry), so nothing grows per key.
     #[inline]
-    /// Hands a key's point-in-time state to a running snapshot that has not
-    /// reached its segment. `absent_too`: also mark a missing key done (a
-    /// write about to create it); a lookup that finds nothing creates
-    /// nothing, so it need not (and reads of missing keys do not grow the
-    /// done sets).
-    fn before_write_key(&mut self, seg: usize, h: u64, key: &[u8], absent_too: bool) {
+    fn before_write_key(&mut self, seg: usize, h: u64, key: &[u8]) {
         if let Some(hook) = &self.snap {
             if self.segments[seg].saved_epoch < hook.epoch {
-                self.save_key(seg, h, key, absent_too);
+                self.save_key(seg, h, key);
             }
         }
     }
 
     #[cold]
-    fn save_key(&mut self, seg: usize, h: u64, key: &[u8], absent_too: bool) {
-        let Some(hook) = self.snap.clone() else {
+    fn save_key(&mut self, seg: usize, h: u64, key: &[u8]) {
+        let Db { snap, segments, .. } = self;
+        let Some(hook) = snap else { return };
+        let segment = &mut segments[seg];
+        if segment.marked_epoch != hook.epoch {
+            clear_marks(segment);
+            segment.marked_epoch = hook.epoch;
+        }
+        // A missing key needs nothing: a write that creates it marks the
+        // new entry (see `insert_hashed`).
+        let Some(e) = segment.table.find_mut(h, |e| e.key() == key) else {
             return;
         };
-        let hasher = &self.hasher;
-        let segment = &mut self.segments[seg];
-        if !absent_too && segment.table.find(h, |e| e.key() == key).is_none() {
+        if e.snap_marked() {
             return;
         }
-        let done = segment.done.get_or_insert_with(Default::default);
-        match done.entry(h, |k| **k == *key, |k| hasher.hash_one(&**k)) {
-            TableEntry::Occupied(_) => return,
-            TableEntry::Vacant(v) => {
-                v.insert(key.into());
-            }
-        }
-        self.snap_done_bytes += key.len() + DONE_KEY_OVERHEAD;
-        if let Some(e) = segment.table.find(h, |e| e.key() == key) {
-            let mut sink = hook.sink.lock().unwrap_or_else(|p| p.into_inner());
-            sink.save_entry(hook.db, e);
-        }
+        e.set_snap_mark(true);
+        let mut sink = hook.sink.lock().unwrap_or_else(|p| p.into_inner());
+        sink.save_entry(hook.db, e);
     }
 
     #[cold]
@@ -470,15 +468,11 @@ impl Db {
         let Some(h) = self.snap.clone() else { return };
         let segment = &mut self.segments[seg];
         segment.saved_epoch = h.epoch;
-        let done = segment.done.take();
-        if let Some(d) = &done {
-            self.snap_done_bytes = self.snap_done_bytes.saturating_sub(done_bytes(d));
+        if !segment.table.is_empty() {
+            let mut sink = h.sink.lock().unwrap_or_else(|p| p.into_inner());
+            save_unsaved(&mut *sink, h.db, segment, h.epoch);
         }
-        if segment.table.is_empty() {
-            return;
-        }
-        let mut sink = h.sink.lock().unwrap_or_else(|p| p.into_inner());
-        save_unsaved(&mut *sink, h.db, &self.hasher, segment, done.as_deref());
+        clear_marks(segment);
     }
 
     /// Starts a snapshot of this database as database `hook.db`. An empty
@@ -491,12 +485,6 @@ impl Db {
     fn clear_snapshot_state(&mut self) {
         self.snap_cursor = 0;
         self.detached.clear();
-        if self.snap_done_bytes != 0 {
-            for s in &mut self.segments {
-                s.done = None;
-            }
-        }
-        self.snap_done_bytes = 0;
     }
 
     /// Saves up to `max_segments` non-empty segments the snapshot has not
@@ -508,11 +496,8 @@ impl Db {
         };
         let mut budget = max_segments.max(1);
         while let Some(old) = self.detached.pop() {
-            if let Some(d) = &old.done {
-                self.snap_done_bytes = self.snap_done_bytes.saturating_sub(done_bytes(d));
-            }
             let mut sink = h.sink.lock().unwrap_or_else(|p| p.into_inner());
-            save_unsaved(&mut *sink, h.db, &self.hasher, &old, old.done.as_deref());
+            save_unsaved(&mut *sink, h.db, &old, h.epoch);
             budget -= 1;
             if budget == 0 {
                 return false;
@@ -529,6 +514,7 @@ impl Db {
             }
         }
         if self.snap_cursor >= SEGMENTS && self.detached.is_empty() {
+            // The walker cleared every segment's marks on its way.
             self.snap = None;
             return true;
         }
@@ -538,6 +524,9 @@ impl Db {
     /// Drops the snapshot hook without saving the rest (a failed or
     /// cancelled snapshot).
     pub fn abort_snapshot(&mut self) {
+        // Segments the walker has not passed keep their marks: their
+        // `marked_epoch` tells the next snapshot to clear them before it
+        // uses the segment, one segment at a time.
         self.snap = None;
         self.clear_snapshot_state();
     }
@@ -547,10 +536,10 @@ impl Db {
         self.snap.is_some()
     }
 
-    /// Bytes this database holds for the running snapshot: the keys it
-    /// must skip in segments it has not reached yet.
-    pub fn snapshot_overhead(&self) -> usize {
-        self.snap_done_bytes
+    /// Entries carrying a snapshot mark (tests: none once a snapshot has
+    /// completed).
+    pub fn snapshot_marks(&self) -> usize {
+        self.iter().filter(|e| e.snap_marked()).count()
     }
 
     /// Removes expired keys, visiting at most `max_segments` segments that
@@ -599,28 +588,24 @@ impl Db {
     }
 }
 
-fn done_bytes(d: &HashTable<Box<[u8]>>) -> usize {
-    d.iter().map(|k| k.len() + DONE_KEY_OVERHEAD).sum()
+/// Hands the sink the entries of `segment` the snapshot of `epoch` has not
+/// taken yet (those it has not marked).
+fn save_unsaved(sink: &mut dyn SegmentSink, db: usize, segment: &Segment, epoch: u64) {
+    let mut entries = segment.table.iter().map(|e| &**e);
+    if segment.marked_epoch == epoch {
+        sink.save_segment(db, &mut entries.filter(|e| !e.snap_marked()));
+    } else {
+        sink.save_segment(db, &mut entries);
+    }
 }
 
-/// Hands the sink the entries of `segment` the snapshot has not taken yet
-/// (those not in `done`).
-fn save_unsaved(
-    sink: &mut dyn SegmentSink,
-    db: usize,
-    hasher: &hashbrown::DefaultHashBuilder,
-    segment: &Segment,
-    done: Option<&HashTable<Box<[u8]>>>,
-) {
-    match done {
-        None => sink.save_segment(db, &mut segment.table.iter().map(|e| &**e)),
-        Some(done) => sink.save_segment(
-            db,
-            &mut segment.table.iter().map(|e| &**e).filter(|e| {
-                let h = hasher.hash_one(e.key());
-                done.find(h, |k| **k == *e.key()).is_none()
-            }),
-        ),
+/// Clears every snapshot mark of a segment (the walker has passed it).
+fn clear_marks(segment: &mut Segment) {
+    if segment.marked_epoch != 0 {
+        for e in segment.table.iter_mut() {
+            e.set_snap_mark(false);
+        }
+        segment.marked_epoch = 0;
     }
 }
 

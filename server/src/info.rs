@@ -20,6 +20,26 @@ pub fn used_memory() -> usize {
     now
 }
 
+/// jemalloc's counters (zeros where it is not the global allocator).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllocatorStats {
+    pub allocated: usize,
+    pub active: usize,
+    pub resident: usize,
+    pub retained: usize,
+}
+
+pub fn allocator_stats() -> AllocatorStats {
+    use tikv_jemalloc_ctl::stats;
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    AllocatorStats {
+        allocated: stats::allocated::read().unwrap_or(0),
+        active: stats::active::read().unwrap_or(0),
+        resident: stats::resident::read().unwrap_or(0),
+        retained: stats::retained::read().unwrap_or(0),
+    }
+}
+
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 pub fn peak_memory() -> usize {
