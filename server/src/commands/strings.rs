@@ -527,13 +527,7 @@ fn incr_generic(ctx: &mut Ctx, key: &Bytes, by: i64) -> Reply {
 
 /// The decimal text of `n` as an exact-size string value.
 fn int_bytes(n: i64) -> Bytes {
-    use std::io::Write;
-    let mut buf = [0u8; 20];
-    let mut w = &mut buf[..];
-    // 20 bytes hold any i64 ("-9223372036854775808"); a write cannot fail.
-    let _ = write!(w, "{n}");
-    let len = 20 - w.len();
-    Bytes::copy_from_slice(&buf[..len])
+    Bytes::copy_from_slice(crate::resp::itoa_buf(n).as_bytes())
 }
 
 fn incr(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
