@@ -32,7 +32,8 @@ pub struct Entry {
     /// and the RDB IDLE opcode).
     pub access: u32,
     /// The key's length, or LONG_KEY when the length is stored in the word
-    /// before the header.
+    /// before the header, in the low bits; the [`StrEncoding`] in the top
+    /// two (free room: no byte of the entry grows for it).
     key_len: u16,
     /// The key. Public so `&e.key` reads as it always has; changing its
     /// bytes in place would leave the entry in the wrong hash slot, so
@@ -51,7 +52,45 @@ struct Header {
 }
 
 /// Keys this long or longer keep their length in a word before the header.
-const LONG_KEY: u16 = u16::MAX;
+const LONG_KEY: u16 = 0x3fff;
+/// The bits of `key_len` that hold the length (or LONG_KEY).
+const LEN_MASK: u16 = 0x3fff;
+/// Where the [`StrEncoding`] sits in `key_len`.
+const ENC_SHIFT: u32 = 14;
+
+/// How a string value came to be, which decides the encoding Redis 7.0
+/// would report for it (OBJECT ENCODING, DEBUG OBJECT): Redis keeps a
+/// string as an `int`, a short `embstr` or a `raw` buffer depending on the
+/// command that made it, not on its bytes alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrEncoding {
+    /// Stored as given (SET and friends, loads): `int` when it is an
+    /// integer, `embstr` up to 44 bytes, else `raw`.
+    Auto,
+    /// Built from a buffer without the integer check (INCRBYFLOAT):
+    /// `embstr` up to 44 bytes, else `raw`.
+    NoInt,
+    /// Changed in place (APPEND, SETRANGE): always `raw`.
+    Raw,
+}
+
+impl StrEncoding {
+    fn bits(self) -> u16 {
+        (match self {
+            StrEncoding::Auto => 0u16,
+            StrEncoding::NoInt => 1,
+            StrEncoding::Raw => 2,
+        }) << ENC_SHIFT
+    }
+
+    fn from_bits(key_len: u16) -> StrEncoding {
+        match key_len >> ENC_SHIFT {
+            1 => StrEncoding::NoInt,
+            2 => StrEncoding::Raw,
+            _ => StrEncoding::Auto,
+        }
+    }
+}
 /// Offset of the key bytes from the header: right after `key_len`.
 const KEY_OFFSET: usize = std::mem::offset_of!(Header, key_len) + 2;
 const ALIGN: usize = std::mem::align_of::<Header>();
@@ -69,6 +108,17 @@ impl Entry {
 
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expire_at != 0 && self.expire_at <= now_ms
+    }
+
+    /// How a string value was made (meaningless for other types).
+    pub fn str_encoding(&self) -> StrEncoding {
+        StrEncoding::from_bits(self.key_len)
+    }
+
+    /// Records how the string value was made; every new entry and every
+    /// replaced value starts as [`StrEncoding::Auto`].
+    pub fn set_str_encoding(&mut self, enc: StrEncoding) {
+        self.key_len = (self.key_len & LEN_MASK) | enc.bits();
     }
 }
 
@@ -165,6 +215,7 @@ impl EntryBox {
                 .add(std::mem::offset_of!(Header, key_len))
                 .cast::<u16>()
                 .read();
+            let short = short & LEN_MASK;
             if short == LONG_KEY {
                 h.sub(PREFIX).cast::<usize>().read()
             } else {
@@ -261,10 +312,17 @@ mod tests {
 
     #[test]
     fn key_and_fields_round_trip_for_all_lengths() {
-        for n in (0..70).chain([254, 255, 256, 65534, 65535, 65536, 100_000]) {
+        for n in (0..70).chain([254, 16382, 16383, 16384, 65535, 65536, 100_000]) {
             let key: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
             let mut e = entry(&key);
             assert_eq!(e.key(), &key[..], "key of {n} bytes");
+            assert_eq!(e.str_encoding(), StrEncoding::Auto);
+            for enc in [StrEncoding::Raw, StrEncoding::NoInt, StrEncoding::Auto] {
+                e.set_str_encoding(enc);
+                assert_eq!(e.str_encoding(), enc);
+                assert_eq!(e.key(), &key[..], "the encoding bits keep the length");
+            }
+            e.set_str_encoding(StrEncoding::Raw);
             assert_eq!(e.value, Value::str_from(b"value"));
             assert_eq!((e.expire_at, e.access), (7, 3));
             e.value = Value::str_from(b"other");
