@@ -833,6 +833,17 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
     ),
 ];
 
+/// A container command's subcommand arity: None when `name` has no
+/// subcommands, Some(None) when `sub` is not one of them (or is missing).
+pub(crate) fn subcommand_arity(name: &str, sub: Option<&Bytes>) -> Option<Option<i32>> {
+    let (_, subs) = SUBCOMMANDS.iter().find(|(n, _)| *n == name)?;
+    Some(sub.and_then(|sub| {
+        subs.iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(sub))
+            .map(|(_, a)| *a)
+    }))
+}
+
 /// The error for an unknown subcommand or a subcommand's wrong arity.
 pub(crate) fn check_subcommand(name: &str, args: &[Bytes]) -> Option<Reply> {
     let (_, subs) = SUBCOMMANDS.iter().find(|(n, _)| *n == name)?;
