@@ -536,7 +536,11 @@ mod tests {
             b"*1\r\n$04\r\nPING\r\n",
             b"*1\r\n$+4\r\nPING\r\n",
         ] {
-            assert!(parse_all(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_all(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(parse_all(b"*0\r\n*-1\r\n").unwrap().len(), 0);
     }
