@@ -77,11 +77,13 @@ measure() {
     load "$port" "$t" "$p" "$N"
     callgrind_control -d "$PID" >/dev/null
     sleep 0.5
+    # The dump taken after zeroing (the server writes another at exit).
+    out=$(ls -t "$dir"/cg.out* | head -1)
+    cp "$out" "$dir/counted"
     kill "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || true
     PID=""
-    # The dump taken after zeroing is the newest file.
-    out=$(ls -t "$dir"/cg.out* | head -1)
+    out=$dir/counted
     awk -v n="$N" '/^(summary|totals):/ { printf "%.0f", $2 / n; exit }' "$out"
 }
 
