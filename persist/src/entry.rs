@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! [key length: usize]   only for keys of LONG_KEY bytes or more
-//! value | expire_at | access | mark bit + key_len: u16 | key bytes ... | pad to 8
+//! value | expire_at | access | mark, encoding + key_len: u16 | key bytes ... | pad to 8
 //! ```
 //!
 //! The header is [`Entry`]'s sized part; [`Entry`] itself is a dynamically
@@ -31,10 +31,11 @@ pub struct Entry {
     /// Last access, in seconds of the server's LRU clock (for OBJECT IDLETIME
     /// and the RDB IDLE opcode).
     pub access: u32,
-    /// Low 15 bits: the key's length, or LONG_KEY when the length is stored
-    /// in the word before the header. Top bit ([`MARK`]): a running
-    /// snapshot has taken this key (see `keyspace`), a bit where a set of
-    /// keys per segment would cost tens of bytes a key.
+    /// Low 13 bits: the key's length, or LONG_KEY when the length is stored
+    /// in the word before the header. Bits 13-14: the [`StrEncoding`]. Top
+    /// bit ([`MARK`]): a running snapshot has taken this key (see
+    /// `keyspace`), a bit where a set of keys per segment would cost tens
+    /// of bytes a key. Free room: no byte of the entry grows for either.
     key_len: u16,
     /// The key. Public so `&e.key` reads as it always has; changing its
     /// bytes in place would leave the entry in the wrong hash slot, so
@@ -53,9 +54,48 @@ struct Header {
 }
 
 /// Keys this long or longer keep their length in a word before the header.
-const LONG_KEY: u16 = 0x7FFF;
+const LONG_KEY: u16 = 0x1fff;
+/// The bits of `key_len` that hold the length (or LONG_KEY).
+const LEN_MASK: u16 = 0x1fff;
+/// Where the [`StrEncoding`] sits in `key_len`.
+const ENC_SHIFT: u32 = 13;
+const ENC_MASK: u16 = 0x3 << ENC_SHIFT;
 /// The snapshot mark in `key_len`.
 const MARK: u16 = 0x8000;
+
+/// How a string value came to be, which decides the encoding Redis 7.0
+/// would report for it (OBJECT ENCODING, DEBUG OBJECT): Redis keeps a
+/// string as an `int`, a short `embstr` or a `raw` buffer depending on the
+/// command that made it, not on its bytes alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrEncoding {
+    /// Stored as given (SET and friends, loads): `int` when it is an
+    /// integer, `embstr` up to 44 bytes, else `raw`.
+    Auto,
+    /// Built from a buffer without the integer check (INCRBYFLOAT):
+    /// `embstr` up to 44 bytes, else `raw`.
+    NoInt,
+    /// Changed in place (APPEND, SETRANGE): always `raw`.
+    Raw,
+}
+
+impl StrEncoding {
+    fn bits(self) -> u16 {
+        (match self {
+            StrEncoding::Auto => 0u16,
+            StrEncoding::NoInt => 1,
+            StrEncoding::Raw => 2,
+        }) << ENC_SHIFT
+    }
+
+    fn from_bits(key_len: u16) -> StrEncoding {
+        match (key_len & ENC_MASK) >> ENC_SHIFT {
+            1 => StrEncoding::NoInt,
+            2 => StrEncoding::Raw,
+            _ => StrEncoding::Auto,
+        }
+    }
+}
 /// Offset of the key bytes from the header: right after `key_len`.
 const KEY_OFFSET: usize = std::mem::offset_of!(Header, key_len) + 2;
 const ALIGN: usize = std::mem::align_of::<Header>();
@@ -88,6 +128,18 @@ impl Entry {
         } else {
             self.key_len &= !MARK;
         }
+    }
+
+    /// How a string value was made (meaningless for other types).
+    pub fn str_encoding(&self) -> StrEncoding {
+        StrEncoding::from_bits(self.key_len)
+    }
+
+    /// Records how the string value was made; every new entry and every
+    /// replaced value starts as [`StrEncoding::Auto`]. Leaves the length and
+    /// the snapshot mark alone.
+    pub fn set_str_encoding(&mut self, enc: StrEncoding) {
+        self.key_len = (self.key_len & !ENC_MASK) | enc.bits();
     }
 }
 
@@ -184,7 +236,7 @@ impl EntryBox {
                 .add(std::mem::offset_of!(Header, key_len))
                 .cast::<u16>()
                 .read()
-                & !MARK;
+                & LEN_MASK;
             if short == LONG_KEY {
                 h.sub(PREFIX).cast::<usize>().read()
             } else {
@@ -282,11 +334,18 @@ mod tests {
     #[test]
     fn key_and_fields_round_trip_for_all_lengths() {
         for n in (0..70).chain([
-            254, 255, 256, 32766, 32767, 32768, 65534, 65535, 65536, 100_000,
+            254, 255, 256, 8190, 8191, 8192, 16383, 32767, 65535, 65536, 100_000,
         ]) {
             let key: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
             let mut e = entry(&key);
             assert_eq!(e.key(), &key[..], "key of {n} bytes");
+            assert_eq!(e.str_encoding(), StrEncoding::Auto);
+            for enc in [StrEncoding::Raw, StrEncoding::NoInt, StrEncoding::Auto] {
+                e.set_str_encoding(enc);
+                assert_eq!(e.str_encoding(), enc);
+                assert_eq!(e.key(), &key[..], "the encoding bits keep the length");
+            }
+            e.set_str_encoding(StrEncoding::Raw);
             assert_eq!(e.value, Value::str_from(b"value"));
             assert_eq!((e.expire_at, e.access), (7, 3));
             e.value = Value::str_from(b"other");
@@ -313,14 +372,22 @@ mod tests {
 
     #[test]
     fn the_snapshot_mark_leaves_the_key_alone() {
-        for n in [0, 10, 32766, 32767, 70_000] {
+        for n in [0, 10, 8190, 8191, 32767, 70_000] {
             let key: Vec<u8> = (0..n).map(|i| (i * 7 % 256) as u8).collect();
             let mut e = entry(&key);
             assert!(!e.snap_marked());
             e.set_snap_mark(true);
             assert!(e.snap_marked());
             assert_eq!(e.key(), &key[..], "key of {n} bytes");
+            // The string encoding shares the word: neither disturbs the other.
+            e.set_str_encoding(StrEncoding::Raw);
+            assert!(e.snap_marked());
+            assert_eq!(e.str_encoding(), StrEncoding::Raw);
+            assert_eq!(e.key(), &key[..], "key of {n} bytes");
             e.set_snap_mark(false);
+            assert_eq!(e.str_encoding(), StrEncoding::Raw);
+            e.set_str_encoding(StrEncoding::NoInt);
+            assert_eq!(e.str_encoding(), StrEncoding::NoInt);
             assert!(!e.snap_marked());
             assert_eq!(e.key(), &key[..], "key of {n} bytes");
             e.set_snap_mark(true);

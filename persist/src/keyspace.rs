@@ -255,6 +255,7 @@ impl Db {
                 let old_value = std::mem::replace(&mut e.value, value);
                 let old_expire = std::mem::replace(&mut e.expire_at, expire_at);
                 e.access = self.lru_clock;
+                e.set_str_encoding(crate::entry::StrEncoding::Auto);
                 segment.volatile = segment.volatile + new_volatile - old_volatile;
                 self.volatile = self.volatile + new_volatile as usize - old_volatile as usize;
                 Some(Removed {

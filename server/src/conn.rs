@@ -103,16 +103,28 @@ enum ConnEnd {
 impl Conn {
     async fn run(&mut self) -> Result<(), ConnEnd> {
         loop {
+            // The socket first: on the request path the executor has
+            // nothing queued, and polling the channel first would cost a
+            // pop and a waker registration per request.
             tokio::select! {
-                msg = self.rx.recv() => {
-                    let lsn = self.on_message(msg)?;
-                    self.write_out(lsn).await?;
-                }
+                biased;
                 n = self.stream.read_buf(&mut self.rbuf) => {
                     if n? == 0 {
                         return Err(ConnEnd::Eof);
                     }
                     self.process_input().await?;
+                    // A client that keeps its socket readable would never
+                    // let the other branch run: deliver what the executor
+                    // queued meanwhile (an atomic load when nothing is).
+                    while !self.rx.is_empty() {
+                        let msg = self.rx.recv().await;
+                        let lsn = self.on_message(msg)?;
+                        self.write_out(lsn).await?;
+                    }
+                }
+                msg = self.rx.recv() => {
+                    let lsn = self.on_message(msg)?;
+                    self.write_out(lsn).await?;
                 }
             }
         }
@@ -147,7 +159,7 @@ impl Conn {
         // after every wait, so no command sees a stale time.
         let mut clock = BatchClock::now();
         self.client.borrow_mut().last_interaction = clock.started();
-        self.warm_keyspace();
+        let mut first = true;
         loop {
             let limit = self.shared.ex.borrow().config.client_query_buffer_limit as usize;
             if self.rbuf.len() > limit {
@@ -155,7 +167,16 @@ impl Conn {
                 return Err(ConnEnd::Closed);
             }
             let args = match self.parser.parse(&mut self.rbuf) {
-                Ok(Some(args)) => args,
+                Ok(Some(args)) => {
+                    // Input left after the first command is a pipelined
+                    // batch: warm its keys. Without pipelining (the common
+                    // case) there is nothing left and nothing to scan.
+                    if first && !self.rbuf.is_empty() {
+                        self.warm_keyspace();
+                    }
+                    first = false;
+                    args
+                }
                 Ok(None) => break,
                 Err(e) => {
                     let proto = self.proto();
@@ -199,8 +220,8 @@ impl Conn {
         self.write_out(max_lsn).await
     }
 
-    /// Before a pipelined batch runs, looks its keys up in one tight loop
-    /// so their cache misses overlap (see [`crate::prefetch`]).
+    /// Before the rest of a pipelined batch runs, looks its keys up in one
+    /// tight loop so their cache misses overlap (see [`crate::prefetch`]).
     fn warm_keyspace(&self) {
         let mut keys: [&[u8]; prefetch::MAX_KEYS] = [&[]; prefetch::MAX_KEYS];
         let mut n = 0;

@@ -92,7 +92,7 @@ fn debug_object(ctx: &mut Ctx, key: &[u8]) -> Reply {
     let mut s = format!(
         "Value at:0x{:x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
         e as *const Entry as *const u8 as usize,
-        object_encoding(&e.value, &cfg),
+        object_encoding(e, &cfg),
         serialized_len_estimate(&e.value),
         e.access & 0xFFFFFF,
         clock.saturating_sub(e.access)

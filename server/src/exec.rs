@@ -93,7 +93,17 @@ pub struct Executor {
     pub serving: Option<Bytes>,
     /// The clock of the batch being executed (see [`Executor::execute_at`]).
     clock: Option<BatchClock>,
+    /// Per command: whether it may look keys up outside its client's
+    /// database (and so expire them there).
+    cross_db: Vec<bool>,
 }
+
+/// The commands that look keys up in a database other than their client's
+/// (MOVE's and COPY's targets, SWAPDB, DEBUG RELOAD, a transaction that
+/// SELECTs): after them every database is checked for expired keys.
+const CROSS_DB: &[&str] = &[
+    "move", "copy", "swapdb", "flushall", "debug", "exec", "select",
+];
 
 /// Clock readings shared by the commands of one batch (one read from a
 /// connection): the wall clock is read once per batch, and each command
@@ -103,20 +113,47 @@ pub struct Executor {
 /// still moves within a long batch.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchClock {
-    base_ms: u64,
     base: Instant,
     /// End of the previous command (or the batch's start).
     mark: Instant,
+    /// The wall clock (since the Unix epoch) at `mark`: advanced by each
+    /// command's measured duration, so no further clock arithmetic.
+    mark_wall: Duration,
+}
+
+thread_local! {
+    /// A wall-clock reading paired with the monotonic instant it was taken
+    /// at: batches derive their wall time from it, so a batch costs one
+    /// clock read instead of two. Both clocks advance at the same (slewed)
+    /// rate; [`BatchClock::resync`] takes a fresh pair from the cron, so a
+    /// step of the wall clock shows within one cron period, as Redis's
+    /// cached time does.
+    static WALL: std::cell::Cell<(Instant, Duration)> = std::cell::Cell::new(wall_pair());
+}
+
+/// The monotonic and the wall clock, read back to back.
+fn wall_pair() -> (Instant, Duration) {
+    let at = Instant::now();
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (at, wall)
 }
 
 impl BatchClock {
     pub fn now() -> BatchClock {
         let base = Instant::now();
+        let (at, wall) = WALL.with(|w| w.get());
         BatchClock {
-            base_ms: now_ms(),
             base,
             mark: base,
+            mark_wall: wall + base.saturating_duration_since(at),
         }
+    }
+
+    /// Re-reads the wall clock (from the cron).
+    pub fn resync() {
+        WALL.with(|w| w.set(wall_pair()));
     }
 
     /// When the batch started (monotonic).
@@ -126,7 +163,13 @@ impl BatchClock {
 
     /// Unix ms as of the last mark.
     fn now_ms(&self) -> u64 {
-        self.base_ms + self.mark.duration_since(self.base).as_millis() as u64
+        self.mark_wall.as_millis() as u64
+    }
+
+    /// Moves the mark to `ended`, `elapsed` after the previous one.
+    fn advance(&mut self, ended: Instant, elapsed: Duration) {
+        self.mark = ended;
+        self.mark_wall += elapsed;
     }
 }
 
@@ -145,6 +188,7 @@ impl Executor {
         let run_id: String = (0..40)
             .map(|_| char::from_digit(rand::Rng::gen_range(&mut rng, 0..16), 16).unwrap_or('0'))
             .collect();
+        let cross_db = specs.iter().map(|s| CROSS_DB.contains(&s.name)).collect();
         Executor {
             config,
             ks: Keyspace::new(dbs),
@@ -175,6 +219,7 @@ impl Executor {
             save: Default::default(),
             serving: None,
             clock: None,
+            cross_db,
         }
     }
 
@@ -346,15 +391,22 @@ impl Executor {
             self.stats.total_commands += 1;
         }
         let ended = Instant::now();
-        st.usec += ended.duration_since(started).as_micros() as u64;
+        let elapsed = ended.saturating_duration_since(started);
+        st.usec += elapsed.as_micros() as u64;
         if let Some(c) = self.clock.as_mut() {
-            c.mark = ended;
+            c.advance(ended, elapsed);
         }
         if reply.is_error() {
             st.failed += 1;
         }
-        // Keys the command expired on its way are deleted before its own effect.
-        self.propagate_expired();
+        // Keys the command expired on its way are deleted before its own
+        // effect. Most commands only look at their client's database: one
+        // check instead of one per database on every command.
+        if self.cross_db[idx] {
+            self.propagate_expired();
+        } else {
+            self.propagate_expired_in(db);
+        }
         // EXEC's own effect is the MULTI ... EXEC block run_exec logged;
         // logging the EXEC command again would leave a lone EXEC in the AOF.
         if self.dirty != dirty_before && spec.name != "exec" {
@@ -464,15 +516,22 @@ impl Executor {
     /// Logs a DEL for every key removed by expiry since the last call.
     pub fn propagate_expired(&mut self) {
         for db in 0..self.ks.dbs.len() {
-            if !self.ks.dbs[db].has_expired() {
-                continue;
-            }
-            let gone = self.ks.dbs[db].take_expired();
-            for key in gone {
-                let key = Bytes::from(Vec::from(key));
-                self.key_modified(db, &key);
-                self.log(db, vec![Bytes::from_static(b"DEL"), key]);
-            }
+            self.propagate_expired_in(db);
+        }
+    }
+
+    /// [`Executor::propagate_expired`] for one database.
+    fn propagate_expired_in(&mut self, db: usize) {
+        let Some(d) = self.ks.dbs.get_mut(db) else {
+            return;
+        };
+        if !d.has_expired() {
+            return;
+        }
+        for key in d.take_expired() {
+            let key = Bytes::from(Vec::from(key));
+            self.key_modified(db, &key);
+            self.log(db, vec![Bytes::from_static(b"DEL"), key]);
         }
     }
 
@@ -651,6 +710,7 @@ impl Executor {
 
     /// Runs `hz` times a second: active expiry, save points.
     pub fn cron(&mut self) {
+        BatchClock::resync();
         let clock = (now_ms() / 1000) as u32;
         for db in self.ks.dbs.iter_mut() {
             db.lru_clock = clock;
@@ -789,6 +849,17 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
         &[("consumers", 4), ("groups", 3), ("help", 2), ("stream", -3)],
     ),
 ];
+
+/// A container command's subcommand arity: None when `name` has no
+/// subcommands, Some(None) when `sub` is not one of them (or is missing).
+pub(crate) fn subcommand_arity(name: &str, sub: Option<&Bytes>) -> Option<Option<i32>> {
+    let (_, subs) = SUBCOMMANDS.iter().find(|(n, _)| *n == name)?;
+    Some(sub.and_then(|sub| {
+        subs.iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(sub))
+            .map(|(_, a)| *a)
+    }))
+}
 
 /// The error for an unknown subcommand or a subcommand's wrong arity.
 pub(crate) fn check_subcommand(name: &str, args: &[Bytes]) -> Option<Reply> {

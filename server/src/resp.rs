@@ -190,10 +190,9 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 }
 
 fn parse_len(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    std::str::from_utf8(s).ok()?.parse().ok()
+    // Redis reads these with its strict string2ll: no '+', no leading
+    // zeros. Also the cheap path: no UTF-8 check, no generic parse.
+    crate::util::parse_i64(s)
 }
 
 /// Splits an inline command line into arguments, honouring "double" quotes
@@ -460,7 +459,7 @@ fn bulk(out: &mut BytesMut, data: &[u8]) {
 }
 
 /// A small stack buffer holding the decimal form of an integer.
-struct ItoaBuf {
+pub(crate) struct ItoaBuf {
     buf: [u8; 20],
     start: usize,
 }
@@ -469,9 +468,14 @@ impl ItoaBuf {
     fn as_bytes_mut(&mut self) -> &[u8] {
         &self.buf[self.start..]
     }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
 }
 
-fn itoa_buf(v: i64) -> ItoaBuf {
+/// The decimal text of `v`, without going through `fmt`.
+pub(crate) fn itoa_buf(v: i64) -> ItoaBuf {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     let neg = v < 0;
@@ -521,6 +525,24 @@ mod tests {
         assert_eq!(cmds.len(), 2);
         assert_eq!(cmds[0], vec![Bytes::from("GET"), Bytes::from("k")]);
         assert_eq!(cmds[1], vec![Bytes::from("PING")]);
+    }
+
+    #[test]
+    fn lengths_are_read_strictly_as_redis_does() {
+        for bad in [
+            &b"*01\r\n$4\r\nPING\r\n"[..],
+            b"*+1\r\n$4\r\nPING\r\n",
+            b"*-0\r\n",
+            b"*1\r\n$04\r\nPING\r\n",
+            b"*1\r\n$+4\r\nPING\r\n",
+        ] {
+            assert!(
+                parse_all(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(parse_all(b"*0\r\n*-1\r\n").unwrap().len(), 0);
     }
 
     #[test]

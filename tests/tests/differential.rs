@@ -236,3 +236,101 @@ fn all_families_are_deterministic_on_redis() {
         }
     }
 }
+
+/// Fixed sequences for what random ones reach rarely: the string encodings
+/// each command leaves (int / embstr / raw) and COMMAND GETKEYS on the
+/// commands whose keys move, compared reply by reply with Redis.
+#[test]
+fn encodings_and_getkeys_match_redis() {
+    let Some(redis) = Server::redis() else {
+        redoubt_tests::skip_without_redis("encodings_and_getkeys_match_redis");
+        return;
+    };
+    let redoubt = Server::redoubt();
+    let lines: &[&[&str]] = &[
+        &["SET", "s1", "abc"],
+        &["SET", "s2", "123"],
+        &["SET", "s3", "12345678901234567890"],
+        &["SET", "s4", &"a".repeat(44)],
+        &["SET", "s5", &"a".repeat(45)],
+        &["SET", "s6", "-0"],
+        &["SET", "s7", "007"],
+        &["APPEND", "s1", "x"],
+        &["APPEND", "s2", ""],
+        &["APPEND", "new", "12"],
+        &["SETRANGE", "r1", "0", "12"],
+        &["SETRANGE", "r2", "0", ""],
+        &["SET", "r3", "5"],
+        &["SETRANGE", "r3", "0", ""],
+        &["INCRBYFLOAT", "f1", "3"],
+        &["SET", "f2", "2"],
+        &["INCRBYFLOAT", "f2", "1"],
+        &["MSET", "m1", "10", "m2", "abc"],
+        &["SETEX", "e1", "100", "42"],
+        &["GETSET", "s7", "9"],
+        &["SET", "c1", "1"],
+        &["APPEND", "c1", "1"],
+        &["COPY", "c1", "c2"],
+        &["RENAME", "c1", "c3"],
+        &["SET", "i1", "100000"],
+        &["APPEND", "i1", "1"],
+    ];
+    let keys = [
+        "s1", "s2", "s3", "s4", "s5", "s6", "s7", "new", "r1", "r2", "r3", "f1", "f2", "m1", "m2",
+        "e1", "c2", "c3", "i1",
+    ];
+    let getkeys: &[&[&str]] = &[
+        &["ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"],
+        &["ZUNIONSTORE", "d", "5", "a", "b"],
+        &["ZINTERSTORE", "d", "1x", "a"],
+        &["ZDIFFSTORE", "d", "0", "a"],
+        &["ZUNION", "3", "a", "b"],
+        &["ZINTER", "2", "a", "b"],
+        &["SINTERCARD", "-1", "a"],
+        &["ZINTERCARD", "99999999999999999999", "a"],
+        &["LMPOP", "3", "a", "b", "LEFT"],
+        &["ZMPOP", "1", "a", "MIN"],
+        &["BLMPOP", "0", "2", "a", "b", "LEFT"],
+        &["BZMPOP", "0", "2", "a"],
+        &["XREAD", "COUNT", "2", "STREAMS", "a", "b", "0", "0"],
+        &["XREAD", "STREAMS", "a", "b", "0"],
+        &["XREAD", "COUNT", "2", "a", "b"],
+        &["XREAD", "streams"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "a", ">"],
+        &["XREADGROUP", "STREAMS", "a", "b", "c", "d", "e", "f"],
+        &["OBJECT", "ENCODING", "k"],
+        &["OBJECT", "HELP"],
+        &["OBJECT", "NOSUCH", "k"],
+        &["XINFO", "STREAM"],
+        &["MEMORY", "USAGE", "k"],
+        &["CONFIG", "GET", "x"],
+        &["GET", "a"],
+        &["SET", "a"],
+        &["PING"],
+        &["NOSUCH", "a"],
+        &["MSET", "a", "1", "b"],
+    ];
+    let mut a = Side::open(&redis);
+    let mut b = Side::open(&redoubt);
+    let mut check = |args: Vec<Vec<u8>>| {
+        let ra = a.run(0, &args);
+        let rb = b.run(0, &args);
+        assert_eq!(show(&rb), show(&ra), "{}", format_args(&args));
+    };
+    let bytes = |l: &[&str]| l.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+    for l in lines {
+        check(bytes(l));
+    }
+    for k in keys {
+        check(bytes(&["OBJECT", "ENCODING", k]));
+    }
+    for &k in &["s2", "f1", "i1"] {
+        check(bytes(&["INCR", k]));
+        check(bytes(&["OBJECT", "ENCODING", k]));
+    }
+    for l in getkeys {
+        let mut args = bytes(&["COMMAND", "GETKEYS"]);
+        args.extend(bytes(l));
+        check(args);
+    }
+}

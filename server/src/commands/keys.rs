@@ -7,7 +7,8 @@ use crate::config::Config;
 use crate::resp::Reply;
 use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
-use redoubt_persist::{Value, ValueType};
+use redoubt_persist::entry::StrEncoding;
+use redoubt_persist::{Db, Entry, Value, ValueType};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("del", -2, WRITE, (1, -1, 1), "generic", del),
@@ -84,7 +85,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
     let Some(e) = ctx.lookup(src) else {
         return no_such_key();
     };
-    let expire = e.expire_at;
+    let (expire, enc) = (e.expire_at, e.str_encoding());
     if src == dst {
         return if nx { Reply::Int(0) } else { Reply::ok() };
     }
@@ -95,12 +96,25 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> Reply {
         return no_such_key();
     };
     ctx.db().insert(dst, old.value, expire);
+    let now = ctx.now;
+    keep_str_encoding(ctx.db(), dst, enc, now);
     ctx.modified(src);
     ctx.modified(dst);
     if nx {
         Reply::Int(1)
     } else {
         Reply::ok()
+    }
+}
+
+/// RENAME, MOVE and COPY keep the string's Redis encoding (Redis moves or
+/// duplicates the object as it is); an insert starts a new one as
+/// [`StrEncoding::Auto`].
+fn keep_str_encoding(db: &mut Db, key: &[u8], enc: StrEncoding, now: u64) {
+    if enc != StrEncoding::Auto {
+        if let Some(e) = db.get(key, now) {
+            e.set_str_encoding(enc);
+        }
     }
 }
 
@@ -146,7 +160,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let Some(e) = ctx.lookup(src) else {
             return Ok(Reply::Int(0));
         };
-        let (value, expire) = (e.value.clone(), e.expire_at);
+        let (value, expire, enc) = (e.value.clone(), e.expire_at, e.str_encoding());
         let now = ctx.now;
         let target = &mut ctx.ex.ks.dbs[target_db];
         if target.get(dst, now).is_some() {
@@ -156,6 +170,7 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             target.remove(dst);
         }
         target.insert(dst, value, expire);
+        keep_str_encoding(target, dst, enc, now);
         ctx.modified_in(target_db, dst);
         Ok(Reply::Int(1))
     })())
@@ -170,9 +185,9 @@ fn move_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 "ERR source and destination objects are the same",
             ));
         }
-        if ctx.lookup(key).is_none() {
+        let Some(enc) = ctx.lookup(key).map(|e| e.str_encoding()) else {
             return Ok(Reply::Int(0));
-        }
+        };
         let now = ctx.now;
         if ctx.ex.ks.dbs[target_db].get(key, now).is_some() {
             return Ok(Reply::Int(0));
@@ -181,6 +196,7 @@ fn move_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Ok(Reply::Int(0));
         };
         ctx.ex.ks.dbs[target_db].insert(key, e.value, e.expire_at);
+        keep_str_encoding(&mut ctx.ex.ks.dbs[target_db], key, enc, now);
         ctx.modified(key);
         ctx.modified_in(target_db, key);
         Ok(Reply::Int(1))
@@ -429,13 +445,17 @@ fn touch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     exists(ctx, args)
 }
 
-/// The encoding Redis 7.0 reports for a value with the given configuration.
-pub fn object_encoding(v: &Value, cfg: &Config) -> &'static str {
-    match v {
+/// The encoding Redis 7.0 reports for a key's value with the given
+/// configuration.
+pub fn object_encoding(e: &Entry, cfg: &Config) -> &'static str {
+    match &e.value {
         Value::Str(s) => {
-            if s.len() <= 20 && parse_i64(s).is_some() {
+            // Redis's tryObjectEncoding (what SET and loads apply) and
+            // createStringObject (what INCRBYFLOAT uses) rules.
+            let enc = e.str_encoding();
+            if enc == StrEncoding::Auto && s.len() <= 20 && parse_i64(s).is_some() {
                 "int"
-            } else if s.len() <= 44 {
+            } else if enc != StrEncoding::Raw && s.len() <= 44 {
                 "embstr"
             } else {
                 "raw"
@@ -506,7 +526,7 @@ fn object(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::Nil;
     };
     if eq_ic(sub, "encoding") {
-        Reply::bulk_str(object_encoding(&e.value, &ctx.ex.config))
+        Reply::bulk_str(object_encoding(e, &ctx.ex.config))
     } else if eq_ic(sub, "refcount") {
         Reply::Int(1)
     } else if eq_ic(sub, "idletime") {

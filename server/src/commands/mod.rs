@@ -9,6 +9,7 @@ use bytes::Bytes;
 use redoubt_persist::{Db, Entry, Value, ValueType};
 
 pub mod connection;
+pub mod getkeys;
 pub mod hashes;
 pub mod keys;
 pub mod lists;

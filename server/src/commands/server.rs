@@ -573,20 +573,15 @@ fn command(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 .collect(),
         )
     } else if eq_ic(sub, "getkeys") {
-        if args.len() < 3 {
-            return wrong_args("command|getkeys");
-        }
         let Some(spec) = find(&args[2]) else {
             return Reply::err("ERR Invalid command specified");
         };
-        if !spec.arity_ok(args.len() - 2) {
-            return Reply::err("ERR Invalid number of arguments specified for command");
+        let line = &args[2..];
+        let sub_arity = crate::exec::subcommand_arity(spec.name, line.get(1));
+        match super::getkeys::command_keys(spec, line, sub_arity) {
+            Ok(keys) => Reply::Array(keys.into_iter().map(|k| Reply::Bulk(k.clone())).collect()),
+            Err(e) => Reply::Error(e.to_string()),
         }
-        let keys = spec.keys(&args[2..]);
-        if keys.is_empty() {
-            return Reply::err("ERR The command has no key arguments");
-        }
-        Reply::Array(keys.into_iter().map(|k| Reply::Bulk(k.clone())).collect())
     } else if eq_ic(sub, "help") {
         help_reply(&[
             "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

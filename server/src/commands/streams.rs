@@ -412,11 +412,64 @@ fn xadd_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     }
     let limits = node_limits(ctx);
     let now = ctx.now;
-    let (exists, last) = match stream_mut(ctx, key)? {
-        Some(s) => (true, s.last_id),
-        None if t.nomkstream => return Ok(Reply::Nil),
-        None => (false, StreamId::MIN),
+    // One lookup for an existing stream: the entry is added where it lies.
+    // A new stream is built aside and inserted once the entry is in it, so
+    // a refused id creates no key.
+    let added = match stream_mut(ctx, key)? {
+        Some(s) => Some(add_entry(s, &t, args, now, limits)?),
+        None => None,
     };
+    let (id, rewrite_trim) = match added {
+        Some(added) => added,
+        None if t.nomkstream => return Ok(Reply::Nil),
+        None => {
+            let mut s = Box::<Stream>::default();
+            let added = add_entry(&mut s, &t, args, now, limits)?;
+            ctx.db().insert(key, Value::Stream(s), 0);
+            added
+        }
+    };
+    let id_bytes = id_arg(id);
+    ctx.modified(key);
+    if rewrite_trim.is_some() || !matches!(t.id, Some((_, true))) {
+        let mut cmd = vec![Bytes::from_static(b"XADD"), key.clone()];
+        if t.nomkstream {
+            cmd.push(Bytes::from_static(b"NOMKSTREAM"));
+        }
+        match rewrite_trim {
+            Some(tr) => cmd.extend(tr),
+            None => match t.strategy {
+                Strategy::MaxLen(n) => cmd.extend([
+                    Bytes::from_static(b"MAXLEN"),
+                    Bytes::from_static(b"="),
+                    Bytes::from(n.to_string()),
+                ]),
+                Strategy::MinId(m) => cmd.extend([
+                    Bytes::from_static(b"MINID"),
+                    Bytes::from_static(b"="),
+                    id_arg(m),
+                ]),
+                Strategy::None => {}
+            },
+        }
+        cmd.push(id_bytes.clone());
+        cmd.extend(args[t.id_at + 1..].iter().cloned());
+        ctx.propagate_as(vec![cmd]);
+    }
+    Ok(Reply::Bulk(id_bytes))
+}
+
+/// XADD's work on the stream: picks the id, appends the entry, trims.
+/// Returns the id and, for an approximate trim, the exact trim it became
+/// (the AOF logs that instead).
+fn add_entry(
+    s: &mut Stream,
+    t: &TrimArgs,
+    args: &[Bytes],
+    now: u64,
+    limits: (u64, u64),
+) -> Result<(StreamId, Option<Vec<Bytes>>), Reply> {
+    let last = s.last_id;
     if last == StreamId::MAX {
         return Err(Reply::err(
             "ERR The stream has exhausted the last possible ID, unable to add more items",
@@ -451,12 +504,6 @@ fn xadd_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     if id <= last {
         return Err(too_small());
     }
-    if !exists {
-        ctx.db().insert(key, Value::Stream(Box::default()), 0);
-    }
-    let Some(s) = stream_mut(ctx, key)? else {
-        return Err(no_such_key());
-    };
     s.nodes.sync(&s.entries, limits.0, limits.1);
     let fields = own_fields(
         &args[t.id_at + 1..],
@@ -469,37 +516,10 @@ fn xadd_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     if s.len() == 1 {
         s.first_id = id;
     }
-    trim(s, &t, limits);
-    let id_bytes = id_arg(id);
+    trim(s, t, limits);
     // Logged with the id it got and, for `~`, the trim it turned into.
-    let rewrite_trim = t.approx.then(|| exact_trim_args(s, &t));
-    ctx.modified(key);
-    if rewrite_trim.is_some() || !matches!(t.id, Some((_, true))) {
-        let mut cmd = vec![Bytes::from_static(b"XADD"), key.clone()];
-        if t.nomkstream {
-            cmd.push(Bytes::from_static(b"NOMKSTREAM"));
-        }
-        match rewrite_trim {
-            Some(tr) => cmd.extend(tr),
-            None => match t.strategy {
-                Strategy::MaxLen(n) => cmd.extend([
-                    Bytes::from_static(b"MAXLEN"),
-                    Bytes::from_static(b"="),
-                    Bytes::from(n.to_string()),
-                ]),
-                Strategy::MinId(m) => cmd.extend([
-                    Bytes::from_static(b"MINID"),
-                    Bytes::from_static(b"="),
-                    id_arg(m),
-                ]),
-                Strategy::None => {}
-            },
-        }
-        cmd.push(id_bytes.clone());
-        cmd.extend(args[t.id_at + 1..].iter().cloned());
-        ctx.propagate_as(vec![cmd]);
-    }
-    Ok(Reply::Bulk(id_bytes))
+    let rewrite_trim = t.approx.then(|| exact_trim_args(s, t));
+    Ok((id, rewrite_trim))
 }
 
 /// Copies an entry's fields and values out of the request. Field names

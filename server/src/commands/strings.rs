@@ -5,6 +5,7 @@ use super::{arg_i64, not_integer, reply, syntax_error, wrongtype, CommandSpec, C
 use crate::resp::Reply;
 use crate::util::{eq_ic, parse_i64};
 use bytes::Bytes;
+use redoubt_persist::entry::StrEncoding;
 use redoubt_persist::{Value, ValueType};
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -430,6 +431,8 @@ fn append(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 v.extend_from_slice(s);
                 v.extend_from_slice(&args[2]);
                 *s = Bytes::from(v);
+                // Redis appends to its own copy of the value: a raw string.
+                e.set_str_encoding(StrEncoding::Raw);
                 total as usize
             }
         };
@@ -491,9 +494,13 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         v[offset..offset + value.len()].copy_from_slice(value);
         let len = v.len();
-        match ctx.lookup(key) {
-            Some(e) => e.value = Value::Str(Bytes::from(v)),
-            None => ctx.set_value(key, Value::Str(Bytes::from(v))),
+        if ctx.lookup(key).is_none() {
+            ctx.set_value(key, Value::Str(Bytes::new()));
+        }
+        // Redis writes into a buffer of its own, new or copied: raw.
+        if let Some(e) = ctx.lookup(key) {
+            e.value = Value::Str(Bytes::from(v));
+            e.set_str_encoding(StrEncoding::Raw);
         }
         ctx.modified(key);
         Ok(Reply::Int(len as i64))
@@ -512,6 +519,8 @@ fn incr_generic(ctx: &mut Ctx, key: &Bytes, by: i64) -> Reply {
                 let cur = parse_i64(s).ok_or_else(not_integer)?;
                 let new = cur.checked_add(by).ok_or_else(overflow)?;
                 *s = int_bytes(new);
+                // The result is an integer object, whatever the value was.
+                e.set_str_encoding(StrEncoding::Auto);
                 new
             }
             None => {
@@ -527,13 +536,7 @@ fn incr_generic(ctx: &mut Ctx, key: &Bytes, by: i64) -> Reply {
 
 /// The decimal text of `n` as an exact-size string value.
 fn int_bytes(n: i64) -> Bytes {
-    use std::io::Write;
-    let mut buf = [0u8; 20];
-    let mut w = &mut buf[..];
-    // 20 bytes hold any i64 ("-9223372036854775808"); a write cannot fail.
-    let _ = write!(w, "{n}");
-    let len = 20 - w.len();
-    Bytes::copy_from_slice(&buf[..len])
+    Bytes::copy_from_slice(crate::resp::itoa_buf(n).as_bytes())
 }
 
 fn incr(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -565,9 +568,14 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let cur = get_str(ctx, key)?.unwrap_or_else(|| Bytes::from_static(b"0"));
         let text = crate::longdouble::add(&cur, &args[2])?;
         let text = Bytes::from(text);
-        match ctx.lookup(key) {
-            Some(e) => e.value = Value::Str(text.clone()),
-            None => ctx.set_value(key, Value::Str(text.clone())),
+        if ctx.lookup(key).is_none() {
+            ctx.set_value(key, Value::Str(Bytes::new()));
+        }
+        // Redis makes the result from its text, without the integer check
+        // a SET of the same text gets.
+        if let Some(e) = ctx.lookup(key) {
+            e.value = Value::Str(text.clone());
+            e.set_str_encoding(StrEncoding::NoInt);
         }
         ctx.modified(key);
         // Logged as the result, so replay does not depend on float rounding.
