@@ -137,6 +137,10 @@ pub struct Aof {
     buf: Vec<u8>,
     buf_lsn: u64,
     last_lsn: u64,
+    /// The last LSN handed to a writer. Only replies covering LSNs up to
+    /// this one can ever wait on the watermark (with no writer it is moved
+    /// before any reply checks it).
+    logged_lsn: u64,
     tx: watch::Sender<u64>,
     pub rewrite: RewriteStats,
     /// Size of the incr files before the current one (aof_current_size).
@@ -176,6 +180,7 @@ impl Aof {
             buf: Vec::new(),
             buf_lsn: 0,
             last_lsn: 0,
+            logged_lsn: 0,
             tx,
             rewrite: RewriteStats::default(),
             older_incrs_size: 0,
@@ -359,10 +364,15 @@ impl Aof {
             }
             None => {
                 let lsn = self.last_lsn;
+                // Receivers are woken only when a reply may be waiting: one
+                // from while a writer ran. Otherwise the value moves
+                // silently (every connection reads it before waiting), which
+                // spares waking every connection's watch on every batch.
+                let wake = *self.tx.borrow() < self.logged_lsn;
                 self.tx.send_if_modified(|v| {
                     if lsn > *v {
                         *v = lsn;
-                        true
+                        wake
                     } else {
                         false
                     }
@@ -398,6 +408,7 @@ impl Durability for Aof {
         if self.writer.is_some() {
             self.encoder.encode(&mut self.buf, db, args, unix_secs());
             self.buf_lsn = lsn;
+            self.logged_lsn = lsn;
         }
     }
 
@@ -1427,6 +1438,30 @@ mod tests {
             run(&mut ex2, &mut cl2, &["GET", "k0n"]),
             Reply::Bulk(Bytes::from_static(b"2"))
         );
+    }
+
+    #[test]
+    fn with_no_writer_the_watermark_wakes_receivers_only_for_logged_lsns() {
+        let s = SimStorage::new();
+        let mut ex = exec(&Config::default(), &s);
+        let mut cl = pseudo_client();
+        let mut wm = ex.durability.watermark().unwrap();
+        run(&mut ex, &mut cl, &["SET", "a", "1"]);
+        ex.durability.flush();
+        // Nobody can be waiting: the value moves without a wake-up.
+        assert!(*wm.borrow() >= ex.lsn);
+        assert!(!wm.has_changed().unwrap());
+        // A write logged while a writer runs, not yet covered, then AOF off:
+        // a reply may wait on it, so the receivers are woken.
+        run(&mut ex, &mut cl, &["CONFIG", "SET", "appendonly", "yes"]);
+        finish_rewrite_now(&mut ex);
+        wm.borrow_and_update();
+        run(&mut ex, &mut cl, &["SET", "b", "2"]);
+        let lsn = ex.lsn;
+        get(&mut ex).unwrap().stop().unwrap();
+        ex.durability.flush();
+        assert!(*wm.borrow() >= lsn);
+        assert!(wm.has_changed().unwrap(), "a waiting reply must be woken");
     }
 
     #[test]
