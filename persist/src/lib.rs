@@ -6,6 +6,7 @@ pub mod aof;
 pub mod chunklist;
 pub mod cow;
 pub mod entry;
+pub mod hashfields;
 pub mod keyspace;
 pub mod planted;
 pub mod rdb;

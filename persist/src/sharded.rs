@@ -120,10 +120,25 @@ impl<K, V> ShardedMap<K, V> {
         self.len == 0
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + Clone + '_ {
-        self.shards
-            .iter()
-            .flat_map(|s| s.get().table.iter().map(|(k, v)| (k, v)))
+    pub fn iter(&self) -> MapIter<'_, K, V> {
+        MapIter {
+            shards: self.shards.iter(),
+            cur: None,
+            remaining: self.len,
+        }
+    }
+
+    /// The `i`th entry in iteration order: O(shards + SHARD_MAX), for
+    /// random picks without walking the whole map.
+    pub fn get_index(&self, mut i: usize) -> Option<(&K, &V)> {
+        for s in &self.shards {
+            let t = &s.get().table;
+            if i < t.len() {
+                return t.iter().nth(i).map(|(k, v)| (k, v));
+            }
+            i -= t.len();
+        }
+        None
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &K> + Clone + '_ {
@@ -236,6 +251,31 @@ where
                 None
             }
         }
+    }
+
+    /// Sets the key `q` refers to to `v`, building the key with `make`
+    /// only when it is new; true when it was new. Hashes `q` once.
+    pub fn upsert_with<Q>(&mut self, q: &Q, make: impl FnOnce(&Q) -> K, v: V) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let h = self.hash(q);
+        let s = self.shard_of(h);
+        let hasher = &self.hasher;
+        let shard = cow::make_mut(&mut self.shards[s]);
+        if let Some((_, old)) = shard.table.find_mut(h, |(x, _)| x.borrow() == q) {
+            *old = v;
+            return false;
+        }
+        shard
+            .table
+            .insert_unique(h, (make(q), v), |(x, _)| hasher.hash_one(x));
+        self.len += 1;
+        if shard.table.len() > SHARD_MAX && shard.depth < MAX_DEPTH {
+            self.split(s);
+        }
+        true
     }
 
     /// Inserts a key known to be absent (callers that just looked it up).
@@ -380,6 +420,54 @@ where
         m
     }
 }
+
+impl<'a, K, V> IntoIterator for &'a ShardedMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = MapIter<'a, K, V>;
+    fn into_iter(self) -> MapIter<'a, K, V> {
+        self.iter()
+    }
+}
+
+/// The entries of a [`ShardedMap`], shard by shard.
+pub struct MapIter<'a, K, V> {
+    shards: std::slice::Iter<'a, Shared<Shard<K, V>>>,
+    cur: Option<hashbrown::hash_table::Iter<'a, (K, V)>>,
+    remaining: usize,
+}
+
+impl<K, V> Clone for MapIter<'_, K, V> {
+    fn clone(&self) -> Self {
+        MapIter {
+            shards: self.shards.clone(),
+            cur: self.cur.clone(),
+            remaining: self.remaining,
+        }
+    }
+}
+
+impl<'a, K, V> Iterator for MapIter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a K, &'a V)> {
+        loop {
+            if let Some(it) = &mut self.cur {
+                if let Some((k, v)) = it.next() {
+                    self.remaining -= 1;
+                    return Some((k, v));
+                }
+            }
+            self.cur = Some(self.shards.next()?.get().table.iter());
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<K, V> ExactSizeIterator for MapIter<'_, K, V> {}
 
 /// Bytes of a map's shards that nothing else references.
 pub fn unshared_bytes<K, V>(m: &ShardedMap<K, V>) -> u64 {

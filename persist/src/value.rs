@@ -9,10 +9,10 @@
 //! ENCODING` and the RDB writer both follow that flag.
 
 use bytes::Bytes;
-use indexmap::IndexMap;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use crate::chunklist::ChunkList;
+pub use crate::hashfields::HashFields;
 pub use crate::sharded::ShardedSet;
 pub use crate::zset::ZSet;
 
@@ -90,45 +90,32 @@ pub struct ListValue {
 }
 
 /// Hashes keep insertion order while small, as a listpack does, so replies
-/// match Redis element for element.
+/// match Redis element for element; big ones are shared copy-on-write by
+/// shard (see [`HashFields`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HashValue {
-    pub map: IndexMap<Bytes, Bytes, foldhash_state::State>,
-    /// Promoted to `hashtable` (never demoted while the key lives).
-    pub hashtable: bool,
+    /// The fields; the variant is the encoding (`hashtable` once promoted,
+    /// never demoted while the key lives).
+    pub map: HashFields,
     /// Per-field absolute expiry in ms (Redis 7.4 hash-field expiry, kept so
     /// such dumps load and convert; the 7.0 command set never sets it).
     pub field_expiry: Option<Box<HashMap<Bytes, u64>>>,
 }
 
 impl HashValue {
-    /// Sets `field` to a copy of `value`; true when the field is new. One
-    /// probe of the table whether the field exists or not, and the field's
-    /// name is copied only when it is inserted.
+    /// True in the `hashtable` encoding.
+    pub fn is_hashtable(&self) -> bool {
+        self.map.is_table()
+    }
+
+    /// Moves to the `hashtable` encoding (no-op if already there).
+    pub fn promote(&mut self) {
+        self.map.promote();
+    }
+
+    /// Sets `field` to a copy of `value`; true when the field is new.
     pub fn set_field(&mut self, field: &[u8], value: &[u8]) -> bool {
-        use indexmap::map::raw_entry_v1::RawEntryMut;
-        use indexmap::map::RawEntryApiV1;
-        use std::hash::BuildHasher;
-        // `Bytes` hashes as its bytes, so the slice's hash finds it.
-        let hash = self.map.hasher().hash_one(field);
-        match self
-            .map
-            .raw_entry_mut_v1()
-            .from_key_hashed_nocheck(hash, field)
-        {
-            RawEntryMut::Occupied(mut e) => {
-                *e.get_mut() = Bytes::copy_from_slice(value);
-                false
-            }
-            RawEntryMut::Vacant(e) => {
-                e.insert_hashed_nocheck(
-                    hash,
-                    Bytes::copy_from_slice(field),
-                    Bytes::copy_from_slice(value),
-                );
-                true
-            }
-        }
+        self.map.set_field(field, value)
     }
 }
 

@@ -39,10 +39,8 @@ fn populate(ks: &mut Keyspace) {
         hashtable: true,
         ..Default::default()
     };
-    let mut hash = HashValue {
-        hashtable: true,
-        ..Default::default()
-    };
+    let mut hash = HashValue::default();
+    hash.promote();
     for i in 0..N {
         z.insert(b(format!("m:{i}")), i as f64);
         set.members.insert(b(format!("s:{i}")));
@@ -90,8 +88,7 @@ fn write_round(ks: &mut Keyspace, i: usize) {
     if let Some(e) = ks.dbs[0].get(b"bighash", 0) {
         if let Value::Hash(h) = &mut e.value {
             h.set_field(format!("f:{}", (i * 7919) % N).as_bytes(), b"changed");
-            h.map
-                .swap_remove(format!("f:{}", (i * 104_729) % N).as_bytes());
+            h.map.remove(format!("f:{}", (i * 104_729) % N).as_bytes());
         }
     }
 }
@@ -126,6 +123,21 @@ fn big_collections_changed_during_a_snapshot_keep_its_point_in_time() {
     assert!(
         kept < 300_000,
         "kept {kept} bytes for one write to a 50k zset"
+    );
+
+    // The same for the big hash: its first write replaces one shard.
+    let before = cow::kept_alive_bytes();
+    if let Some(e) = ks.dbs[0].get(b"bighash", 0) {
+        if let Value::Hash(h) = &mut e.value {
+            assert!(h.is_hashtable());
+            h.set_field(b"f:123", b"first");
+        }
+    }
+    let kept = cow::kept_alive_bytes() - before;
+    assert!(kept > 0, "the replaced shard is counted");
+    assert!(
+        kept < 300_000,
+        "kept {kept} bytes for one write to a 50k hash"
     );
 
     let mut i = 0;

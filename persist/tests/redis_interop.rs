@@ -18,7 +18,7 @@ fn dataset() -> Keyspace {
     for i in 0..600 {
         h.map.insert(format!("f{i}").into(), format!("{i}").into());
     }
-    h.hashtable = true;
+    h.promote();
     db.insert(b"ours:bighash", Value::Hash(Box::new(h)), 0);
     let mut z = ZSet::new();
     for (i, s) in [0.1, -2.75, 1e-7, 3.0, f64::INFINITY, 1e300]

@@ -141,7 +141,9 @@ fn value_s(version: u32) -> impl Strategy<Value = Value> {
             if !ttl.is_empty() {
                 h.field_expiry = Some(Box::new(ttl));
             }
-            h.hashtable = flag;
+            if flag {
+                h.promote();
+            }
             Value::Hash(Box::new(h))
         });
     prop_oneof![

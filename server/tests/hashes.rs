@@ -209,6 +209,42 @@ fn hrandfield() {
 }
 
 #[test]
+fn hrandfield_on_a_hashtable() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let mut args = vec!["hset".to_string(), "h".to_string()];
+    for i in 0..1000 {
+        args.push(format!("f{i}"));
+        args.push(format!("v{i}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    c.cmd(&args);
+    assert_eq!(c.cmd(&["object", "encoding", "h"]), r#""hashtable""#);
+    // Distinct picks, few (by position) and many (one pass).
+    for n in [10, 500] {
+        let picked = sorted(&c.cmd(&["hrandfield", "h", &n.to_string()]));
+        let mut distinct = picked.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), n, "{n} distinct fields");
+        assert!(picked.iter().all(|f| f.starts_with("\"f")));
+    }
+    assert_eq!(sorted(&c.cmd(&["hrandfield", "h", "5000"])).len(), 1000);
+    // Repetitions allowed: every value belongs to its field.
+    let r = c.cmd(&["hrandfield", "h", "-300", "withvalues"]);
+    let items: Vec<&str> = r
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(", ")
+        .collect();
+    assert_eq!(items.len(), 600);
+    for pair in items.chunks(2) {
+        assert_eq!(pair[0].replace('f', "v"), pair[1]);
+    }
+    let one = c.cmd(&["hrandfield", "h"]);
+    assert!(one.starts_with("\"f"), "{one}");
+}
+
+#[test]
 fn same_replies_as_redis() {
     let Some(r) = Server::redis() else { return };
     let s = Server::start();

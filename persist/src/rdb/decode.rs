@@ -712,8 +712,7 @@ pub(crate) fn read_object<R: Read>(inp: &mut Input<R>, version: u32, t: u8) -> R
 
 fn new_hash(cap: usize) -> HashValue {
     HashValue {
-        map: indexmap::IndexMap::with_capacity_and_hasher(cap, Default::default()),
-        hashtable: false,
+        map: crate::value::HashFields::with_capacity(cap),
         field_expiry: None,
     }
 }

@@ -578,7 +578,7 @@ fn encode_hash(
     lim: &EncodingLimits,
     comp: bool,
 ) -> Result<u8> {
-    let small = !h.hashtable
+    let small = !h.is_hashtable()
         && h.map.len() <= lim.hash_max_listpack_entries
         && h.map.iter().all(|(f, v)| {
             f.len() <= lim.hash_max_listpack_value && v.len() <= lim.hash_max_listpack_value

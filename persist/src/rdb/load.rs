@@ -44,11 +44,16 @@ impl EncodingLimits {
     pub fn apply(&self, v: &mut Value) {
         match v {
             Value::Hash(h) => {
-                h.hashtable = h.map.len() > self.hash_max_listpack_entries
+                let table = h.map.len() > self.hash_max_listpack_entries
                     || h.map.iter().any(|(f, v)| {
                         f.len() > self.hash_max_listpack_value
                             || v.len() > self.hash_max_listpack_value
                     });
+                if table {
+                    h.map.promote();
+                } else {
+                    h.map.demote();
+                }
             }
             Value::ZSet(z) => {
                 z.skiplist = z.len() > self.zset_max_listpack_entries

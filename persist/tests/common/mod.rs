@@ -132,7 +132,7 @@ pub fn encoding_of(v: &Value) -> &'static str {
             }
         }
         Value::Hash(h) => {
-            if h.hashtable {
+            if h.is_hashtable() {
                 "hashtable"
             } else {
                 "listpack"

@@ -1,12 +1,12 @@
 //! Hash commands.
 //!
-//! A hash is an insertion-ordered map. While it is small ("listpack" in
-//! Redis 7.0) replies list fields in insertion order and HDEL keeps the order
-//! of the rest, exactly as a listpack does. Once promoted to `hashtable`
-//! (more than hash-max-listpack-entries fields, or a field or value longer
-//! than hash-max-listpack-value) the order is unspecified, so deletion may
-//! swap the last entry into the hole: O(1), and it is what makes HSCAN's
-//! cursor sound (see [`hscan`]).
+//! While a hash is small ("listpack" in Redis 7.0) replies list fields in
+//! insertion order and HDEL keeps the order of the rest, exactly as a
+//! listpack does. Once promoted to `hashtable` (more than
+//! hash-max-listpack-entries fields, or a field or value longer than
+//! hash-max-listpack-value) the order is unspecified and the fields live in
+//! shards shared copy-on-write with snapshots; HSCAN then walks ranges of
+//! field hashes (see [`hscan`]).
 
 use super::flags::*;
 use super::{arg_i64, not_integer, reply, syntax_error, wrong_args, wrongtype, CommandSpec, Ctx};
@@ -14,8 +14,10 @@ use crate::resp::{encode, Reply};
 use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::{Bytes, BytesMut};
 use rand::Rng;
-use redoubt_persist::value::HashValue;
+use redoubt_persist::value::{HashFields, HashValue};
 use redoubt_persist::Value;
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hset),
@@ -89,15 +91,15 @@ fn get_or_create<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<&'a mut HashValue, 
 /// Promotes to `hashtable` if any of `args` is too long for a listpack
 /// (Redis checks the arguments before writing them).
 fn convert_for_args(h: &mut HashValue, args: &[Bytes], max_value: u64) {
-    if !h.hashtable && args.iter().any(|a| a.len() as u64 > max_value) {
-        h.hashtable = true;
+    if !h.is_hashtable() && args.iter().any(|a| a.len() as u64 > max_value) {
+        h.promote();
     }
 }
 
 /// Promotes to `hashtable` once there are too many fields.
 fn convert_for_len(h: &mut HashValue, max_entries: u64) {
-    if !h.hashtable && h.map.len() as u64 > max_entries {
-        h.hashtable = true;
+    if !h.is_hashtable() && h.map.len() as u64 > max_entries {
+        h.promote();
     }
 }
 
@@ -106,8 +108,8 @@ fn convert_for_len(h: &mut HashValue, max_entries: u64) {
 /// A field or value too long for a listpack promotes the hash, whichever
 /// command wrote it (HINCRBYFLOAT can produce a long value).
 fn set_field(h: &mut HashValue, field: &[u8], value: &[u8], max_value: u64) -> bool {
-    if !h.hashtable && (field.len() as u64 > max_value || value.len() as u64 > max_value) {
-        h.hashtable = true;
+    if !h.is_hashtable() && (field.len() as u64 > max_value || value.len() as u64 > max_value) {
+        h.promote();
     }
     h.set_field(field, value)
 }
@@ -191,13 +193,8 @@ fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         };
         let mut n = 0;
         for f in &args[2..] {
-            let gone = if h.hashtable {
-                h.map.swap_remove(&f[..])
-            } else {
-                // A listpack keeps the order of what remains.
-                h.map.shift_remove(&f[..])
-            };
-            if gone.is_some() {
+            // A listpack keeps the order of what remains.
+            if h.map.remove(&f[..]).is_some() {
                 n += 1;
             }
         }
@@ -238,7 +235,13 @@ fn hexists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 fn hkeys(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     match get_hash(ctx, &args[1]) {
-        Ok(Some(h)) => Reply::Array(h.map.keys().map(|k| Reply::Bulk(k.clone())).collect()),
+        Ok(Some(h)) => Reply::Array(
+            h.map
+                .iter()
+                .map(|(k, _)| k)
+                .map(|k| Reply::Bulk(k.clone()))
+                .collect(),
+        ),
         Ok(None) => Reply::Array(Vec::new()),
         Err(e) => e,
     }
@@ -246,7 +249,13 @@ fn hkeys(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 fn hvals(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     match get_hash(ctx, &args[1]) {
-        Ok(Some(h)) => Reply::Array(h.map.values().map(|v| Reply::Bulk(v.clone())).collect()),
+        Ok(Some(h)) => Reply::Array(
+            h.map
+                .iter()
+                .map(|(_, v)| v)
+                .map(|v| Reply::Bulk(v.clone()))
+                .collect(),
+        ),
         Ok(None) => Reply::Array(Vec::new()),
         Err(e) => e,
     }
@@ -411,10 +420,7 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         };
         let mut out =
             Vec::with_capacity(picked.len() * if withvalues && proto < 3 { 2 } else { 1 });
-        for i in picked {
-            let Some((k, v)) = h.map.get_index(i) else {
-                continue;
-            };
+        for (k, v) in pairs_at(&h.map, &picked) {
             if !withvalues {
                 out.push(Reply::Bulk(k.clone()));
             } else if proto >= 3 {
@@ -429,6 +435,27 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         Ok(Reply::Array(out))
     })())
+}
+
+/// The pairs at the ascending positions `picked`. Positional access into
+/// a table costs a walk over its shard lengths, so past a few picks one
+/// pass over the table is cheaper.
+fn pairs_at<'a>(m: &'a HashFields, picked: &[usize]) -> Vec<(&'a Bytes, &'a Bytes)> {
+    if !m.is_table() || picked.len() <= 64 {
+        return picked.iter().filter_map(|&i| m.get_index(i)).collect();
+    }
+    let mut want = picked.iter().copied().peekable();
+    let mut out = Vec::with_capacity(picked.len());
+    for (i, kv) in m.iter().enumerate() {
+        if want.peek().is_none() {
+            break;
+        }
+        if want.peek() == Some(&i) {
+            want.next();
+            out.push(kv);
+        }
+    }
+    out
 }
 
 /// A uniformly random index below `len` (0 when empty).
@@ -494,14 +521,57 @@ pub fn parse_scan_opts(args: &[Bytes]) -> Result<(Option<Bytes>, usize), Reply> 
     Ok((pattern, count))
 }
 
-/// HSCAN. A listpack hash is returned whole with cursor 0, as Redis does.
-/// A hashtable hash is walked by position, from the last entry toward the
-/// first; the cursor is how many positions remain to visit. Deletion swaps
-/// the last entry into the hole and insertion appends, so an entry can only
-/// move out of the unvisited prefix into a visited slot if it was the last
-/// entry, which lies in the visited part unless the hash shrank below the
-/// cursor (and then it moves within the unvisited part). So every entry
-/// present for the whole scan is returned at least once: SCAN's guarantee.
+/// The hash that orders elements for HSCAN and SSCAN: one per process, so
+/// a cursor stays meaningful however the collection is changed or rehashed.
+fn scan_hasher() -> &'static hashbrown::DefaultHashBuilder {
+    static H: OnceLock<hashbrown::DefaultHashBuilder> = OnceLock::new();
+    H.get_or_init(Default::default)
+}
+
+/// One step of a hash-range scan over a collection of `len` elements:
+/// the elements whose [`scan_hasher`] hash lies in `[cursor, end)` are
+/// this call's, and the next cursor is `end` (0 once the range space is
+/// done). Every element present for the whole scan falls in exactly one
+/// range, so it is returned once whatever is added or removed meanwhile.
+/// The collections offer no ordered access, so each call looks at every
+/// element; ranges are sized to at least 1/64 of the collection so a full
+/// scan costs O(64n) rather than O(n²/COUNT).
+pub struct HashRange {
+    start: u128,
+    end: u128,
+}
+
+impl HashRange {
+    pub fn new(cursor: u64, count: usize, len: usize) -> HashRange {
+        let len = len.max(1) as u128;
+        let batch = (count as u128).max(len / 64).max(1);
+        let width = ((1u128 << 64) * batch / len).max(1);
+        let start = cursor as u128;
+        HashRange {
+            start,
+            end: start + width,
+        }
+    }
+
+    /// Whether `elem` belongs to this step.
+    #[inline]
+    pub fn contains(&self, elem: &[u8]) -> bool {
+        let x = scan_hasher().hash_one(elem) as u128;
+        x >= self.start && x < self.end
+    }
+
+    /// The cursor to reply with.
+    pub fn next_cursor(&self) -> u64 {
+        if self.end >= 1u128 << 64 {
+            0
+        } else {
+            self.end as u64
+        }
+    }
+}
+
+/// HSCAN. A listpack hash is returned whole with cursor 0, as Redis does;
+/// a hashtable hash is walked by ranges of field hashes (see [`HashRange`]).
 fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply((|| {
         let cursor = parse_cursor(&args[2])?;
@@ -511,7 +581,7 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let (pattern, count) = parse_scan_opts(&args[3..])?;
         let keep = |k: &Bytes| pattern.as_ref().is_none_or(|p| glob_match(p, k, false));
         let mut out = Vec::new();
-        if !h.hashtable {
+        if !h.is_hashtable() {
             for (k, v) in &h.map {
                 if keep(k) {
                     out.push(Reply::Bulk(k.clone()));
@@ -520,18 +590,14 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             return Ok(scan_reply(0, out));
         }
-        let len = h.map.len() as u64;
-        let end = if cursor == 0 { len } else { cursor.min(len) };
-        let start = end.saturating_sub(count as u64);
-        for i in (start..end).rev() {
-            if let Some((k, v)) = h.map.get_index(i as usize) {
-                if keep(k) {
-                    out.push(Reply::Bulk(k.clone()));
-                    out.push(Reply::Bulk(v.clone()));
-                }
+        let range = HashRange::new(cursor, count, h.map.len());
+        for (k, v) in &h.map {
+            if range.contains(k) && keep(k) {
+                out.push(Reply::Bulk(k.clone()));
+                out.push(Reply::Bulk(v.clone()));
             }
         }
-        Ok(scan_reply(start, out))
+        Ok(scan_reply(range.next_cursor(), out))
     })())
 }
 

@@ -463,7 +463,7 @@ pub fn object_encoding(e: &Entry, cfg: &Config) -> &'static str {
         }
         Value::List(_) => "quicklist",
         Value::Hash(h) => {
-            if h.hashtable {
+            if h.is_hashtable() {
                 "hashtable"
             } else {
                 "listpack"

@@ -9,7 +9,7 @@
 //! is unspecified in Redis too.
 
 use super::flags::*;
-use super::hashes::{parse_cursor, parse_scan_opts, scan_reply};
+use super::hashes::{parse_cursor, parse_scan_opts, scan_reply, HashRange};
 use super::{not_integer, reply, syntax_error, wrongtype, CommandSpec, Ctx};
 use crate::resp::{encode, Reply};
 use crate::util::{eq_ic, glob_match, parse_i64};
@@ -18,8 +18,6 @@ use hashbrown::HashSet;
 use rand::Rng;
 use redoubt_persist::value::SetValue;
 use redoubt_persist::Value;
-use std::hash::BuildHasher;
-use std::sync::OnceLock;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("sadd", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "set", sadd),
@@ -571,20 +569,8 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 // ---- SSCAN ----------------------------------------------------------------
 
-/// The hash that orders members for SSCAN: one per process, so a cursor
-/// stays meaningful however the set is changed or rehashed.
-fn scan_hasher() -> &'static hashbrown::DefaultHashBuilder {
-    static H: OnceLock<hashbrown::DefaultHashBuilder> = OnceLock::new();
-    H.get_or_init(Default::default)
-}
-
 /// SSCAN. An intset is returned whole, sorted, with cursor 0, as Redis does.
-/// A hashtable set is walked by ranges of a fixed per-process hash of the
-/// members: the cursor is where the next range starts, so every member
-/// present for the whole scan falls in exactly one range and is returned
-/// once, whatever is added or removed meanwhile. The hash set offers no
-/// ordered access, so each call looks at every member; ranges are sized to
-/// at least 1/64 of the set so a full scan costs O(64n) rather than O(n²/COUNT).
+/// A hashtable set is walked by ranges of member hashes (see [`HashRange`]).
 fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply((|| {
         let cursor = parse_cursor(&args[2])?;
@@ -598,20 +584,13 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             all.retain(|m| keep(m));
             return Ok(scan_reply(0, bulks(all)));
         }
-        let len = s.members.len().max(1) as u128;
-        let batch = (count as u128).max(len / 64).max(1);
-        let width = ((1u128 << 64) * batch / len).max(1);
-        let start = cursor as u128;
-        let end = start + width;
-        let h = scan_hasher();
+        let range = HashRange::new(cursor, count, s.members.len());
         let mut out = Vec::new();
         for m in &s.members {
-            let x = h.hash_one(&m[..]) as u128;
-            if x >= start && x < end && keep(m) {
+            if range.contains(m) && keep(m) {
                 out.push(Reply::Bulk(m.clone()));
             }
         }
-        let next = if end >= 1u128 << 64 { 0 } else { end as u64 };
-        Ok(scan_reply(next, out))
+        Ok(scan_reply(range.next_cursor(), out))
     })())
 }

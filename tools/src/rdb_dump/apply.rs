@@ -454,7 +454,7 @@ impl Applier {
                 arity(3)?;
                 if let Some(Value::Hash(h)) = self.get(&a[1]) {
                     for x in &a[2..] {
-                        h.map.shift_remove(x.as_slice());
+                        h.map.remove(x.as_slice());
                         if let Some(t) = h.field_expiry.as_mut() {
                             t.remove(x.as_slice());
                         }
