@@ -415,17 +415,23 @@ impl Feeder {
     }
 
     fn push_copy(&mut self, db: usize, e: &Entry) {
+        self.push_owned(db, detached_copy(e));
+    }
+
+    /// Queues an entry the live keyspace no longer shares anything with
+    /// but what [`detached_copy`] allows.
+    fn push_owned(&mut self, db: usize, e: EntryBox) {
         self.flush_encoded();
-        let cost = copy_cost(e);
-        self.shared.copies.fetch_add(cost, Ordering::Relaxed);
-        self.batch.push((db as u32, detached_copy(e)));
-        self.batch_bytes += cost;
+        let cost = copy_cost(&e);
         // A chunked collection's copy pins every chunk the live value
         // replaces from now on: hand it to the encoder right away.
         let chunked = matches!(
             e.value,
             crate::Value::List(_) | crate::Value::ZSet(_) | crate::Value::Set(_)
         );
+        self.shared.copies.fetch_add(cost, Ordering::Relaxed);
+        self.batch.push((db as u32, e));
+        self.batch_bytes += cost;
         if self.batch_bytes >= BATCH_BYTES || chunked {
             self.flush_batch();
         }
@@ -463,6 +469,21 @@ impl SegmentSink for Feeder {
         }
         if let Some(t) = started {
             self.longest_preimage = self.longest_preimage.max(t.elapsed());
+        }
+    }
+
+    fn save_owned(&mut self, db: usize, entry: EntryBox) {
+        if self.tx.is_none() {
+            return;
+        }
+        if self.shared.copies.load(Ordering::Relaxed) < self.copy_budget {
+            self.preimages_copied += 1;
+            self.push_owned(db, entry);
+        } else {
+            // The encoder is behind: encoded here, the pre-image is freed
+            // now rather than queued.
+            self.preimages_encoded += 1;
+            self.push_encoded(db, &entry);
         }
     }
 
@@ -1127,7 +1148,7 @@ mod tests {
                 for _ in 0..30 {
                     let db = i % 2;
                     let k = format!("k{}", (i * 7919) % 7000);
-                    match i % 6 {
+                    match i % 8 {
                         0 => {
                             ks.dbs[db].insert(k.as_bytes(), Value::str_from(b"after"), 0);
                         }
@@ -1150,6 +1171,19 @@ mod tests {
                                 if let Value::ZSet(z) = &mut e.value {
                                     z.insert(bytes::Bytes::from(format!("m:{i}")), -1.0);
                                 }
+                            }
+                        }
+                        6 => {
+                            // The old value moves into the snapshot.
+                            let exp = if i % 16 == 6 { 6_000_000_000_000 } else { 0 };
+                            ks.dbs[db].set(k.as_bytes(), Value::str_from(b"set"), exp);
+                        }
+                        7 => {
+                            // A read hands over nothing, except a key it
+                            // finds expired and removes.
+                            let now = 4_000_000_003_000;
+                            if let Some(e) = ks.dbs[db].get_ro(k.as_bytes(), now) {
+                                assert!(!e.is_expired(now));
                             }
                         }
                         _ => {
@@ -1223,6 +1257,40 @@ mod tests {
         second.wait().unwrap();
         assert_eq!(state_of(&load(&*storage)), expected);
         assert_eq!(ks.dbs[0].snapshot_marks(), 0);
+    }
+
+    /// Reads of keys the walker has not reached hand nothing over, and
+    /// SET moves the old value instead of copying it: one pre-image each.
+    #[test]
+    fn reads_take_nothing_and_set_moves_the_old_value() {
+        let disk = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let mut ks = Keyspace::new(16);
+        for i in 0..20_000 {
+            ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(b"v"), 0);
+        }
+        let expected = state_of(&ks);
+        let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 1, 1)).unwrap();
+        for i in 0..1000 {
+            assert!(ks.dbs[0].get_ro(format!("k{i}").as_bytes(), 0).is_some());
+            assert!(ks.dbs[0].contains(format!("k{i}").as_bytes(), 0));
+        }
+        assert_eq!(snap.feeder.lock().unwrap().preimages_copied, 0);
+        for i in 0..1000 {
+            assert!(ks.dbs[0].set(format!("k{i}").as_bytes(), Value::str_from(b"w"), 0));
+            // A second write to the same key takes nothing more.
+            assert!(ks.dbs[0].set(format!("k{i}").as_bytes(), Value::str_from(b"x"), 0));
+        }
+        assert!(!ks.dbs[0].set(b"new", Value::str_from(b"n"), 0));
+        assert_eq!(snap.feeder.lock().unwrap().preimages_copied, 1000);
+        while !snap.step(&mut ks, 64).unwrap() {}
+        snap.wait().unwrap();
+        assert_eq!(state_of(&load(&*storage)), expected);
+        assert_eq!(ks.dbs[0].snapshot_marks(), 0);
+        assert_eq!(
+            ks.dbs[0].peek(b"k1").map(|e| e.value.clone()),
+            Some(Value::str_from(b"x"))
+        );
     }
 
     /// A write to a key of an unvisited segment hands over that key only:
