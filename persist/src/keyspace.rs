@@ -261,9 +261,8 @@ impl Db {
             // Created: `insert_hashed` marks the new entry.
             return self.insert_hashed(h, key, value, expire_at).is_some();
         };
-        if e.snap_marked() {
-            return self.insert_hashed(h, key, value, expire_at).is_some();
-        }
+        // Replaced in place, without another lookup.
+        let taken = !e.snap_marked();
         let old_value = std::mem::replace(&mut e.value, value);
         let old_expire = std::mem::replace(&mut e.expire_at, expire_at);
         let old_access = std::mem::replace(&mut e.access, self.lru_clock);
@@ -273,9 +272,11 @@ impl Db {
         let now = u32::from(expire_at != 0);
         segment.volatile = segment.volatile + now - was;
         self.volatile = self.volatile + now as usize - was as usize;
-        let pre = EntryBox::new(key, old_value, old_expire, old_access);
-        let mut sink = hook.sink.lock().unwrap_or_else(|p| p.into_inner());
-        sink.save_owned(hook.db, pre);
+        if taken {
+            let pre = EntryBox::new(key, old_value, old_expire, old_access);
+            let mut sink = hook.sink.lock().unwrap_or_else(|p| p.into_inner());
+            sink.save_owned(hook.db, pre);
+        }
         true
     }
 
