@@ -277,9 +277,18 @@ enum Work {
         records: Vec<u8>,
         keys: u64,
     },
+    /// Wakes an idle encoder: [`Shared::urgent`] has work.
+    Urgent,
     /// The walk is complete: write the trailer and finish the file.
     Finish,
 }
+
+/// A copy the encoder takes ahead of the queue, with what it was counted
+/// as in `copies`.
+type UrgentCopy = (u32, EntryBox, u64);
+
+/// Switches the encoder's output to a database when it is not the current one.
+type SelectDb<'a> = dyn FnMut(&mut Box<dyn Encoder>, u32) -> Result<(), SnapshotError> + 'a;
 
 /// Encodes one key on the executor, in the snapshot's format.
 #[derive(Clone)]
@@ -318,6 +327,12 @@ struct Shared {
     keys: AtomicU64,
     /// The executor has client load: the encoder paces itself.
     busy: AtomicBool,
+    /// Copies of big chunked collections, encoded ahead of the queue and
+    /// unpaced: until encoded, such a copy keeps alive every chunk the live
+    /// value replaces ([`crate::cow::kept_alive_bytes`]).
+    urgent: Mutex<Vec<UrgentCopy>>,
+    /// Urgent copies encoded so far.
+    urgent_done: AtomicU64,
     /// Set by the encoder when it failed; the error is in `error`.
     failed: AtomicBool,
     error: Mutex<Option<SnapshotError>>,
@@ -421,18 +436,27 @@ impl Feeder {
     /// Queues an entry the live keyspace no longer shares anything with
     /// but what [`detached_copy`] allows.
     fn push_owned(&mut self, db: usize, e: EntryBox) {
-        self.flush_encoded();
         let cost = copy_cost(&e);
+        self.shared.copies.fetch_add(cost, Ordering::Relaxed);
         // A chunked collection's copy pins every chunk the live value
-        // replaces from now on: hand it to the encoder right away.
+        // replaces from now on: it goes ahead of the queued copies.
         let chunked = matches!(
             e.value,
             crate::Value::List(_) | crate::Value::ZSet(_) | crate::Value::Set(_)
         );
-        self.shared.copies.fetch_add(cost, Ordering::Relaxed);
+        if chunked && self.tx.is_some() {
+            self.shared
+                .urgent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((db as u32, e, cost));
+            self.send(Work::Urgent);
+            return;
+        }
+        self.flush_encoded();
         self.batch.push((db as u32, e));
         self.batch_bytes += cost;
-        if self.batch_bytes >= BATCH_BYTES || chunked {
+        if self.batch_bytes >= BATCH_BYTES {
             self.flush_batch();
         }
     }
@@ -907,8 +931,32 @@ fn encode_loop(
         }
         Ok(())
     };
+    // Encodes the urgent copies waiting, without pacing.
+    let urgent = |enc: &mut Box<dyn Encoder>, select: &mut SelectDb| -> Result<(), SnapshotError> {
+        loop {
+            let next = shared
+                .urgent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            let Some((db, e, cost)) = next else {
+                return Ok(());
+            };
+            let r = select(enc, db).and_then(|()| enc.write_entry(&e));
+            drop(e);
+            shared.copies.fetch_sub(cost, Ordering::Relaxed);
+            shared.keys.fetch_add(1, Ordering::Relaxed);
+            shared.urgent_done.fetch_add(1, Ordering::Relaxed);
+            r?;
+        }
+    };
     loop {
+        if let Err(e) = urgent(&mut enc, &mut select) {
+            shared.fail(e);
+            return;
+        }
         let r = match rx.recv() {
+            Ok(Work::Urgent) => Ok(()),
             Ok(Work::Entries { items, bytes }) => {
                 let mut r = Ok(());
                 let mut n = 0;
@@ -919,6 +967,10 @@ fn encode_loop(
                     }
                     n += 1;
                     if n % 64 == 0 {
+                        r = urgent(&mut enc, &mut select);
+                        if r.is_err() {
+                            break;
+                        }
                         pacer.pace(shared);
                     }
                 }
@@ -936,7 +988,9 @@ fn encode_loop(
                 r
             }
             Ok(Work::Finish) => {
-                let r = enc.finish().and_then(|mut cw| {
+                // Everything sent before Finish, urgent copies included.
+                let r = urgent(&mut enc, &mut select).and_then(|()| enc.finish());
+                let r = r.and_then(|mut cw| {
                     cw.flush().map_err(|source| SnapshotError::Io {
                         op: "write",
                         path: "snapshot".into(),
@@ -1291,6 +1345,44 @@ mod tests {
             ks.dbs[0].peek(b"k1").map(|e| e.value.clone()),
             Some(Value::str_from(b"x"))
         );
+    }
+
+    /// The pre-image of a big chunked collection is encoded ahead of the
+    /// copies already queued (while it waits it keeps alive every chunk the
+    /// live value replaces), and the file still holds every key once.
+    #[test]
+    fn big_preimages_go_ahead_of_the_queue() {
+        let disk = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let mut ks = Keyspace::new(16);
+        for i in 0..200_000 {
+            ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(b"v"), 0);
+        }
+        ks.dbs[1].insert(b"biglist", big_list(20_000), 0);
+        let expected = state_of(&ks);
+        let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 1, 1)).unwrap();
+        // Paced encoder, and the whole of db 0 queued for it.
+        snap.set_busy(true);
+        snap.set_budgets(u64::MAX, u64::MAX);
+        while snap.next_db == 0 && !snap.step(&mut ks, 64).unwrap() {}
+        if let Some(e) = ks.dbs[1].get(b"biglist", 0) {
+            if let Value::List(l) = &mut e.value {
+                l.items.pop_front();
+            }
+        }
+        let copies = || snap.shared.copies.load(Ordering::Relaxed);
+        let queued = copies();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while snap.shared.urgent_done.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "urgent copy not taken");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Taken while most of the queue still waits.
+        assert!(copies() > queued / 2, "{} of {queued}", copies());
+        snap.set_busy(false);
+        while !snap.step(&mut ks, 64).unwrap() {}
+        snap.wait().unwrap();
+        assert_eq!(state_of(&load(&*storage)), expected);
     }
 
     /// A write to a key of an unvisited segment hands over that key only:
