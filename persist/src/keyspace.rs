@@ -56,6 +56,12 @@ pub trait SegmentSink: Send {
     fn save_owned(&mut self, db: usize, entry: EntryBox) {
         self.save_entry(db, &entry);
     }
+    /// Whether [`SegmentSink::save_owned`] would keep the entry: when it
+    /// would only encode it and drop it, the keyspace hands over the live
+    /// entry instead of building an owned one.
+    fn takes_owned(&self) -> bool {
+        false
+    }
 }
 
 /// Installed in every database while a snapshot runs: before a key the
@@ -261,8 +267,17 @@ impl Db {
             // Created: `insert_hashed` marks the new entry.
             return self.insert_hashed(h, key, value, expire_at).is_some();
         };
+        // Set when the old value is to move into the snapshot.
+        let mut taker = None;
+        if !e.snap_marked() {
+            let mut sink = hook.sink.lock().unwrap_or_else(|p| p.into_inner());
+            if sink.takes_owned() {
+                taker = Some(sink);
+            } else {
+                sink.save_entry(hook.db, e);
+            }
+        }
         // Replaced in place, without another lookup.
-        let taken = !e.snap_marked();
         let old_value = std::mem::replace(&mut e.value, value);
         let old_expire = std::mem::replace(&mut e.expire_at, expire_at);
         let old_access = std::mem::replace(&mut e.access, self.lru_clock);
@@ -272,10 +287,11 @@ impl Db {
         let now = u32::from(expire_at != 0);
         segment.volatile = segment.volatile + now - was;
         self.volatile = self.volatile + now as usize - was as usize;
-        if taken {
-            let pre = EntryBox::new(key, old_value, old_expire, old_access);
-            let mut sink = hook.sink.lock().unwrap_or_else(|p| p.into_inner());
-            sink.save_owned(hook.db, pre);
+        if let Some(mut sink) = taker {
+            sink.save_owned(
+                hook.db,
+                EntryBox::new(key, old_value, old_expire, old_access),
+            );
         }
         true
     }

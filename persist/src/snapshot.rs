@@ -496,6 +496,10 @@ impl SegmentSink for Feeder {
         }
     }
 
+    fn takes_owned(&self) -> bool {
+        self.tx.is_some() && self.shared.copies.load(Ordering::Relaxed) < self.copy_budget
+    }
+
     fn save_owned(&mut self, db: usize, entry: EntryBox) {
         if self.tx.is_none() {
             return;
