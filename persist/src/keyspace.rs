@@ -50,6 +50,18 @@ pub trait SegmentSink: Send {
     fn save_entry(&mut self, db: usize, entry: &Entry);
     /// Entries of one segment as they are at the snapshot's point in time.
     fn save_segment(&mut self, db: usize, entries: &mut dyn Iterator<Item = &Entry>);
+    /// As [`SegmentSink::save_entry`], for a pre-image the keyspace no
+    /// longer needs (a write replaced the value): the sink keeps it as is,
+    /// with no copy of the value.
+    fn save_owned(&mut self, db: usize, entry: EntryBox) {
+        self.save_entry(db, &entry);
+    }
+    /// Whether [`SegmentSink::save_owned`] would keep the entry: when it
+    /// would only encode it and drop it, the keyspace hands over the live
+    /// entry instead of building an owned one.
+    fn takes_owned(&self) -> bool {
+        false
+    }
 }
 
 /// Installed in every database while a snapshot runs: before a key the
@@ -179,9 +191,38 @@ impl Db {
         None
     }
 
+    /// Looks a key up for a command that only reads it: as [`Db::get`],
+    /// but a running snapshot is handed nothing for a live key (it is not
+    /// changing), only for an expired one, which the lookup removes.
+    pub fn get_ro(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        let h = self.hash(key);
+        let seg = Self::seg_of(h);
+        if !self.preimage_pending(seg) {
+            return self.get(key, now_ms).map(|e| &*e);
+        }
+        // Checked before taking the entry mutably: the removal of an
+        // expired key goes through `get`, which saves its pre-image.
+        let expired = self.segments[seg]
+            .table
+            .find(h, |e| e.key() == key)?
+            .is_expired(now_ms);
+        if expired {
+            self.get(key, now_ms);
+            return None;
+        }
+        // The access time is not part of the point in time a snapshot
+        // keeps (Redis's child would see the pre-fork clock, a difference
+        // of one save's duration in an approximate LRU), so it is updated
+        // without a copy.
+        let clock = self.lru_clock;
+        let e = self.segments[seg].table.find_mut(h, |e| e.key() == key)?;
+        e.access = clock;
+        Some(&**e)
+    }
+
     /// Whether a live key exists (removes it if expired).
     pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
-        self.get(key, now_ms).is_some()
+        self.get_ro(key, now_ms).is_some()
     }
 
     /// Inserts or replaces a key. The expiry is set to `expire_at` (0 = none).
@@ -189,6 +230,77 @@ impl Db {
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64) -> Option<Removed> {
         let h = self.hash(key);
         self.insert_hashed(h, key, value, expire_at)
+    }
+
+    /// As [`Db::insert`] for a caller that drops the old value (SET and
+    /// the like): returns whether a key was replaced. During a snapshot
+    /// that still needs the key, the old value moves into the snapshot
+    /// instead of being copied for it and then dropped here.
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: u64) -> bool {
+        let h = self.hash(key);
+        let seg = Self::seg_of(h);
+        if self.preimage_pending(seg) {
+            return self.set_during_snapshot(seg, h, key, value, expire_at);
+        }
+        self.insert_hashed(h, key, value, expire_at).is_some()
+    }
+
+    #[cold]
+    fn set_during_snapshot(
+        &mut self,
+        seg: usize,
+        h: u64,
+        key: &[u8],
+        value: Value,
+        expire_at: u64,
+    ) -> bool {
+        let Db { snap, segments, .. } = self;
+        let Some(hook) = snap else {
+            return false;
+        };
+        let segment = &mut segments[seg];
+        if segment.marked_epoch != hook.epoch {
+            clear_marks(segment);
+            segment.marked_epoch = hook.epoch;
+        }
+        let Some(e) = segment.table.find_mut(h, |e| e.key() == key) else {
+            // Created: `insert_hashed` marks the new entry.
+            return self.insert_hashed(h, key, value, expire_at).is_some();
+        };
+        // Set when the old value is to move into the snapshot.
+        let mut taker = None;
+        if !e.snap_marked() {
+            let mut sink = hook.sink.lock().unwrap_or_else(|p| p.into_inner());
+            if sink.takes_owned() {
+                taker = Some(sink);
+            } else {
+                sink.save_entry(hook.db, e);
+            }
+        }
+        // Replaced in place, without another lookup.
+        let old_value = std::mem::replace(&mut e.value, value);
+        let old_expire = std::mem::replace(&mut e.expire_at, expire_at);
+        let old_access = std::mem::replace(&mut e.access, self.lru_clock);
+        e.set_str_encoding(crate::entry::StrEncoding::Auto);
+        e.set_snap_mark(true);
+        let was = u32::from(old_expire != 0);
+        let now = u32::from(expire_at != 0);
+        segment.volatile = segment.volatile + now - was;
+        self.volatile = self.volatile + now as usize - was as usize;
+        if let Some(mut sink) = taker {
+            sink.save_owned(
+                hook.db,
+                EntryBox::new(key, old_value, old_expire, old_access),
+            );
+        }
+        true
+    }
+
+    /// Whether a running snapshot has not reached segment `seg` yet, so a
+    /// change there must first hand it the key's point-in-time state.
+    #[inline]
+    fn preimage_pending(&self, seg: usize) -> bool {
+        matches!(&self.snap, Some(hook) if self.segments[seg].saved_epoch < hook.epoch)
     }
 
     /// As [`Db::insert`], for a key the caller already owns (the RDB

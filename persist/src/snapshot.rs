@@ -277,9 +277,18 @@ enum Work {
         records: Vec<u8>,
         keys: u64,
     },
+    /// Wakes an idle encoder: [`Shared::urgent`] has work.
+    Urgent,
     /// The walk is complete: write the trailer and finish the file.
     Finish,
 }
+
+/// A copy the encoder takes ahead of the queue, with what it was counted
+/// as in `copies`.
+type UrgentCopy = (u32, EntryBox, u64);
+
+/// Switches the encoder's output to a database when it is not the current one.
+type SelectDb<'a> = dyn FnMut(&mut Box<dyn Encoder>, u32) -> Result<(), SnapshotError> + 'a;
 
 /// Encodes one key on the executor, in the snapshot's format.
 #[derive(Clone)]
@@ -318,6 +327,12 @@ struct Shared {
     keys: AtomicU64,
     /// The executor has client load: the encoder paces itself.
     busy: AtomicBool,
+    /// Copies of big chunked collections, encoded ahead of the queue and
+    /// unpaced: until encoded, such a copy keeps alive every chunk the live
+    /// value replaces ([`crate::cow::kept_alive_bytes`]).
+    urgent: Mutex<Vec<UrgentCopy>>,
+    /// Urgent copies encoded so far.
+    urgent_done: AtomicU64,
     /// Set by the encoder when it failed; the error is in `error`.
     failed: AtomicBool,
     error: Mutex<Option<SnapshotError>>,
@@ -415,18 +430,33 @@ impl Feeder {
     }
 
     fn push_copy(&mut self, db: usize, e: &Entry) {
-        self.flush_encoded();
-        let cost = copy_cost(e);
+        self.push_owned(db, detached_copy(e));
+    }
+
+    /// Queues an entry the live keyspace no longer shares anything with
+    /// but what [`detached_copy`] allows.
+    fn push_owned(&mut self, db: usize, e: EntryBox) {
+        let cost = copy_cost(&e);
         self.shared.copies.fetch_add(cost, Ordering::Relaxed);
-        self.batch.push((db as u32, detached_copy(e)));
-        self.batch_bytes += cost;
         // A chunked collection's copy pins every chunk the live value
-        // replaces from now on: hand it to the encoder right away.
+        // replaces from now on: it goes ahead of the queued copies.
         let chunked = matches!(
             e.value,
             crate::Value::List(_) | crate::Value::ZSet(_) | crate::Value::Set(_)
         );
-        if self.batch_bytes >= BATCH_BYTES || chunked {
+        if chunked && self.tx.is_some() {
+            self.shared
+                .urgent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((db as u32, e, cost));
+            self.send(Work::Urgent);
+            return;
+        }
+        self.flush_encoded();
+        self.batch.push((db as u32, e));
+        self.batch_bytes += cost;
+        if self.batch_bytes >= BATCH_BYTES {
             self.flush_batch();
         }
     }
@@ -463,6 +493,25 @@ impl SegmentSink for Feeder {
         }
         if let Some(t) = started {
             self.longest_preimage = self.longest_preimage.max(t.elapsed());
+        }
+    }
+
+    fn takes_owned(&self) -> bool {
+        self.tx.is_some() && self.shared.copies.load(Ordering::Relaxed) < self.copy_budget
+    }
+
+    fn save_owned(&mut self, db: usize, entry: EntryBox) {
+        if self.tx.is_none() {
+            return;
+        }
+        if self.shared.copies.load(Ordering::Relaxed) < self.copy_budget {
+            self.preimages_copied += 1;
+            self.push_owned(db, entry);
+        } else {
+            // The encoder is behind: encoded here, the pre-image is freed
+            // now rather than queued.
+            self.preimages_encoded += 1;
+            self.push_encoded(db, &entry);
         }
     }
 
@@ -886,8 +935,32 @@ fn encode_loop(
         }
         Ok(())
     };
+    // Encodes the urgent copies waiting, without pacing.
+    let urgent = |enc: &mut Box<dyn Encoder>, select: &mut SelectDb| -> Result<(), SnapshotError> {
+        loop {
+            let next = shared
+                .urgent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            let Some((db, e, cost)) = next else {
+                return Ok(());
+            };
+            let r = select(enc, db).and_then(|()| enc.write_entry(&e));
+            drop(e);
+            shared.copies.fetch_sub(cost, Ordering::Relaxed);
+            shared.keys.fetch_add(1, Ordering::Relaxed);
+            shared.urgent_done.fetch_add(1, Ordering::Relaxed);
+            r?;
+        }
+    };
     loop {
+        if let Err(e) = urgent(&mut enc, &mut select) {
+            shared.fail(e);
+            return;
+        }
         let r = match rx.recv() {
+            Ok(Work::Urgent) => Ok(()),
             Ok(Work::Entries { items, bytes }) => {
                 let mut r = Ok(());
                 let mut n = 0;
@@ -898,6 +971,10 @@ fn encode_loop(
                     }
                     n += 1;
                     if n % 64 == 0 {
+                        r = urgent(&mut enc, &mut select);
+                        if r.is_err() {
+                            break;
+                        }
                         pacer.pace(shared);
                     }
                 }
@@ -915,7 +992,9 @@ fn encode_loop(
                 r
             }
             Ok(Work::Finish) => {
-                let r = enc.finish().and_then(|mut cw| {
+                // Everything sent before Finish, urgent copies included.
+                let r = urgent(&mut enc, &mut select).and_then(|()| enc.finish());
+                let r = r.and_then(|mut cw| {
                     cw.flush().map_err(|source| SnapshotError::Io {
                         op: "write",
                         path: "snapshot".into(),
@@ -1127,7 +1206,7 @@ mod tests {
                 for _ in 0..30 {
                     let db = i % 2;
                     let k = format!("k{}", (i * 7919) % 7000);
-                    match i % 6 {
+                    match i % 8 {
                         0 => {
                             ks.dbs[db].insert(k.as_bytes(), Value::str_from(b"after"), 0);
                         }
@@ -1150,6 +1229,19 @@ mod tests {
                                 if let Value::ZSet(z) = &mut e.value {
                                     z.insert(bytes::Bytes::from(format!("m:{i}")), -1.0);
                                 }
+                            }
+                        }
+                        6 => {
+                            // The old value moves into the snapshot.
+                            let exp = if i % 16 == 6 { 6_000_000_000_000 } else { 0 };
+                            ks.dbs[db].set(k.as_bytes(), Value::str_from(b"set"), exp);
+                        }
+                        7 => {
+                            // A read hands over nothing, except a key it
+                            // finds expired and removes.
+                            let now = 4_000_000_003_000;
+                            if let Some(e) = ks.dbs[db].get_ro(k.as_bytes(), now) {
+                                assert!(!e.is_expired(now));
                             }
                         }
                         _ => {
@@ -1223,6 +1315,78 @@ mod tests {
         second.wait().unwrap();
         assert_eq!(state_of(&load(&*storage)), expected);
         assert_eq!(ks.dbs[0].snapshot_marks(), 0);
+    }
+
+    /// Reads of keys the walker has not reached hand nothing over, and
+    /// SET moves the old value instead of copying it: one pre-image each.
+    #[test]
+    fn reads_take_nothing_and_set_moves_the_old_value() {
+        let disk = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let mut ks = Keyspace::new(16);
+        for i in 0..20_000 {
+            ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(b"v"), 0);
+        }
+        let expected = state_of(&ks);
+        let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 1, 1)).unwrap();
+        for i in 0..1000 {
+            assert!(ks.dbs[0].get_ro(format!("k{i}").as_bytes(), 0).is_some());
+            assert!(ks.dbs[0].contains(format!("k{i}").as_bytes(), 0));
+        }
+        assert_eq!(snap.feeder.lock().unwrap().preimages_copied, 0);
+        for i in 0..1000 {
+            assert!(ks.dbs[0].set(format!("k{i}").as_bytes(), Value::str_from(b"w"), 0));
+            // A second write to the same key takes nothing more.
+            assert!(ks.dbs[0].set(format!("k{i}").as_bytes(), Value::str_from(b"x"), 0));
+        }
+        assert!(!ks.dbs[0].set(b"new", Value::str_from(b"n"), 0));
+        assert_eq!(snap.feeder.lock().unwrap().preimages_copied, 1000);
+        while !snap.step(&mut ks, 64).unwrap() {}
+        snap.wait().unwrap();
+        assert_eq!(state_of(&load(&*storage)), expected);
+        assert_eq!(ks.dbs[0].snapshot_marks(), 0);
+        assert_eq!(
+            ks.dbs[0].peek(b"k1").map(|e| e.value.clone()),
+            Some(Value::str_from(b"x"))
+        );
+    }
+
+    /// The pre-image of a big chunked collection is encoded ahead of the
+    /// copies already queued (while it waits it keeps alive every chunk the
+    /// live value replaces), and the file still holds every key once.
+    #[test]
+    fn big_preimages_go_ahead_of_the_queue() {
+        let disk = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let mut ks = Keyspace::new(16);
+        for i in 0..200_000 {
+            ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(b"v"), 0);
+        }
+        ks.dbs[1].insert(b"biglist", big_list(20_000), 0);
+        let expected = state_of(&ks);
+        let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 1, 1)).unwrap();
+        // Paced encoder, and the whole of db 0 queued for it.
+        snap.set_busy(true);
+        snap.set_budgets(u64::MAX, u64::MAX);
+        while snap.next_db == 0 && !snap.step(&mut ks, 64).unwrap() {}
+        if let Some(e) = ks.dbs[1].get(b"biglist", 0) {
+            if let Value::List(l) = &mut e.value {
+                l.items.pop_front();
+            }
+        }
+        let copies = || snap.shared.copies.load(Ordering::Relaxed);
+        let queued = copies();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while snap.shared.urgent_done.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "urgent copy not taken");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Taken while most of the queue still waits.
+        assert!(copies() > queued / 2, "{} of {queued}", copies());
+        snap.set_busy(false);
+        while !snap.step(&mut ks, 64).unwrap() {}
+        snap.wait().unwrap();
+        assert_eq!(state_of(&load(&*storage)), expected);
     }
 
     /// A write to a key of an unvisited segment hands over that key only:

@@ -180,6 +180,13 @@ impl<'a> Ctx<'a> {
         self.db().get(key, now)
     }
 
+    /// Looks a key up for a command that only reads it: a running
+    /// snapshot is not handed a copy of a key that does not change.
+    pub fn lookup_ro(&mut self, key: &[u8]) -> Option<&Entry> {
+        let now = self.now;
+        self.db().get_ro(key, now)
+    }
+
     /// Looks a key up and checks its type: Ok(None) when missing,
     /// Err(WRONGTYPE reply) when of another type.
     pub fn lookup_typed(&mut self, key: &[u8], t: ValueType) -> Result<Option<&mut Entry>, Reply> {
@@ -259,12 +266,12 @@ impl<'a> Ctx<'a> {
 
     /// Whether the keyspace holds a live key (any type).
     pub fn exists(&mut self, key: &[u8]) -> bool {
-        self.lookup(key).is_some()
+        self.lookup_ro(key).is_some()
     }
 
     /// Inserts or replaces a value, clearing any expiry (SET semantics).
     pub fn set_value(&mut self, key: &[u8], value: Value) {
-        self.db().insert(key, value, 0);
+        self.db().set(key, value, 0);
     }
 }
 

@@ -83,7 +83,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// The string at `key`: Ok(None) if missing, Err(WRONGTYPE) if not a string.
 fn get_str(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Bytes>, Reply> {
-    match ctx.lookup(key) {
+    match ctx.lookup_ro(key) {
         None => Ok(None),
         Some(e) => match &e.value {
             Value::Str(s) => Ok(Some(s.clone())),
@@ -184,7 +184,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         // A plain SET overwrites whatever is there: one hash lookup, not two.
         if !nx && !xx && !get && exp == ExpireOpt::None {
-            ctx.db().insert(key, Value::str_from(val), 0);
+            ctx.db().set(key, Value::str_from(val), 0);
             ctx.modified(key);
             return Ok(Reply::ok());
         }
@@ -207,7 +207,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             ExpireOpt::At(t) => t,
             _ => 0,
         };
-        ctx.db().insert(key, Value::str_from(val), keep);
+        ctx.db().set(key, Value::str_from(val), keep);
         ctx.modified(key);
         if let ExpireOpt::At(t) = exp {
             // Relative expiries are logged as absolute times.
@@ -251,7 +251,7 @@ fn setex_generic(ctx: &mut Ctx, args: &[Bytes], unit: &[u8], cmd: &str) -> Reply
     reply((|| {
         let at = expire_at(ctx, unit, &args[2], cmd)?;
         let key = &args[1];
-        ctx.db().insert(key, Value::str_from(&args[3]), at);
+        ctx.db().set(key, Value::str_from(&args[3]), at);
         ctx.modified(key);
         ctx.propagate_as(vec![vec![
             Bytes::from_static(b"SET"),
@@ -358,7 +358,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 fn mget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let out = args[1..]
         .iter()
-        .map(|k| match ctx.lookup(k) {
+        .map(|k| match ctx.lookup_ro(k) {
             Some(e) => match &e.value {
                 Value::Str(s) => Reply::Bulk(s.clone()),
                 _ => Reply::Nil,
