@@ -349,7 +349,10 @@ fn copy_cost(e: &Entry) -> u64 {
     let v = match &e.value {
         Value::Str(b) => b.len(),
         Value::List(l) => 64 + l.items.node_count() * 24,
-        Value::Hash(h) => h.map.len() * 80,
+        Value::Hash(h) => match h.map.as_table() {
+            Some(t) => 64 + t.shard_count() * 24,
+            None => h.map.len() * 80,
+        },
         Value::Set(s) => 64 + s.members.as_map().shard_count() * 24,
         Value::ZSet(z) => 64 + z.chunk_count() * 24,
         Value::Stream(s) => s.len() * 96,
@@ -440,10 +443,11 @@ impl Feeder {
         self.shared.copies.fetch_add(cost, Ordering::Relaxed);
         // A chunked collection's copy pins every chunk the live value
         // replaces from now on: it goes ahead of the queued copies.
-        let chunked = matches!(
-            e.value,
-            crate::Value::List(_) | crate::Value::ZSet(_) | crate::Value::Set(_)
-        );
+        let chunked = match &e.value {
+            crate::Value::List(_) | crate::Value::ZSet(_) | crate::Value::Set(_) => true,
+            crate::Value::Hash(h) => h.map.is_table(),
+            _ => false,
+        };
         if chunked && self.tx.is_some() {
             self.shared
                 .urgent
