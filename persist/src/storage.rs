@@ -77,6 +77,10 @@ impl StorageFile for RealFile {
     }
 }
 
+/// Files at least this big are closed on a background thread after their
+/// unlink (see [`FileStorage`]'s `remove`).
+const BACKGROUND_UNLINK_MIN: u64 = 64 << 20;
+
 impl Storage for FileStorage {
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         // Append mode, as the simulated disk behaves: every write lands at
@@ -112,7 +116,22 @@ impl Storage for FileStorage {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
+        // Unlinking a big file frees its blocks inside the call, which takes
+        // long for gigabytes (an AOF history file) and would stall the
+        // executor. Unlinked while open, the blocks are freed when the last
+        // descriptor closes: that close goes to a thread of its own.
+        let held = match fs::metadata(path) {
+            Ok(m) if m.len() >= BACKGROUND_UNLINK_MIN => fs::File::open(path).ok(),
+            _ => None,
+        };
+        fs::remove_file(path)?;
+        if let Some(f) = held {
+            // If no thread can be made, the file closes here instead.
+            let _ = std::thread::Builder::new()
+                .name("unlink".into())
+                .spawn(move || drop(f));
+        }
+        Ok(())
     }
 
     fn fsync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -525,6 +544,24 @@ mod tests {
         if sync {
             f.sync().unwrap();
         }
+    }
+
+    /// A big file goes through the background close: its name must be gone
+    /// when `remove` returns, and a missing file is still an error.
+    #[test]
+    fn removing_a_big_file_unlinks_it_at_once() {
+        let dir = std::env::temp_dir().join(format!("redoubt-unlink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("big");
+        // Sparse: the size counts, not the blocks.
+        std::fs::File::create(&p)
+            .unwrap()
+            .set_len(BACKGROUND_UNLINK_MIN)
+            .unwrap();
+        FileStorage.remove(&p).unwrap();
+        assert!(!p.exists());
+        assert!(FileStorage.remove(&p).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// After a short write is cut off, the next write must continue at the
