@@ -171,6 +171,32 @@ where
         self.dir[dir_index(hash, self.depth)] as usize
     }
 
+    /// The hash of `k` and its shard, made private to this map, when the
+    /// shard holds `k`. Looks up read-only first, so a miss copies nothing.
+    fn shard_holding_mut<Q>(&mut self, k: &Q) -> Option<(u64, &mut Shard<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let h = self.hash(k);
+        let s = self.shard_of(h);
+        self.shards[s]
+            .get()
+            .table
+            .find(h, |(x, _)| x.borrow() == k)?;
+        Some((h, cow::make_mut(&mut self.shards[s])))
+    }
+
+    /// Counts an entry just added to shard `s`, splitting the shard when it
+    /// is now over [`SHARD_MAX`].
+    fn inserted(&mut self, s: usize) {
+        self.len += 1;
+        let shard = self.shards[s].get();
+        if shard.table.len() > SHARD_MAX && shard.depth < MAX_DEPTH {
+            self.split(s);
+        }
+    }
+
     pub fn get<Q>(&self, k: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -208,13 +234,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let h = self.hash(k);
-        let s = self.shard_of(h);
-        self.shards[s]
-            .get()
-            .table
-            .find(h, |(x, _)| x.borrow() == k)?;
-        let shard = cow::make_mut(&mut self.shards[s]);
+        let (h, shard) = self.shard_holding_mut(k)?;
         shard
             .table
             .find_mut(h, |(x, _)| x.borrow() == k)
@@ -244,10 +264,7 @@ where
             }
             hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert((k, v));
-                self.len += 1;
-                if shard.table.len() > SHARD_MAX && shard.depth < MAX_DEPTH {
-                    self.split(s);
-                }
+                self.inserted(s);
                 None
             }
         }
@@ -271,10 +288,7 @@ where
         shard
             .table
             .insert_unique(h, (make(q), v), |(x, _)| hasher.hash_one(x));
-        self.len += 1;
-        if shard.table.len() > SHARD_MAX && shard.depth < MAX_DEPTH {
-            self.split(s);
-        }
+        self.inserted(s);
         true
     }
 
@@ -306,10 +320,7 @@ where
         shard
             .table
             .insert_unique(h, (make(q), v), |(x, _)| hasher.hash_one(x));
-        self.len += 1;
-        if shard.table.len() > SHARD_MAX && shard.depth < MAX_DEPTH {
-            self.split(s);
-        }
+        self.inserted(s);
         true
     }
 
@@ -326,13 +337,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let h = self.hash(k);
-        let s = self.shard_of(h);
-        self.shards[s]
-            .get()
-            .table
-            .find(h, |(x, _)| x.borrow() == k)?;
-        let shard = cow::make_mut(&mut self.shards[s]);
+        let (h, shard) = self.shard_holding_mut(k)?;
         let e = shard.table.find_entry(h, |(x, _)| x.borrow() == k).ok()?;
         let (kv, _) = e.remove();
         self.len -= 1;
