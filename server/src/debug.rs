@@ -98,7 +98,12 @@ fn debug_object(ctx: &mut Ctx, key: &[u8]) -> Reply {
         clock.saturating_sub(e.access)
     );
     if let Value::List(l) = &e.value {
-        s.push_str(&format!(" ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:-2 ql_compressed:0 ql_uncompressed_size:0", l.items.len().div_ceil(128).max(1), l.items.len() as f64));
+        // Redoubt's own nodes (ChunkList), as Redis reports its quicklist's.
+        let nodes = l.items.node_count().max(1);
+        s.push_str(&format!(
+            " ql_nodes:{nodes} ql_avg_node:{:.2} ql_listpack_max:-2 ql_compressed:0 ql_uncompressed_size:0",
+            l.items.len() as f64 / nodes as f64
+        ));
     }
     Reply::StatusOwned(s)
 }

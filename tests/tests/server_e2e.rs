@@ -402,6 +402,28 @@ fn debug_needs_enable_debug_command() {
 }
 
 #[test]
+fn debug_object_reports_the_list_nodes() {
+    let s = Server::redoubt_with(&["--enable-debug-command", "yes"]);
+    let mut c = s.raw();
+    let items: Vec<String> = (0..300).map(|i| format!("item{i}")).collect();
+    let mut args = vec!["RPUSH", "l"];
+    args.extend(items.iter().map(String::as_str));
+    assert_eq!(c.cmd(&args).unwrap(), Resp::Int(300));
+    let out = c.cmd(&["DEBUG", "OBJECT", "l"]).unwrap().text().unwrap();
+    let field = |name: &str| -> f64 {
+        let v = out
+            .split(' ')
+            .find_map(|f| f.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} missing in {out}"));
+        v.parse().unwrap()
+    };
+    let (nodes, avg) = (field("ql_nodes:"), field("ql_avg_node:"));
+    // 300 elements do not fit one node; the average is over the real nodes.
+    assert!(nodes >= 2.0, "{out}");
+    assert!((nodes * avg - 300.0).abs() < nodes * 0.01, "{out}");
+}
+
+#[test]
 fn shutdown_stops_the_process() {
     let mut s = Server::redoubt();
     let mut c = s.raw();
