@@ -344,6 +344,22 @@ impl WriterCore {
             .store(self.pending.len() as u64, Ordering::Release);
     }
 
+    /// [`WriterCore::push`] that takes the caller's buffer instead of
+    /// copying it when nothing is pending (the usual case), and leaves
+    /// `data` empty with the old buffer's capacity for the next batch.
+    pub fn push_swap(&mut self, data: &mut Vec<u8>, lsn: u64) {
+        if self.pending.is_empty() {
+            std::mem::swap(&mut self.pending, data);
+            self.pending_lsn = self.pending_lsn.max(lsn);
+            self.stats
+                .buffer_len
+                .store(self.pending.len() as u64, Ordering::Release);
+        } else {
+            self.push(data, lsn);
+        }
+        data.clear();
+    }
+
     pub fn set_policy(&mut self, p: Policy) {
         let was = self.policy;
         self.policy = p;
@@ -707,8 +723,7 @@ impl WriterHandle {
     pub fn write_batch(&self, data: &mut Vec<u8>, lsn: u64) -> bool {
         if let Some(core) = &self.inline {
             let mut core = core.lock().unwrap_or_else(|p| p.into_inner());
-            core.push(data, lsn);
-            data.clear();
+            core.push_swap(data, lsn);
             core.flush(false);
             if core.policy() == Policy::EverySec {
                 core.maybe_background_fsync();
