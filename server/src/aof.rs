@@ -34,7 +34,16 @@ use tokio::sync::{watch, Notify};
 
 /// Loads an RDB image into the executor's keyspace.
 /// Returns the length of the image (the reader may have read ahead).
-pub type RdbLoadFn = fn(&mut Executor, &mut dyn Read, &str) -> Result<u64, String>;
+pub type RdbLoadFn = fn(&mut Executor, &mut dyn Read, &str, BaseHint) -> Result<u64, String>;
+
+/// What the AOF loader knows about an RDB base before decoding it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BaseHint {
+    /// Size of the file holding the image.
+    pub file_len: Option<u64>,
+    /// Keys the incr files may add after it (an estimate).
+    pub extra_keys: u64,
+}
 /// Writes the keyspace as an RDB image.
 pub type RdbWriteFn = fn(&Executor, &mut dyn Write) -> io::Result<()>;
 /// Loads dump.rdb at start-up.
@@ -54,7 +63,7 @@ pub struct PersistHooks {
 
 pub fn hooks() -> PersistHooks {
     PersistHooks {
-        rdb_loader: Some(crate::persistence::load_rdb_image),
+        rdb_loader: Some(load_rdb_base),
         rdb_base_writer: Some(crate::persistence::write_rdb_base),
         rdb_startup: Some(|ex| ex.load_rdb().map(|_| ()).map_err(|e| e.to_string())),
     }
@@ -575,9 +584,14 @@ pub fn load_into(
         let mut replay = CellReplay(&cell);
         match h.rdb_loader {
             Some(f) => {
+                let extra_keys = incr_keys_estimate(dir, m);
                 let mut plug = |r: &mut dyn Read, name: &str| -> Result<u64, String> {
+                    let hint = BaseHint {
+                        file_len: dir.storage.len(&dir.path(name)).ok(),
+                        extra_keys,
+                    };
                     let mut g = cell.borrow_mut();
-                    f(g.ex, r, name)
+                    f(g.ex, r, name, hint)
                 };
                 aof::load_dir(dir, m, opts, Some(&mut plug), &mut replay)
             }
@@ -587,6 +601,43 @@ pub fn load_into(
     ex.durability = sink;
     ex.lsn = lsn;
     res
+}
+
+/// At most how many keys the incr files of `m` can add: one per command at
+/// best, and a command takes at least [`MIN_RECORD_BYTES`].
+fn incr_keys_estimate(dir: &AofDir, m: &Manifest) -> u64 {
+    let bytes: u64 = m
+        .incrs
+        .iter()
+        .map(|ai| dir.storage.len(&dir.path(&ai.name)).unwrap_or(0))
+        .sum();
+    bytes / MIN_RECORD_BYTES
+}
+
+/// A short SET (`*3 $3 SET $1 k $1 v`) is 27 bytes; most records are longer.
+const MIN_RECORD_BYTES: u64 = 27;
+
+/// The RDB base loader: decodes straight into the keyspace, with the
+/// tables sized once from RESIZEDB plus what the incr files may add (the
+/// decoder caps that at doubling), and the file's size as its bound.
+pub fn load_rdb_base(
+    ex: &mut Executor,
+    r: &mut dyn Read,
+    name: &str,
+    hint: BaseHint,
+) -> Result<u64, String> {
+    let mut opts = redoubt_persist::rdb::LoadOptions::new(crate::util::now_ms());
+    opts.limits = ex.encoding_limits();
+    opts.reserve_extra = hint.extra_keys;
+    let stats = redoubt_persist::rdb::load_keyspace(r, hint.file_len, &mut ex.ks, &opts)
+        .map_err(|e| format!("{name}: {e}"))?;
+    ex.functions.extend(stats.functions.iter().map(|code| {
+        (
+            crate::persistence::library_name(code),
+            Bytes::copy_from_slice(code),
+        )
+    }));
+    Ok(stats.bytes_read)
 }
 
 struct CellReplay<'a, 'b>(&'a std::cell::RefCell<ExecReplay<'b>>);
