@@ -28,12 +28,9 @@ pub const HINT_AFTER: u64 = 256;
 
 /// Loads an RDB image from the reader and returns the image's length
 /// (through its trailing checksum). A buffering decoder may read past the
-/// image: the loader keeps the recent bytes and hands what lies after the
-/// image to the AOF reader. `name` is the file name, for messages.
+/// image: the AOF reader reads what lies after it from a second handle.
+/// `name` is the file name, for messages.
 pub type RdbLoader<'a> = &'a mut dyn FnMut(&mut dyn Read, &str) -> Result<u64, String>;
-
-/// How far past the end of an RDB image a decoder may read ahead.
-const READ_AHEAD_WINDOW: usize = 8 << 20;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
@@ -88,37 +85,16 @@ pub struct LoadReport {
 }
 
 /// Counts the bytes an RDB loader pulls through.
-/// Counts what the RDB decoder reads and keeps the last few MiB of it, so
-/// the bytes it read ahead past the image can be given back.
-struct Recording<'a, R: Read> {
+struct Counting<'a, R: Read> {
     inner: &'a mut R,
     n: u64,
-    /// Bytes `[window_start, n)` of the stream.
-    window: Vec<u8>,
-    window_start: u64,
 }
 
-impl<R: Read> Read for Recording<'_, R> {
+impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let k = self.inner.read(buf)?;
         self.n += k as u64;
-        self.window.extend_from_slice(&buf[..k]);
-        if self.window.len() > 2 * READ_AHEAD_WINDOW {
-            let drop = self.window.len() - READ_AHEAD_WINDOW;
-            self.window.drain(..drop);
-            self.window_start += drop as u64;
-        }
         Ok(k)
-    }
-}
-
-impl<R: Read> Recording<'_, R> {
-    /// The bytes read beyond stream offset `end`, if still in the window.
-    fn after(&self, end: u64) -> Option<Vec<u8>> {
-        if end < self.window_start || end > self.n {
-            return None;
-        }
-        Some(self.window[(end - self.window_start) as usize..].to_vec())
     }
 }
 
@@ -176,17 +152,15 @@ pub fn load_file(
             return Err(LoadError::NoRdbLoader { name: name.into() });
         };
         tracing::info!("Reading RDB base file on AOF loading...");
-        let mut c = Recording {
+        let mut c = Counting {
             inner: &mut chained,
             n: 0,
-            window: Vec::new(),
-            window_start: 0,
         };
         let image_len = loader(&mut c, name).map_err(|msg| LoadError::Rdb {
             name: name.into(),
             msg,
         })?;
-        let Some(ahead) = c.after(image_len) else {
+        if image_len > c.n || image_len > size {
             return Err(LoadError::Rdb {
                 name: name.into(),
                 msg: format!(
@@ -194,10 +168,37 @@ pub fn load_file(
                     c.n
                 ),
             });
-        };
+        }
+        drop(chained);
         start = image_len;
-        let rest: Box<dyn Read + '_> = Box::new(io::Cursor::new(ahead).chain(chained));
-        let r = AofReader::new(rest, name, start);
+        if image_len == size {
+            // A base Redis 7 writes: the image alone.
+            let r = AofReader::new(Box::new(io::empty()) as Box<dyn Read>, name, start);
+            return read_commands(storage, path, r, name, last, opts, replay, rep);
+        }
+        // Commands after the image (an old single-file AOF with a
+        // preamble): the decoder may have read ahead past the image, so
+        // read them from a second handle, positioned after it. Reading the
+        // image twice costs less, in this rare case, than keeping a copy of
+        // everything the decoder reads in the common one.
+        let mut again = storage.open(path).map_err(|source| LoadError::Io {
+            name: name.into(),
+            source,
+        })?;
+        let skipped =
+            io::copy(&mut (&mut again).take(image_len), &mut io::sink()).map_err(|source| {
+                LoadError::Io {
+                    name: name.into(),
+                    source,
+                }
+            })?;
+        if skipped != image_len {
+            return Err(LoadError::Rdb {
+                name: name.into(),
+                msg: format!("the file ended {skipped} bytes into an image of {image_len}"),
+            });
+        }
+        let r = AofReader::new(Box::new(again) as Box<dyn Read>, name, start);
         return read_commands(storage, path, r, name, last, opts, replay, rep);
     }
     let rest: Box<dyn Read + '_> = Box::new(chained);
@@ -510,5 +511,33 @@ mod tests {
         );
         let e = load_dir(&d, &m, OPTS, None, &mut Collect::default()).unwrap_err();
         assert!(matches!(e, LoadError::NoRdbLoader { .. }));
+    }
+
+    #[test]
+    fn an_image_that_fills_its_file_leaves_no_commands_and_a_bad_length_is_refused() {
+        let mut base = b"REDIS0011".to_vec();
+        base.push(2);
+        base.extend_from_slice(b"ok");
+        let (_, d, m) = setup(&base, &cmds(&[&["SET", "b", "2"]]));
+        let mut claimed = base.len() as u64;
+        let mut stub = |r: &mut dyn Read, _: &str| -> Result<u64, String> {
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).map_err(|e| e.to_string())?;
+            Ok(claimed)
+        };
+        let mut c = Collect::default();
+        let rep = load_dir(&d, &m, OPTS, Some(&mut stub), &mut c).unwrap();
+        assert_eq!(c.0, vec!["SET b 2"]);
+        assert_eq!(rep.files[0].commands, 0);
+        // A reader claiming more than the file holds is a broken base, not
+        // an empty tail.
+        claimed += 1;
+        let mut stub = |r: &mut dyn Read, _: &str| -> Result<u64, String> {
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).map_err(|e| e.to_string())?;
+            Ok(claimed)
+        };
+        let e = load_dir(&d, &m, OPTS, Some(&mut stub), &mut Collect::default()).unwrap_err();
+        assert!(matches!(e, LoadError::Rdb { .. }), "{e}");
     }
 }

@@ -2,33 +2,99 @@
 //! `SELECT` whenever the db changes, and `#TS:` annotations when enabled.
 
 /// Appends one command as a RESP array of bulk strings.
+///
+/// Runs for every logged write, so it is written for short commands: the
+/// record's length is computed first, the buffer grown once, and the
+/// record filled in place. Pushing it piece by piece (a capacity check and
+/// a tiny copy per digit run, tag and CRLF) cost more than the bytes.
 pub fn encode_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
-    out.push(b'*');
-    push_num(out, args.len() as u64);
+    let mut total = header_len(args.len() as u64);
+    for a in args {
+        let n = a.as_ref().len();
+        total += header_len(n as u64) + n + 2;
+    }
+    let start = out.len();
+    out.resize(start + total, 0);
+    let mut w = &mut out[start..];
+    put_header(&mut w, b'*', args.len() as u64);
     for a in args {
         let a = a.as_ref();
-        out.push(b'$');
-        push_num(out, a.len() as u64);
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        put_header(&mut w, b'$', a.len() as u64);
+        put(&mut w, a);
+        put(&mut w, b"\r\n");
+    }
+    debug_assert!(w.is_empty());
+}
+
+/// Decimal digits of `n`.
+#[inline(always)]
+fn digits(n: u64) -> usize {
+    if n < 10 {
+        1
+    } else if n < 100 {
+        2
+    } else if n < 1000 {
+        3
+    } else {
+        let mut d = 4;
+        let mut v = n / 10_000;
+        while v > 0 {
+            v /= 10;
+            d += 1;
+        }
+        d
     }
 }
 
-fn push_num(out: &mut Vec<u8>, mut n: u64) {
-    // Called for every argument of every logged command: format without
-    // allocating.
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// Length of `<tag><n>\r\n`.
+#[inline(always)]
+fn header_len(n: u64) -> usize {
+    digits(n) + 3
+}
+
+/// Copies `bytes` to the front of `w` and moves `w` past them.
+#[inline(always)]
+fn put(w: &mut &mut [u8], bytes: &[u8]) {
+    let (head, rest) = std::mem::take(w).split_at_mut(bytes.len());
+    head.copy_from_slice(bytes);
+    *w = rest;
+}
+
+/// Writes `<tag><n>\r\n` to the front of `w` and moves `w` past it.
+#[inline(always)]
+fn put_header(w: &mut &mut [u8], tag: u8, n: u64) {
+    if n < 10 {
+        put(w, &[tag, b'0' + n as u8, b'\r', b'\n']);
+    } else if n < 100 {
+        put(
+            w,
+            &[
+                tag,
+                b'0' + (n / 10) as u8,
+                b'0' + (n % 10) as u8,
+                b'\r',
+                b'\n',
+            ],
+        );
+    } else {
+        // Formatted backwards into a stack buffer: no allocation.
+        let mut buf = [0u8; 23];
+        let mut i = buf.len() - 2;
+        buf[i] = b'\r';
+        buf[i + 1] = b'\n';
+        let mut v = n;
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
         }
+        i -= 1;
+        buf[i] = tag;
+        put(w, &buf[i..]);
     }
-    out.extend_from_slice(&buf[i..]);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// `#TS:<secs>\r\n`.
@@ -58,6 +124,12 @@ impl RecordEncoder {
 
     pub fn set_timestamps(&mut self, on: bool) {
         self.timestamps = on;
+    }
+
+    /// Whether `#TS:` annotations are written: without them the caller
+    /// need not read the clock for every command.
+    pub fn timestamps(&self) -> bool {
+        self.timestamps
     }
 
     /// Forgets the db, so the next command starts with a `SELECT`: done when
@@ -121,6 +193,44 @@ mod tests {
         let mut out = Vec::new();
         e.encode(&mut out, 3, &["del", "a"], 0);
         assert!(out.starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"));
+    }
+
+    #[test]
+    fn headers_of_every_width_match_the_reference_format() {
+        for n in [0usize, 1, 9, 10, 99, 100, 999, 1000, 65_536, 1 << 20] {
+            let arg = vec![b'x'; n];
+            let args: Vec<&[u8]> = vec![b"SET", b"k", &arg];
+            let mut out = Vec::new();
+            encode_command(&mut out, &args);
+            let mut want = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${n}\r\n").into_bytes();
+            want.extend_from_slice(&arg);
+            want.extend_from_slice(b"\r\n");
+            assert_eq!(out, want, "argument of {n} bytes");
+        }
+        let many: Vec<&[u8]> = vec![b"a"; 12_345];
+        let mut out = Vec::new();
+        encode_command(&mut out, &many);
+        assert!(out.starts_with(b"*12345\r\n$1\r\na\r\n"));
+        assert_eq!(out.len(), 8 + 12_345 * 7);
+        for n in [
+            0u64,
+            9,
+            10,
+            99,
+            100,
+            999,
+            1000,
+            9999,
+            10_000,
+            99_999,
+            u64::MAX,
+        ] {
+            let mut h = vec![0u8; header_len(n)];
+            let mut w = &mut h[..];
+            put_header(&mut w, b'$', n);
+            assert!(w.is_empty(), "header_len({n})");
+            assert_eq!(h, format!("${n}\r\n").into_bytes());
+        }
     }
 
     #[test]

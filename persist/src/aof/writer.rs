@@ -344,6 +344,22 @@ impl WriterCore {
             .store(self.pending.len() as u64, Ordering::Release);
     }
 
+    /// [`WriterCore::push`] that takes the caller's buffer instead of
+    /// copying it when nothing is pending (the usual case), and leaves
+    /// `data` empty with the old buffer's capacity for the next batch.
+    pub fn push_swap(&mut self, data: &mut Vec<u8>, lsn: u64) {
+        if self.pending.is_empty() {
+            std::mem::swap(&mut self.pending, data);
+            self.pending_lsn = self.pending_lsn.max(lsn);
+            self.stats
+                .buffer_len
+                .store(self.pending.len() as u64, Ordering::Release);
+        } else {
+            self.push(data, lsn);
+        }
+        data.clear();
+    }
+
     pub fn set_policy(&mut self, p: Policy) {
         let was = self.policy;
         self.policy = p;
@@ -490,6 +506,36 @@ impl WriterCore {
         if self.stats.write_err.swap(false, Ordering::AcqRel) {
             tracing::warn!("AOF write error looks solved, Redis can write again.");
         }
+        true
+    }
+
+    /// Starts a background fsync of everything written so far now, without
+    /// waiting for the everysec interval. True when one is running on the
+    /// fsync thread (started here or before); false when there is nothing
+    /// to sync or no fsync thread (inline and manual writers sync inline).
+    /// A switch to a new incr file calls it first, so that the fsync the
+    /// switch must make inline only covers what was written meanwhile.
+    pub fn fsync_in_background_now(&mut self) -> bool {
+        let Fsyncer::Background { tx } = &self.fsyncer else {
+            return false;
+        };
+        let Some(h) = &self.sync_handle else {
+            return false;
+        };
+        if self.stats.fsync_pending.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.written_lsn <= self.stats.synced_lsn.load(Ordering::Acquire) {
+            return false;
+        }
+        let lsn = self.written_lsn;
+        self.stats.fsync_pending.store(true, Ordering::Release);
+        if tx.send((h.clone(), lsn)).is_err() {
+            self.stats.fsync_pending.store(false, Ordering::Release);
+            return false;
+        }
+        self.last_fsync_ms = Some(self.clock.now_ms());
+        self.fsync_target = lsn;
         true
     }
 
@@ -707,8 +753,7 @@ impl WriterHandle {
     pub fn write_batch(&self, data: &mut Vec<u8>, lsn: u64) -> bool {
         if let Some(core) = &self.inline {
             let mut core = core.lock().unwrap_or_else(|p| p.into_inner());
-            core.push(data, lsn);
-            data.clear();
+            core.push_swap(data, lsn);
             core.flush(false);
             if core.policy() == Policy::EverySec {
                 core.maybe_background_fsync();
@@ -717,6 +762,19 @@ impl WriterHandle {
         }
         let data = std::mem::take(data);
         self.send(Msg::Batch { data, lsn })
+    }
+
+    /// [`WriterCore::fsync_in_background_now`] for a writer on the
+    /// caller's thread; false for a writer thread (under always, where
+    /// everything written is synced already).
+    pub fn fsync_in_background_now(&self) -> bool {
+        match &self.inline {
+            Some(core) => core
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .fsync_in_background_now(),
+            None => false,
+        }
     }
 
     /// Whether the writer runs on the caller's thread.

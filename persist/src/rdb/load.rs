@@ -83,6 +83,12 @@ pub struct LoadOptions {
     pub now_ms: u64,
     /// Load expired keys anyway (what a replica does).
     pub keep_expired: bool,
+    /// Keys expected on top of the image's own, from commands replayed
+    /// right after it (the incr files of an AOF with an RDB base): added to
+    /// each RESIZEDB hint, at most doubling it, so the tables are sized
+    /// once instead of being rehashed, with every key re-read, by the
+    /// replay.
+    pub reserve_extra: u64,
 }
 
 impl LoadOptions {
@@ -92,6 +98,7 @@ impl LoadOptions {
             limits: EncodingLimits::default(),
             now_ms,
             keep_expired: false,
+            reserve_extra: 0,
         }
     }
 }
@@ -168,7 +175,9 @@ pub fn load_keyspace<R: Read>(
                 // takes at least ~3 bytes), so a corrupt value cannot make
                 // us allocate a huge table.
                 let max = total_len.map_or(1 << 20, |t| t / 3);
-                ks.db(db).reserve(db_size.min(max).min(1 << 28) as usize);
+                let hint = db_size.min(max).min(1 << 28);
+                let hint = hint + opts.reserve_extra.min(hint);
+                ks.db(db).reserve(hint as usize);
             }
             Item::SlotInfo { .. } => {}
             Item::Function { code, .. } => st.functions.push(code),
