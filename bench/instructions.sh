@@ -8,6 +8,14 @@
 #
 #   bench/instructions.sh                    # set,get,incr,xadd at -P 1 and -P 16
 #   TESTS=get PIPELINES=1 bench/instructions.sh
+#   CACHE_SIM=1 TESTS=sadd PIPELINES=16 WARMUP=1500000 bench/instructions.sh
+#
+# CACHE_SIM=1 also simulates the caches (callgrind --cache-sim=yes, sized
+# as the host's) and reports last-level cache misses per request: for
+# commands on big collections the misses, not the instructions, set the
+# cost, and the simulation counts them without the noise of a loaded
+# machine. A large WARMUP grows the collection the test writes to (lpush,
+# sadd, hset, zadd write one key) to the size a long benchmark reaches.
 #
 # Each server runs under callgrind; redis-benchmark sends WARMUP requests,
 # the counters are zeroed, N requests run, the counters are dumped.
@@ -20,6 +28,8 @@ N=${N:-20000}
 WARMUP=${WARMUP:-5000}
 CLIENTS=${CLIENTS:-50}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
+CACHE_SIM=${CACHE_SIM:-0}
+WITH_REDIS=${WITH_REDIS:-1} # 0: Redoubt only (before/after runs of one build)
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
@@ -30,9 +40,16 @@ for tool in valgrind callgrind_control redis-cli redis-benchmark "$REDIS_SERVER"
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
-echo "building redoubt-server (release)..." >&2
-(cd "$ROOT" && cargo build --release -p redoubt-server --quiet)
-REDOUBT_BIN=$CARGO_TARGET_DIR/release/redoubt-server
+# REDOUBT_BIN=path measures that binary as it is (say, a build of another
+# commit, for a before/after comparison) instead of building this tree.
+BIN_NOTE=""
+if [ -n "${REDOUBT_BIN:-}" ]; then
+    BIN_NOTE=" (Redoubt: the binary \`$REDOUBT_BIN\`, not necessarily built from it)"
+else
+    echo "building redoubt-server (release)..." >&2
+    (cd "$ROOT" && cargo build --release -p redoubt-server --quiet)
+    REDOUBT_BIN=$CARGO_TARGET_DIR/release/redoubt-server
+fi
 
 WORK=$(mktemp -d /tmp/redoubt-instr.XXXXXX)
 PID=""
@@ -58,13 +75,21 @@ load() {
         -n "$4" -P "$3" -q "${what[@]}" >/dev/null
 }
 
-# measure BINARY TEST PIPELINE -> instructions per request
+SIM_ARGS=()
+[ "$CACHE_SIM" = 1 ] && SIM_ARGS=(--cache-sim=yes)
+# SIM_LL=size,assoc,line (e.g. 2097152,16,64) simulates that cache as the
+# last level instead of the host's: where the L3 is very large (hundreds of
+# MiB on some servers) but slow, the misses that cost are those of the L2.
+[ "$CACHE_SIM" = 1 ] && [ -n "${SIM_LL:-}" ] && SIM_ARGS+=(--LL="$SIM_LL")
+
+# measure BINARY TEST PIPELINE -> "instructions LL-misses" per request (the
+# misses are n/a without CACHE_SIM=1)
 measure() {
     local bin=$1 t=$2 p=$3 port dir out
     port=$(free_port)
     dir=$WORK/run.$RANDOM
     mkdir -p "$dir"
-    valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" \
+    valgrind --tool=callgrind "${SIM_ARGS[@]}" --callgrind-out-file="$dir/cg.out" \
         "$bin" --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
         >"$dir/log" 2>&1 &
     PID=$!
@@ -84,36 +109,67 @@ measure() {
     wait "$PID" 2>/dev/null || true
     PID=""
     out=$dir/counted
-    awk -v n="$N" '/^(summary|totals):/ { printf "%.0f", $2 / n; exit }' "$out"
+    # The events line names the columns of the totals line.
+    awk -v n="$N" '
+        /^events:/ { for (i = 2; i <= NF; i++) col[$i] = i }
+        /^(summary|totals):/ {
+            ir = $(col["Ir"]) / n
+            if ("DLmr" in col) {
+                printf "%.0f %.2f\n", ir, ($(col["ILmr"]) + $(col["DLmr"]) + $(col["DLmw"])) / n
+            } else {
+                printf "%.0f n/a\n", ir
+            }
+            exit
+        }' "$out"
 }
 
 ROWS=""
 for p in $PIPELINES; do
     for t in ${TESTS//,/ }; do
         echo "-P $p $t: redoubt..." >&2
-        a=$(measure "$REDOUBT_BIN" "$t" "$p")
-        echo "-P $p $t: redis..." >&2
-        b=$(measure "$(command -v "$REDIS_SERVER")" "$t" "$p")
-        r=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }')
-        ROWS+="| $t | $p | $a | $b | $r |"$'\n'
+        read -r a am < <(measure "$REDOUBT_BIN" "$t" "$p")
+        echo "-P $p $t: redoubt: $a instructions, $am LL misses per request" >&2
+        b=n/a bm=n/a
+        if [ "$WITH_REDIS" = 1 ]; then
+            echo "-P $p $t: redis..." >&2
+            read -r b bm < <(measure "$(command -v "$REDIS_SERVER")" "$t" "$p")
+            echo "-P $p $t: redis: $b instructions, $bm LL misses per request" >&2
+        fi
+        r=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }')
+        if [ "$CACHE_SIM" = 1 ]; then
+            ROWS+="| $t | $p | $a | $b | $r | $am | $bm |"$'\n'
+        else
+            ROWS+="| $t | $p | $a | $b | $r |"$'\n'
+        fi
     done
 done
 
+HEADER='| test | -P | Redoubt | Redis | ratio |
+| --- | --- | --- | --- | --- |'
+SIM_NOTE=""
+LL_DESC="as the host's"
+[ -n "${SIM_LL:-}" ] && LL_DESC="--LL=$SIM_LL"
+if [ "$CACHE_SIM" = 1 ]; then
+    HEADER='| test | -P | Redoubt | Redis | ratio | LL misses Redoubt | LL misses Redis |
+| --- | --- | --- | --- | --- | --- | --- |'
+    SIM_NOTE="
+Caches simulated (callgrind --cache-sim=yes, last level $LL_DESC):
+LL misses are last-level cache misses per request, instruction and data."
+fi
 REDIS_VERSION=$("$REDIS_SERVER" --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
 REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SECTION=$(cat <<EOF
 $BEGIN_MARK
 ## User-space instructions per request: Redoubt vs Redis $REDIS_VERSION
 
-Generated by \`bench/instructions.sh\` on $(date -u +%Y-%m-%d) at commit \`$REV\`.
+Generated by \`bench/instructions.sh\` on $(date -u +%Y-%m-%d) at commit \`$REV\`$BIN_NOTE.
 Each server under valgrind's callgrind, persistence off; \`redis-benchmark
 -c $CLIENTS -r 1000000 -d 100\`, $WARMUP requests of warm-up, then $N counted.
 Instructions executed in user space per request (the kernel's socket work
 is not counted): unlike requests per second, load on the machine does not
-move these. Ratio = Redoubt / Redis (lower is better for Redoubt).
+move these. Ratio = Redoubt / Redis (lower is better for Redoubt).$SIM_NOTE
 
-| test | -P | Redoubt | Redis | ratio |
-| --- | --- | --- | --- | --- |
+${HEADER}
 ${ROWS%$'\n'}
 $END_MARK
 EOF

@@ -175,6 +175,20 @@ impl<T: Clone + EntryBytes> ChunkList<T> {
         Self::default()
     }
 
+    /// An empty node for an end of the list. A big list's new node gets
+    /// room for [`NODE_MAX`] at once: growing it step by step would copy its
+    /// elements four times over as it fills. A small list's nodes start
+    /// small, so that a list of a few elements costs a few slots; the room
+    /// left unused at either end stays under an eighth of the list.
+    fn new_node(&self) -> Node<T> {
+        let cap = if self.len >= 8 * NODE_MAX {
+            NODE_MAX
+        } else {
+            8
+        };
+        VecDeque::with_capacity(cap)
+    }
+
     fn node_mut(&mut self, n: usize) -> &mut Node<T> {
         cow::make_mut(&mut self.nodes[n])
     }
@@ -187,7 +201,7 @@ impl<T: Clone + EntryBytes> ChunkList<T> {
                 self.node_mut(last).push_back(x);
             }
             _ => {
-                let mut node = VecDeque::with_capacity(8);
+                let mut node = self.new_node();
                 node.push_back(x);
                 self.nodes.push_back(cow::shared(node));
                 self.lens.push_back(1);
@@ -203,7 +217,7 @@ impl<T: Clone + EntryBytes> ChunkList<T> {
                 self.node_mut(0).push_front(x);
             }
             _ => {
-                let mut node = VecDeque::with_capacity(8);
+                let mut node = self.new_node();
                 node.push_front(x);
                 self.nodes.push_front(cow::shared(node));
                 self.lens.push_front(1);

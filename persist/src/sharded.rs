@@ -19,8 +19,12 @@ use hashbrown::HashTable;
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
-/// A shard splits when an insert takes it past this many entries.
-pub const SHARD_MAX: usize = 512;
+/// Most entries in one shard: the capacity of a 512-bucket table at
+/// hashbrown's 7/8 load. A shard that reaches it splits in two instead of
+/// growing its table, and both halves get a table of that size, so past the
+/// first split an entry is rehashed only when its shard splits, never by a
+/// table resize.
+pub const SHARD_MAX: usize = 448;
 /// Directory bits available below hashbrown's 7 tag bits.
 const MAX_DEPTH: u32 = 40;
 
@@ -188,11 +192,11 @@ where
     }
 
     /// Counts an entry just added to shard `s`, splitting the shard when it
-    /// is now over [`SHARD_MAX`].
+    /// is now full (its table could take no more without growing).
     fn inserted(&mut self, s: usize) {
         self.len += 1;
         let shard = self.shards[s].get();
-        if shard.table.len() > SHARD_MAX && shard.depth < MAX_DEPTH {
+        if shard.table.len() >= SHARD_MAX && shard.depth < MAX_DEPTH {
             self.split(s);
         }
     }
@@ -377,15 +381,23 @@ where
         let hasher = &self.hasher;
         let shard = cow::make_mut(&mut self.shards[s]);
         shard.depth = d + 1;
-        let mut moved = HashTable::with_capacity(shard.table.len() / 2 + 1);
-        for kv in shard
-            .table
-            .extract_if(|(k, _)| hasher.hash_one(&*k) & bit != 0)
-        {
+        // Each entry is hashed once and goes into a table sized for a full
+        // shard, so neither half rehashes until it splits in turn. (Taking
+        // entries out of the old table in place would hash each one twice
+        // and rehash the rest to shrink the table.)
+        let old = std::mem::replace(&mut shard.table, HashTable::with_capacity(SHARD_MAX));
+        let mut moved = HashTable::with_capacity(SHARD_MAX);
+        let mut some_hash = None;
+        for kv in old {
             let h = hasher.hash_one(&kv.0);
-            moved.insert_unique(h, kv, |(x, _)| hasher.hash_one(x));
+            some_hash = Some(h);
+            let to = if h & bit != 0 {
+                &mut moved
+            } else {
+                &mut shard.table
+            };
+            to.insert_unique(h, kv, |(x, _)| hasher.hash_one(x));
         }
-        shard.table.shrink_to(0, |(x, _)| hasher.hash_one(x));
         let new = self.shards.len() as u32;
         self.shards.push(cow::shared(Shard {
             table: moved,
@@ -395,7 +407,10 @@ where
         // entries sharing the top d bits; the upper half now goes to the
         // new shard.
         let span = 1usize << (self.depth - d);
-        let first = self.dir.iter().position(|&x| x as usize == s).unwrap_or(0);
+        let first = match some_hash {
+            Some(h) => dir_index(h, self.depth) & !(span - 1),
+            None => self.dir.iter().position(|&x| x as usize == s).unwrap_or(0),
+        };
         for slot in &mut self.dir[first + span / 2..first + span] {
             *slot = new;
         }

@@ -221,6 +221,23 @@ mod sharded {
         }
     }
 
+    /// A full shard splits rather than growing its table: past the first
+    /// split every table is the size that holds SHARD_MAX entries, so no
+    /// shard ever pays a resize on top of its split.
+    #[test]
+    fn shards_split_instead_of_growing_their_tables() {
+        let mut m: ShardedMap<Bytes, ()> = ShardedMap::new();
+        for i in 0..50_000 {
+            m.insert(Bytes::from(format!("k{i}")), ());
+        }
+        let slot = std::mem::size_of::<(Bytes, ())>() as u64 + 1;
+        let one_full_table = 64 + SHARD_MAX as u64 * slot;
+        assert_eq!(total_bytes(&m), m.shard_count() as u64 * one_full_table);
+        // About half full on average: each split leaves two half-full tables.
+        let fill = m.len() as f64 / (m.shard_count() * SHARD_MAX) as f64;
+        assert!((0.45..=1.0).contains(&fill), "fill {fill}");
+    }
+
     #[test]
     fn a_write_after_a_copy_copies_one_shard() {
         let mut m: ShardedMap<Bytes, Bytes> = ShardedMap::new();
