@@ -67,6 +67,8 @@ pub const WALK_BUDGET: u64 = 8 << 20;
 /// Pre-images are copied while the copies waiting for the encoder take less
 /// than this; past it they are encoded on the spot.
 pub const COPY_BUDGET: u64 = 48 << 20;
+/// The smallest copy budget [`Snapshot::size_budgets`] sets.
+const MIN_COPY_BUDGET: u64 = 4 << 20;
 /// Copies are sent to the encoder in batches of about this many bytes.
 const BATCH_BYTES: u64 = 256 * 1024;
 /// A flat batch's buffer grows to at most this (a record is at most 1 KiB
@@ -589,6 +591,8 @@ pub struct Snapshot {
     shared: Arc<Shared>,
     peak: u64,
     walk_budget: u64,
+    /// The budgets were set for this snapshot ([`Snapshot::size_budgets`]).
+    budgets_sized: bool,
     longest_executor: Duration,
     result: mpsc::Receiver<Result<u64, SnapshotError>>,
     /// Databases still being walked.
@@ -779,6 +783,7 @@ impl Snapshot {
             shared,
             peak: 0,
             walk_budget: WALK_BUDGET,
+            budgets_sized: false,
             longest_executor: Duration::ZERO,
             result: res_rx,
             next_db: 0,
@@ -831,9 +836,25 @@ impl Snapshot {
         self.shared.busy.store(busy, Ordering::Relaxed);
     }
 
+    /// Scales the budgets to a dataset of `dataset_bytes`: the copies
+    /// waiting for the encoder stay within about a tenth of it (a twentieth
+    /// before the encoder stops pacing itself), between [`MIN_COPY_BUDGET`]
+    /// and the defaults. The defaults alone were a quarter of a 180 MiB
+    /// dataset.
+    pub fn size_budgets(&mut self, dataset_bytes: u64) {
+        let copy = (dataset_bytes / 10).clamp(MIN_COPY_BUDGET, COPY_BUDGET);
+        self.set_budgets(WALK_BUDGET.min(copy / 2), copy);
+    }
+
+    /// Whether the budgets were set for this snapshot.
+    pub fn budgets_sized(&self) -> bool {
+        self.budgets_sized
+    }
+
     /// Overrides [`WALK_BUDGET`] and [`COPY_BUDGET`] (tests use tiny ones
     /// to drive every path).
     pub fn set_budgets(&mut self, walk: u64, copy: u64) {
+        self.budgets_sized = true;
         self.walk_budget = walk;
         self.shared
             .unpaced_above

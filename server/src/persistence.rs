@@ -213,6 +213,7 @@ impl Executor {
         if let Some(j) = &self.save.aof_rewrite {
             j.snap.set_busy(busy);
         }
+        self.size_snapshot_budgets();
         self.log_snapshot_progress();
         if self.save.bgsave.is_some() {
             return self.bgsave_tick(budget);
@@ -227,6 +228,17 @@ impl Executor {
             return self.start_bgsave(false).is_ok();
         }
         false
+    }
+
+    /// Once per snapshot (BGSAVE or AOF rewrite), scales the bytes it may
+    /// keep waiting for its encoder to the memory the dataset uses.
+    fn size_snapshot_budgets(&mut self) {
+        let rewrite = self.save.aof_rewrite.as_mut().map(|j| &mut j.snap);
+        for snap in [self.save.bgsave.as_mut(), rewrite].into_iter().flatten() {
+            if !snap.budgets_sized() {
+                snap.size_budgets(crate::info::used_memory() as u64);
+            }
+        }
     }
 
     /// Every [`PROGRESS_EVERY`] while a snapshot runs, a debug line with
