@@ -42,8 +42,9 @@ struct Segment {
 }
 
 /// Where a snapshot's entries go. It is called on the executor thread and
-/// must not block: it copies what it is given (cheap: strings share their
-/// bytes) and hands the copies to a background encoder.
+/// must not block: it copies what it is given (cheap: a small string's
+/// bytes, or a reference to a larger value) and hands the copies to a
+/// background encoder.
 pub trait SegmentSink: Send {
     /// The state at the snapshot's point in time of one key, taken just
     /// before a command changes it. Called at most once per key.

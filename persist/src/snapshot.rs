@@ -8,10 +8,12 @@
 //! - the executor itself, just before a command changes a key of a segment
 //!   the walker has not reached: that one key is copied, then changed.
 //!
-//! The executor only copies (a string value shares its bytes, so a copy is
-//! a key allocation and a reference count); encoding and compression run on
-//! a background encoder thread, which keeps to a small share of a CPU while
-//! clients keep the executor busy (see [`Pacer`]), and a writer thread
+//! The executor only copies (a small string's key and value bytes go into a
+//! flat batch buffer, see the `flat` module; other values are shared with
+//! a new entry); encoding and compression run on a background encoder
+//! thread, which keeps to a small share of a CPU while clients keep the
+//! executor busy and half the copy budget is not used (see [`Pacer`]), and
+//! a writer thread
 //! moves the bytes to a temp file through [`Storage`], fsyncs it, renames it
 //! over the target and fsyncs the directory, so the old dump stays intact
 //! until the new one is complete and durable. No executor path waits for
@@ -23,7 +25,8 @@
 //!
 //! Memory kept alive for the snapshot is bounded: the walker copies only
 //! while fewer than [`WALK_BUDGET`] bytes of copies wait for the encoder;
-//! past [`COPY_BUDGET`], pre-images are encoded on the executor instead of
+//! past [`COPY_BUDGET`] (both scaled down for small datasets by
+//! [`Snapshot::size_budgets`]), pre-images are encoded on the executor instead of
 //! copied (a few microseconds for a small key) so they cost only their
 //! encoded bytes. [`SaveReport::peak_pending`] is the most held at once.
 
