@@ -42,8 +42,9 @@ struct Segment {
 }
 
 /// Where a snapshot's entries go. It is called on the executor thread and
-/// must not block: it copies what it is given (cheap: strings share their
-/// bytes) and hands the copies to a background encoder.
+/// must not block: it copies what it is given (cheap: a small string's
+/// bytes, or a reference to a larger value) and hands the copies to a
+/// background encoder.
 pub trait SegmentSink: Send {
     /// The state at the snapshot's point in time of one key, taken just
     /// before a command changes it. Called at most once per key.
@@ -56,10 +57,10 @@ pub trait SegmentSink: Send {
     fn save_owned(&mut self, db: usize, entry: EntryBox) {
         self.save_entry(db, &entry);
     }
-    /// Whether [`SegmentSink::save_owned`] would keep the entry: when it
-    /// would only encode it and drop it, the keyspace hands over the live
-    /// entry instead of building an owned one.
-    fn takes_owned(&self) -> bool {
+    /// Whether [`SegmentSink::save_owned`] would keep `entry`: when it
+    /// would only copy or encode it and drop it, the keyspace hands over
+    /// the live entry instead of building an owned one.
+    fn takes_owned(&self, _entry: &Entry) -> bool {
         false
     }
 }
@@ -271,7 +272,7 @@ impl Db {
         let mut taker = None;
         if !e.snap_marked() {
             let mut sink = hook.sink.lock().unwrap_or_else(|p| p.into_inner());
-            if sink.takes_owned() {
+            if sink.takes_owned(e) {
                 taker = Some(sink);
             } else {
                 sink.save_entry(hook.db, e);

@@ -8,10 +8,12 @@
 //! - the executor itself, just before a command changes a key of a segment
 //!   the walker has not reached: that one key is copied, then changed.
 //!
-//! The executor only copies (a string value shares its bytes, so a copy is
-//! a key allocation and a reference count); encoding and compression run on
-//! a background encoder thread, which keeps to a small share of a CPU while
-//! clients keep the executor busy (see [`Pacer`]), and a writer thread
+//! The executor only copies (a small string's key and value bytes go into a
+//! flat batch buffer, see the `flat` module; other values are shared with
+//! a new entry); encoding and compression run on a background encoder
+//! thread, which keeps to a small share of a CPU while clients keep the
+//! executor busy and half the copy budget is not used (see [`Pacer`]), and
+//! a writer thread
 //! moves the bytes to a temp file through [`Storage`], fsyncs it, renames it
 //! over the target and fsyncs the directory, so the old dump stays intact
 //! until the new one is complete and durable. No executor path waits for
@@ -23,7 +25,8 @@
 //!
 //! Memory kept alive for the snapshot is bounded: the walker copies only
 //! while fewer than [`WALK_BUDGET`] bytes of copies wait for the encoder;
-//! past [`COPY_BUDGET`], pre-images are encoded on the executor instead of
+//! past [`COPY_BUDGET`] (both scaled down for small datasets by
+//! [`Snapshot::size_budgets`]), pre-images are encoded on the executor instead of
 //! copied (a few microseconds for a small key) so they cost only their
 //! encoded bytes. [`SaveReport::peak_pending`] is the most held at once.
 
@@ -33,12 +36,16 @@ use crate::entry::EntryBox;
 use crate::keyspace::{Entry, Keyspace, SegmentSink, SnapHook};
 use crate::rdb::{RdbError, RdbWriter, SaveOptions};
 use crate::storage::{parent_dir, Storage};
+use crate::Value;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod flat;
+use flat::FlatBatch;
 
 /// The AUX field recording the LSN a snapshot corresponds to. Redis ignores
 /// unknown AUX fields, so files carrying it still load in Redis.
@@ -50,10 +57,11 @@ const CHUNK: usize = 256 * 1024;
 /// Chunks that may wait for the writer thread: past them the encoder waits
 /// for the disk instead of running ahead of it with the file in memory.
 const WRITE_QUEUE_CHUNKS: usize = 16;
-/// Strings up to this size are copied byte for byte when handed to the
-/// encoder. Sharing them instead would make the key's own `Bytes` allocate
-/// a shared header on the first clone that stays with the key after the
-/// snapshot (32 bytes a key: 64 MiB for 2M keys after one BGSAVE).
+/// Strings up to this size are copied byte for byte into a [`FlatBatch`]
+/// when handed to the encoder (see the `flat` module for why not a block
+/// per key). Sharing them instead would also make the key's own `Bytes`
+/// allocate a shared header on the first clone that stays with the key
+/// after the snapshot (32 bytes a key: 64 MiB for 2M keys after one BGSAVE).
 const DEEP_COPY_MAX: usize = 1024;
 
 /// The walker copies another segment only while the copies waiting for the
@@ -62,8 +70,13 @@ pub const WALK_BUDGET: u64 = 8 << 20;
 /// Pre-images are copied while the copies waiting for the encoder take less
 /// than this; past it they are encoded on the spot.
 pub const COPY_BUDGET: u64 = 48 << 20;
+/// The smallest copy budget [`Snapshot::size_budgets`] sets.
+const MIN_COPY_BUDGET: u64 = 4 << 20;
 /// Copies are sent to the encoder in batches of about this many bytes.
 const BATCH_BYTES: u64 = 256 * 1024;
+/// A flat batch's buffer grows to at most this (a record is at most 1 KiB
+/// plus its key), so that a full one is sent without slack.
+const FLAT_CAPACITY: usize = BATCH_BYTES as usize + 4096;
 /// While clients keep the executor busy, the encoder runs in bursts of
 /// this much CPU time...
 const BURST: Duration = Duration::from_millis(1);
@@ -102,6 +115,10 @@ pub struct SaveReport {
     /// (over [`COPY_BUDGET`]); segments the walker copied.
     pub preimages_copied: u64,
     pub preimages_encoded: u64,
+    /// Copies (by the walker or of pre-images) of small strings, made into
+    /// flat batches, and of other keys, each an entry of its own.
+    pub flat_copies: u64,
+    pub boxed_copies: u64,
     /// The longest the executor spent on the snapshot in one walker step,
     /// or on one pre-image of a collection, in microseconds.
     pub longest_executor_us: u64,
@@ -174,7 +191,10 @@ pub enum SnapshotFormat {
 /// One output format of the serializer.
 trait Encoder: Send {
     fn select_db(&mut self, db: usize, keys: u64, volatile: u64) -> Result<(), SnapshotError>;
-    fn write_entry(&mut self, e: &Entry) -> Result<(), SnapshotError>;
+    fn write_entry(&mut self, e: &Entry) -> Result<(), SnapshotError> {
+        self.write_kv(&e.key, &e.value, e.expire_at)
+    }
+    fn write_kv(&mut self, key: &[u8], value: &Value, expire_at: u64) -> Result<(), SnapshotError>;
     /// Writes records made by [`Fragments::encode`].
     fn write_encoded(&mut self, records: &[u8]) -> Result<(), SnapshotError>;
     /// Writes the trailer and hands back the byte sink.
@@ -186,8 +206,8 @@ impl Encoder for RdbWriter<ChunkWriter> {
         Ok(RdbWriter::select_db(self, db, keys, volatile)?)
     }
 
-    fn write_entry(&mut self, e: &Entry) -> Result<(), SnapshotError> {
-        Ok(RdbWriter::write_entry(self, &e.key, &e.value, e.expire_at)?)
+    fn write_kv(&mut self, key: &[u8], value: &Value, expire_at: u64) -> Result<(), SnapshotError> {
+        Ok(RdbWriter::write_entry(self, key, value, expire_at)?)
     }
 
     fn write_encoded(&mut self, records: &[u8]) -> Result<(), SnapshotError> {
@@ -201,13 +221,17 @@ impl Encoder for RdbWriter<ChunkWriter> {
 
 /// The commands that recreate one key (nothing for a key already expired).
 fn resp_record(buf: &mut Vec<u8>, e: &Entry, now_ms: u64) {
-    if e.is_expired(now_ms) {
+    resp_kv(buf, &e.key, &e.value, e.expire_at, now_ms);
+}
+
+fn resp_kv(buf: &mut Vec<u8>, key: &[u8], value: &Value, expire_at: u64, now_ms: u64) {
+    if expire_at != 0 && expire_at <= now_ms {
         return;
     }
-    resp_entry(buf, &e.key, &e.value);
-    if e.expire_at != 0 {
-        let at = e.expire_at.to_string();
-        encode_command(buf, &[b"PEXPIREAT".as_slice(), &e.key, at.as_bytes()]);
+    resp_entry(buf, key, value);
+    if expire_at != 0 {
+        let at = expire_at.to_string();
+        encode_command(buf, &[b"PEXPIREAT".as_slice(), key, at.as_bytes()]);
     }
 }
 
@@ -240,8 +264,8 @@ impl Encoder for RespEncoder {
         Ok(())
     }
 
-    fn write_entry(&mut self, e: &Entry) -> Result<(), SnapshotError> {
-        resp_record(&mut self.buf, e, self.now_ms);
+    fn write_kv(&mut self, key: &[u8], value: &Value, expire_at: u64) -> Result<(), SnapshotError> {
+        resp_kv(&mut self.buf, key, value, expire_at, self.now_ms);
         self.spill()
     }
 
@@ -271,6 +295,8 @@ enum Work {
         items: Vec<(u32, EntryBox)>,
         bytes: u64,
     },
+    /// Small strings copied into one buffer, counted as `bytes`.
+    Flat { batch: FlatBatch, bytes: u64 },
     /// Records already encoded on the executor (`keys` of them).
     Encoded {
         db: u32,
@@ -325,8 +351,10 @@ struct Shared {
     pending: AtomicU64,
     /// Keys encoded so far.
     keys: AtomicU64,
-    /// The executor has client load: the encoder paces itself.
+    /// The executor has client load: the encoder paces itself...
     busy: AtomicBool,
+    /// ...while fewer than this many bytes of copies wait for it.
+    unpaced_above: AtomicU64,
     /// Copies of big chunked collections, encoded ahead of the queue and
     /// unpaced: until encoded, such a copy keeps alive every chunk the live
     /// value replaces ([`crate::cow::kept_alive_bytes`]).
@@ -345,7 +373,6 @@ struct Shared {
 /// chunks the live value replaces later are counted apart
 /// ([`crate::cow::kept_alive_bytes`]).
 fn copy_cost(e: &Entry) -> u64 {
-    use crate::Value;
     let v = match &e.value {
         Value::Str(b) => b.len(),
         Value::List(l) => 64 + l.items.node_count() * 24,
@@ -360,17 +387,11 @@ fn copy_cost(e: &Entry) -> u64 {
     (e.key.len() + 64 + v) as u64
 }
 
-/// A copy of an entry for the encoder that leaves the original as it was:
-/// small strings are copied, larger values shared (see [`DEEP_COPY_MAX`]).
-fn detached_copy(e: &Entry) -> EntryBox {
+/// The bytes of a string small enough to be copied into a [`FlatBatch`].
+fn flat_str(e: &Entry) -> Option<&[u8]> {
     match &e.value {
-        crate::Value::Str(b) if b.len() <= DEEP_COPY_MAX => EntryBox::new(
-            e.key(),
-            crate::Value::Str(bytes::Bytes::copy_from_slice(b)),
-            e.expire_at,
-            e.access,
-        ),
-        _ => EntryBox::copy_of(e),
+        Value::Str(b) if b.len() <= DEEP_COPY_MAX => Some(b),
+        _ => None,
     }
 }
 
@@ -380,6 +401,9 @@ struct Feeder {
     tx: Option<mpsc::Sender<Work>>,
     batch: Vec<(u32, EntryBox)>,
     batch_bytes: u64,
+    /// Small strings, copied byte for byte.
+    flat: FlatBatch,
+    flat_bytes: u64,
     shared: Arc<Shared>,
     fragments: Fragments,
     /// Pre-images encoded on the spot, per database, not sent yet.
@@ -389,6 +413,9 @@ struct Feeder {
     error: Option<SnapshotError>,
     preimages_copied: u64,
     preimages_encoded: u64,
+    /// Keys copied into flat batches, and as entries of their own.
+    flat_copies: u64,
+    boxed_copies: u64,
     copy_budget: u64,
     /// Longest pre-image of a collection (strings are not timed).
     longest_preimage: Duration,
@@ -424,21 +451,45 @@ impl Feeder {
         }
     }
 
-    /// Sends everything buffered, in the order it was produced.
+    fn flush_flat(&mut self) {
+        if self.flat.keys() > 0 {
+            let batch = std::mem::replace(&mut self.flat, FlatBatch::new(FLAT_CAPACITY));
+            let bytes = std::mem::take(&mut self.flat_bytes);
+            self.send(Work::Flat { batch, bytes });
+        }
+    }
+
+    /// Sends everything buffered. Each key is handed over once, so the
+    /// order between the buffers does not matter to the file's contents.
     fn flush(&mut self) {
         // Copies and encoded records never wait in both buffers at once:
         // switching from one to the other flushes the first.
         self.flush_batch();
+        self.flush_flat();
         self.flush_encoded();
     }
 
+    /// Queues a copy of `e` that leaves it as it was: small strings are
+    /// copied into the flat batch, larger values shared.
     fn push_copy(&mut self, db: usize, e: &Entry) {
-        self.push_owned(db, detached_copy(e));
+        let Some(value) = flat_str(e) else {
+            self.push_owned(db, EntryBox::copy_of(e));
+            return;
+        };
+        let cost = FlatBatch::record_bytes(e.key(), value);
+        self.shared.copies.fetch_add(cost, Ordering::Relaxed);
+        self.flat.push(db as u32, e.key(), value, e.expire_at);
+        self.flat_bytes += cost;
+        self.flat_copies += 1;
+        if self.flat.len() as u64 >= BATCH_BYTES {
+            self.flush_flat();
+        }
     }
 
     /// Queues an entry the live keyspace no longer shares anything with
     /// but what [`detached_copy`] allows.
     fn push_owned(&mut self, db: usize, e: EntryBox) {
+        self.boxed_copies += 1;
         let cost = copy_cost(&e);
         self.shared.copies.fetch_add(cost, Ordering::Relaxed);
         // A chunked collection's copy pins every chunk the live value
@@ -500,8 +551,12 @@ impl SegmentSink for Feeder {
         }
     }
 
-    fn takes_owned(&self) -> bool {
-        self.tx.is_some() && self.shared.copies.load(Ordering::Relaxed) < self.copy_budget
+    fn takes_owned(&self, e: &Entry) -> bool {
+        // A small string is copied into the flat batch and its old value
+        // freed by the executor, as a write without a snapshot frees it.
+        flat_str(e).is_none()
+            && self.tx.is_some()
+            && self.shared.copies.load(Ordering::Relaxed) < self.copy_budget
     }
 
     fn save_owned(&mut self, db: usize, entry: EntryBox) {
@@ -539,6 +594,8 @@ pub struct Snapshot {
     shared: Arc<Shared>,
     peak: u64,
     walk_budget: u64,
+    /// The budgets were set for this snapshot ([`Snapshot::size_budgets`]).
+    budgets_sized: bool,
     longest_executor: Duration,
     result: mpsc::Receiver<Result<u64, SnapshotError>>,
     /// Databases still being walked.
@@ -574,6 +631,13 @@ fn thread_cpu() -> Duration {
     START.get_or_init(Instant::now).elapsed()
 }
 
+/// Bytes of copies waiting past which the encoder stops pacing itself:
+/// half the copy budget, so that it catches up before the executor has to
+/// encode pre-images itself.
+fn unpaced_above(copy_budget: u64) -> u64 {
+    copy_budget / 2
+}
+
 /// Keeps the encoder to [`BUSY_DUTY_PERCENT`] of a CPU while the executor
 /// reports client load ([`Snapshot::set_busy`]).
 struct Pacer {
@@ -588,7 +652,12 @@ impl Pacer {
     }
 
     fn pace(&mut self, shared: &Shared) {
-        if !shared.busy.load(Ordering::Relaxed) {
+        // Past the limit the encoder runs flat out, writes or not: the
+        // bytes waiting for it are what bounds the snapshot's memory, and
+        // the executor keeps producing pre-images whatever its pace.
+        if !shared.busy.load(Ordering::Relaxed)
+            || shared.copies.load(Ordering::Relaxed) >= shared.unpaced_above.load(Ordering::Relaxed)
+        {
             return;
         }
         let now = thread_cpu();
@@ -617,7 +686,10 @@ impl Snapshot {
             })?;
         let (tx, rx) = mpsc::sync_channel(WRITE_QUEUE_CHUNKS);
         let (res_tx, res_rx) = mpsc::channel();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            unpaced_above: AtomicU64::new(unpaced_above(COPY_BUDGET)),
+            ..Shared::default()
+        });
         let chunk_writer = ChunkWriter {
             buf: Vec::with_capacity(CHUNK),
             tx,
@@ -682,6 +754,8 @@ impl Snapshot {
             tx: Some(work_tx),
             batch: Vec::new(),
             batch_bytes: 0,
+            flat: FlatBatch::new(FLAT_CAPACITY),
+            flat_bytes: 0,
             shared: shared.clone(),
             fragments,
             encoded: Vec::new(),
@@ -690,6 +764,8 @@ impl Snapshot {
             error: None,
             preimages_copied: 0,
             preimages_encoded: 0,
+            flat_copies: 0,
+            boxed_copies: 0,
             copy_budget: COPY_BUDGET,
             longest_preimage: Duration::ZERO,
         }));
@@ -710,6 +786,7 @@ impl Snapshot {
             shared,
             peak: 0,
             walk_budget: WALK_BUDGET,
+            budgets_sized: false,
             longest_executor: Duration::ZERO,
             result: res_rx,
             next_db: 0,
@@ -762,10 +839,29 @@ impl Snapshot {
         self.shared.busy.store(busy, Ordering::Relaxed);
     }
 
+    /// Scales the budgets to a dataset of `dataset_bytes`: the copies
+    /// waiting for the encoder stay within about a tenth of it (a twentieth
+    /// before the encoder stops pacing itself), between [`MIN_COPY_BUDGET`]
+    /// and the defaults. The defaults alone were a quarter of a 180 MiB
+    /// dataset.
+    pub fn size_budgets(&mut self, dataset_bytes: u64) {
+        let copy = (dataset_bytes / 10).clamp(MIN_COPY_BUDGET, COPY_BUDGET);
+        self.set_budgets(WALK_BUDGET.min(copy / 2), copy);
+    }
+
+    /// Whether the budgets were set for this snapshot.
+    pub fn budgets_sized(&self) -> bool {
+        self.budgets_sized
+    }
+
     /// Overrides [`WALK_BUDGET`] and [`COPY_BUDGET`] (tests use tiny ones
     /// to drive every path).
     pub fn set_budgets(&mut self, walk: u64, copy: u64) {
+        self.budgets_sized = true;
         self.walk_budget = walk;
+        self.shared
+            .unpaced_above
+            .store(unpaced_above(copy), Ordering::Relaxed);
         if let Ok(mut f) = self.feeder.lock() {
             f.copy_budget = copy;
         }
@@ -866,10 +962,18 @@ impl Snapshot {
     }
 
     fn report(&self, bytes: u64) -> SaveReport {
-        let (copied, encoded, longest_preimage) = self
+        let (copied, encoded, flat, boxed, longest_preimage) = self
             .feeder
             .lock()
-            .map(|f| (f.preimages_copied, f.preimages_encoded, f.longest_preimage))
+            .map(|f| {
+                (
+                    f.preimages_copied,
+                    f.preimages_encoded,
+                    f.flat_copies,
+                    f.boxed_copies,
+                    f.longest_preimage,
+                )
+            })
             .unwrap_or_default();
         SaveReport {
             bytes,
@@ -879,6 +983,8 @@ impl Snapshot {
             peak_pending: self.peak,
             preimages_copied: copied,
             preimages_encoded: encoded,
+            flat_copies: flat,
+            boxed_copies: boxed,
             longest_executor_us: self.longest_executor.max(longest_preimage).as_micros() as u64,
         }
     }
@@ -895,6 +1001,7 @@ impl Snapshot {
             // discards the temp file.
             f.tx = None;
             f.batch.clear();
+            f.flat = FlatBatch::new(0);
             f.encoded.clear();
         }
         self.walk_done = true;
@@ -983,6 +1090,29 @@ fn encode_loop(
                     }
                 }
                 drop(items);
+                shared.copies.fetch_sub(bytes, Ordering::Relaxed);
+                shared.keys.fetch_add(n, Ordering::Relaxed);
+                r
+            }
+            Ok(Work::Flat { batch, bytes }) => {
+                let mut r = Ok(());
+                let mut n = 0;
+                for rec in batch.into_records() {
+                    let value = Value::Str(rec.value);
+                    r = select(&mut enc, rec.db)
+                        .and_then(|()| enc.write_kv(&rec.key, &value, rec.expire_at));
+                    if r.is_err() {
+                        break;
+                    }
+                    n += 1;
+                    if n % 64 == 0 {
+                        r = urgent(&mut enc, &mut select);
+                        if r.is_err() {
+                            break;
+                        }
+                        pacer.pace(shared);
+                    }
+                }
                 shared.copies.fetch_sub(bytes, Ordering::Relaxed);
                 shared.keys.fetch_add(n, Ordering::Relaxed);
                 r
@@ -1322,7 +1452,7 @@ mod tests {
     }
 
     /// Reads of keys the walker has not reached hand nothing over, and
-    /// SET moves the old value instead of copying it: one pre-image each.
+    /// SET hands over the old value once: one pre-image each.
     #[test]
     fn reads_take_nothing_and_set_moves_the_old_value() {
         let disk = SimStorage::new();
@@ -1353,6 +1483,43 @@ mod tests {
             ks.dbs[0].peek(b"k1").map(|e| e.value.clone()),
             Some(Value::str_from(b"x"))
         );
+    }
+
+    /// Small strings, copied by the walker or as pre-images of writes, go
+    /// to the encoder as flat batches, not as an entry allocation each; a
+    /// SET frees the old small value on the spot instead of moving it into
+    /// the snapshot. Other values are still handed over as entries.
+    #[test]
+    fn small_strings_are_copied_flat() {
+        let disk = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let mut ks = Keyspace::new(16);
+        for i in 0..20_000 {
+            let exp = if i % 3 == 0 { 4_000_000_000_000 } else { 0 };
+            ks.dbs[i % 2].insert(format!("k{i}").as_bytes(), Value::str_from(b"small"), exp);
+        }
+        ks.dbs[0].insert(b"big", Value::str_from(&[b'b'; DEEP_COPY_MAX + 1]), 0);
+        ks.dbs[1].insert(b"list", big_list(100), 0);
+        let expected = state_of(&ks);
+        let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 1, 1)).unwrap();
+        for i in 0..1000 {
+            ks.dbs[i % 2].set(format!("k{i}").as_bytes(), Value::str_from(b"w"), 0);
+            if let Some(e) = ks.dbs[i % 2].get(format!("k{}", 10_000 + i).as_bytes(), 0) {
+                e.value = Value::str_from(b"changed in place");
+            }
+        }
+        ks.dbs[0].set(b"big", Value::str_from(b"now small"), 0);
+        assert_eq!(snap.feeder.lock().unwrap().preimages_copied, 2001);
+        while !snap.step(&mut ks, 64).unwrap() {
+            if snap.waiting() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let report = snap.wait().unwrap();
+        assert_eq!(state_of(&load(&*storage)), expected);
+        assert_eq!(report.keys, 20_002);
+        assert_eq!(report.flat_copies, 20_000);
+        assert_eq!(report.boxed_copies, 2);
     }
 
     /// The pre-image of a big chunked collection is encoded ahead of the

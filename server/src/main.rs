@@ -17,6 +17,13 @@ fn main() {
         );
         return;
     }
+    // As Redis does (jemalloc-bg-thread yes): a background thread gives
+    // freed pages back to the OS on jemalloc's decay schedule even while
+    // the server is idle; without it they stay resident until the next
+    // allocations (after a save under load, RSS stayed 10% up at rest).
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!("jemalloc background thread not started: {e}");
+    }
     let cfg = match Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {

@@ -19,7 +19,7 @@ const BUSY_COMMANDS: u64 = 16;
 const BUSY_LINGER: Duration = Duration::from_millis(100);
 
 /// How often a running snapshot logs its memory at debug level.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Redis waits this long before retrying a failed automatic BGSAVE.
 const BGSAVE_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -213,6 +213,7 @@ impl Executor {
         if let Some(j) = &self.save.aof_rewrite {
             j.snap.set_busy(busy);
         }
+        self.size_snapshot_budgets();
         self.log_snapshot_progress();
         if self.save.bgsave.is_some() {
             return self.bgsave_tick(budget);
@@ -227,6 +228,17 @@ impl Executor {
             return self.start_bgsave(false).is_ok();
         }
         false
+    }
+
+    /// Once per snapshot (BGSAVE or AOF rewrite), scales the bytes it may
+    /// keep waiting for its encoder to the memory the dataset uses.
+    fn size_snapshot_budgets(&mut self) {
+        let rewrite = self.save.aof_rewrite.as_mut().map(|j| &mut j.snap);
+        for snap in [self.save.bgsave.as_mut(), rewrite].into_iter().flatten() {
+            if !snap.budgets_sized() {
+                snap.size_budgets(crate::info::used_memory() as u64);
+            }
+        }
     }
 
     /// Every [`PROGRESS_EVERY`] while a snapshot runs, a debug line with
@@ -252,7 +264,19 @@ impl Executor {
         self.save.last_progress = Some(Instant::now());
         let p = snap.progress();
         let mem = crate::info::allocator_stats();
+        let arena = |name: &[u8]| {
+            // SAFETY: the names are NUL-terminated jemalloc statistics of
+            // type size_t.
+            unsafe { tikv_jemalloc_ctl::raw::read::<usize>(name) }.unwrap_or(0)
+        };
         tracing::debug!(
+            pdirty = arena(b"stats.arenas.4096.pdirty\0"),
+            pmuzzy = arena(b"stats.arenas.4096.pmuzzy\0"),
+            pactive = arena(b"stats.arenas.4096.pactive\0"),
+            small = arena(b"stats.arenas.4096.small.allocated\0"),
+            large = arena(b"stats.arenas.4096.large.allocated\0"),
+            metadata = arena(b"stats.metadata\0"),
+            mapped = arena(b"stats.mapped\0"),
             keys = p.keys,
             copies = p.copies,
             encoded_pending = p.encoded_pending,

@@ -1,0 +1,180 @@
+//! Small strings handed to the snapshot encoder as bytes in one flat buffer.
+//!
+//! A copy per key (an entry block and a value block, made on the executor
+//! and freed on the encoder thread) interleaves short-lived blocks with the
+//! values the executor allocates meanwhile. Under an overwrite load that
+//! left the allocator's small-object pages part full and its freed pages
+//! waiting for decay: RSS grew by about 40% of the dataset during a save
+//! while the copies alive at any instant were a few MiB. Copied into one
+//! buffer of a few hundred KiB instead, the same bytes are one large block,
+//! given back whole once encoded, and the executor's small-object traffic
+//! during a save stays what it is without one.
+
+use bytes::Bytes;
+
+/// db (4), expiry (8), key length (4), value length (4).
+const HEADER: usize = 20;
+
+/// Records of small string keys: database, expiry, key and value bytes.
+#[derive(Debug, Default)]
+pub(super) struct FlatBatch {
+    buf: Vec<u8>,
+    keys: u64,
+    /// The buffer grows by doubling up to this, then only as needed.
+    max_capacity: usize,
+}
+
+/// One record read back from a [`FlatBatch`]; key and value share the
+/// batch's buffer.
+#[derive(Debug, PartialEq)]
+pub(super) struct FlatRecord {
+    pub db: u32,
+    pub expire_at: u64,
+    pub key: Bytes,
+    pub value: Bytes,
+}
+
+impl FlatBatch {
+    /// An empty batch whose buffer grows up to `max_capacity` bytes
+    /// without slack past it. It starts small: a batch the executor sends
+    /// after a few writes costs what those took, not a whole buffer.
+    pub fn new(max_capacity: usize) -> FlatBatch {
+        FlatBatch {
+            buf: Vec::new(),
+            keys: 0,
+            max_capacity,
+        }
+    }
+
+    /// What a record of `key` and `value` takes in a batch.
+    pub fn record_bytes(key: &[u8], value: &[u8]) -> u64 {
+        (HEADER + key.len() + value.len()) as u64
+    }
+
+    pub fn push(&mut self, db: u32, key: &[u8], value: &[u8], expire_at: u64) {
+        let need = HEADER + key.len() + value.len();
+        if self.buf.capacity() - self.buf.len() < need {
+            let cap = (self.buf.capacity() * 2)
+                .clamp(4096, self.max_capacity.max(4096))
+                .max(self.buf.len() + need);
+            self.buf.reserve_exact(cap - self.buf.len());
+        }
+        // Lengths fit: keys and strings are at most 512 MB.
+        self.buf.extend_from_slice(&db.to_le_bytes());
+        self.buf.extend_from_slice(&expire_at.to_le_bytes());
+        self.buf
+            .extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(value);
+        self.keys += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn keys(&self) -> u64 {
+        self.keys
+    }
+
+    /// The records in the order they were pushed.
+    pub fn into_records(self) -> FlatRecords {
+        FlatRecords {
+            buf: Bytes::from(self.buf),
+            pos: 0,
+        }
+    }
+}
+
+pub(super) struct FlatRecords {
+    buf: Bytes,
+    pos: usize,
+}
+
+impl FlatRecords {
+    fn u32_at(&self, at: usize) -> Option<u32> {
+        let b = self.buf.get(at..at + 4)?;
+        Some(u32::from_le_bytes(b.try_into().ok()?))
+    }
+}
+
+impl Iterator for FlatRecords {
+    type Item = FlatRecord;
+
+    fn next(&mut self) -> Option<FlatRecord> {
+        let p = self.pos;
+        let db = self.u32_at(p)?;
+        let expire = self.buf.get(p + 4..p + 12)?;
+        let expire_at = u64::from_le_bytes(expire.try_into().ok()?);
+        let klen = self.u32_at(p + 12)? as usize;
+        let vlen = self.u32_at(p + 16)? as usize;
+        let kstart = p + HEADER;
+        let vstart = kstart.checked_add(klen)?;
+        let end = vstart.checked_add(vlen)?;
+        if end > self.buf.len() {
+            return None;
+        }
+        self.pos = end;
+        Some(FlatRecord {
+            db,
+            expire_at,
+            key: self.buf.slice(kstart..vstart),
+            value: self.buf.slice(vstart..end),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_come_back_in_order_with_their_bytes() {
+        let big = vec![7u8; 70_000];
+        let mut b = FlatBatch::new(16);
+        b.push(0, b"", b"", 0);
+        b.push(3, b"key", b"value", 1_700_000_000_000);
+        b.push(15, &big, b"v", u64::MAX);
+        b.push(1, b"k", &big, 0);
+        assert_eq!(b.keys(), 4);
+        let expected = FlatBatch::record_bytes(b"", b"")
+            + FlatBatch::record_bytes(b"key", b"value")
+            + 2 * FlatBatch::record_bytes(&big, b"v");
+        assert_eq!(b.len() as u64, expected);
+        let got: Vec<FlatRecord> = b.into_records().collect();
+        let rec = |db, expire_at, key: &[u8], value: &[u8]| FlatRecord {
+            db,
+            expire_at,
+            key: Bytes::copy_from_slice(key),
+            value: Bytes::copy_from_slice(value),
+        };
+        assert_eq!(
+            got,
+            vec![
+                rec(0, 0, b"", b""),
+                rec(3, 1_700_000_000_000, b"key", b"value"),
+                rec(15, u64::MAX, &big, b"v"),
+                rec(1, 0, b"k", &big),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cut_buffer_ends_the_records_without_a_panic() {
+        let mut b = FlatBatch::new(64);
+        b.push(2, b"key", b"value", 0);
+        b.push(2, b"other", b"value", 0);
+        let whole = b.buf.clone();
+        for cut in 0..whole.len() {
+            let part = FlatBatch {
+                buf: whole[..cut].to_vec(),
+                keys: 0,
+                max_capacity: 0,
+            };
+            let n = part.into_records().count();
+            assert!(n <= 1 || cut == whole.len(), "cut {cut}: {n}");
+        }
+    }
+}
