@@ -1258,7 +1258,7 @@ pub fn cron(ex: &mut Executor) {
         ex.config.auto_aof_rewrite_percentage,
         ex.config.auto_aof_rewrite_min_size,
     );
-    let busy = ex.save.aof_rewrite.is_some() || ex.save.bgsave.is_some();
+    let busy = ex.aof_rewrite_running() || ex.save.bgsave.is_some();
     let Some(a) = get(ex) else { return };
     a.flush_now();
     // An inline writer's periodic work: retry a postponed or failed write,
@@ -1418,6 +1418,16 @@ mod tests {
             assert!(
                 matches!(&again, Reply::Error(e) if e.contains("already in progress")),
                 "{again:?}"
+            );
+            // To clients it is in progress, as Redis's is from its fork on.
+            let info = run(&mut ex, &mut cl, &["INFO", "persistence"]);
+            let info = format!("{info:?}");
+            assert!(info.contains("aof_rewrite_in_progress:1"), "{info}");
+            assert!(info.contains("aof_rewrite_scheduled:0"), "{info}");
+            let bgsave = run(&mut ex, &mut cl, &["BGSAVE"]);
+            assert!(
+                matches!(&bgsave, Reply::Error(e) if e.contains("AOF log rewriting in progress")),
+                "{bgsave:?}"
             );
             let t = Instant::now();
             while ex.save.aof_rewrite.is_none() {

@@ -172,7 +172,7 @@ impl Executor {
         if self.save.bgsave.is_some() {
             return Err(Reply::err("ERR Background save already in progress"));
         }
-        if self.save.aof_rewrite.is_some() {
+        if self.aof_rewrite_running() {
             if schedule {
                 self.save.bgsave_scheduled = true;
                 return Ok("Background saving scheduled");
@@ -184,6 +184,13 @@ impl Executor {
         self.save.bgsave = Some(snap);
         tracing::info!("Background saving started");
         Ok("Background saving started")
+    }
+
+    /// Whether an AOF rewrite runs, counting one already answered "started"
+    /// that waits for its fsync before it switches files: to clients (INFO,
+    /// BGSAVE) it is in progress, as Redis's is from its fork on.
+    pub fn aof_rewrite_running(&self) -> bool {
+        self.save.aof_rewrite.is_some() || crate::aof::rewrite_starting(self)
     }
 
     /// The next snapshot epoch (each snapshot's hooks compare against it).

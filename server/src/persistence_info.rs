@@ -15,8 +15,11 @@ pub fn render(ex: &Executor, o: &mut String) -> std::fmt::Result {
     };
     let (rw_in_progress, rw_current_secs) = match &s.aof_rewrite {
         Some(j) => (1, j.snap.started.elapsed().as_secs() as i64),
+        None if ex.aof_rewrite_running() => (1, 0),
         None => (0, -1),
     };
+    // A rewrite waiting for its fsync is reported in progress, not scheduled.
+    let rw_scheduled = s.aof_rewrite_scheduled && !ex.aof_rewrite_running();
     // Whichever snapshot runs (they never run together).
     let running = s
         .bgsave
@@ -42,7 +45,7 @@ pub fn render(ex: &Executor, o: &mut String) -> std::fmt::Result {
         s.last_load_expired,
         s.last_load_keys,
         u8::from(ex.config.appendonly),
-        u8::from(s.aof_rewrite_scheduled),
+        u8::from(rw_scheduled),
         rw.last_time_sec,
         if rw.last_ok { "ok" } else { "err" },
         rw.rewrites,
