@@ -479,24 +479,6 @@ impl Executor {
     }
 }
 
-/// Loads the RDB image at the start of an AOF base file; returns its length.
-pub fn load_rdb_image(
-    ex: &mut Executor,
-    r: &mut dyn std::io::Read,
-    name: &str,
-) -> Result<u64, String> {
-    let mut opts = LoadOptions::new(now_ms());
-    opts.limits = ex.encoding_limits();
-    let stats = load_keyspace(r, None, &mut ex.ks, &opts).map_err(|e| format!("{name}: {e}"))?;
-    ex.functions.extend(
-        stats
-            .functions
-            .iter()
-            .map(|code| (library_name(code), bytes::Bytes::copy_from_slice(code))),
-    );
-    Ok(stats.bytes_read)
-}
-
 /// Writes the keyspace as the RDB image of an AOF base (`aof-base` = 1).
 pub fn write_rdb_base(ex: &Executor, w: &mut dyn std::io::Write) -> std::io::Result<()> {
     let mut opts = ex.save_options();
