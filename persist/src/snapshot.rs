@@ -1073,46 +1073,34 @@ fn encode_loop(
         let r = match rx.recv() {
             Ok(Work::Urgent) => Ok(()),
             Ok(Work::Entries { items, bytes }) => {
-                let mut r = Ok(());
-                let mut n = 0;
-                for (db, e) in &items {
-                    r = select(&mut enc, *db).and_then(|()| enc.write_entry(e));
-                    if r.is_err() {
-                        break;
-                    }
-                    n += 1;
-                    if n % 64 == 0 {
-                        r = urgent(&mut enc, &mut select);
-                        if r.is_err() {
-                            break;
-                        }
-                        pacer.pace(shared);
-                    }
-                }
+                let (r, n) = encode_batch(
+                    &items,
+                    &mut enc,
+                    &mut select,
+                    &urgent,
+                    &mut pacer,
+                    shared,
+                    |enc, select, (db, e)| select(enc, *db).and_then(|()| enc.write_entry(e)),
+                );
                 drop(items);
                 shared.copies.fetch_sub(bytes, Ordering::Relaxed);
                 shared.keys.fetch_add(n, Ordering::Relaxed);
                 r
             }
             Ok(Work::Flat { batch, bytes }) => {
-                let mut r = Ok(());
-                let mut n = 0;
-                for rec in batch.into_records() {
-                    let value = Value::Str(rec.value);
-                    r = select(&mut enc, rec.db)
-                        .and_then(|()| enc.write_kv(&rec.key, &value, rec.expire_at));
-                    if r.is_err() {
-                        break;
-                    }
-                    n += 1;
-                    if n % 64 == 0 {
-                        r = urgent(&mut enc, &mut select);
-                        if r.is_err() {
-                            break;
-                        }
-                        pacer.pace(shared);
-                    }
-                }
+                let (r, n) = encode_batch(
+                    batch.into_records(),
+                    &mut enc,
+                    &mut select,
+                    &urgent,
+                    &mut pacer,
+                    shared,
+                    |enc, select, rec| {
+                        let value = Value::Str(rec.value);
+                        select(enc, rec.db)
+                            .and_then(|()| enc.write_kv(&rec.key, &value, rec.expire_at))
+                    },
+                );
                 shared.copies.fetch_sub(bytes, Ordering::Relaxed);
                 shared.keys.fetch_add(n, Ordering::Relaxed);
                 r
@@ -1152,6 +1140,34 @@ fn encode_loop(
         }
         pacer.pace(shared);
     }
+}
+
+/// Encodes a batch of copies one key at a time with `write`; every 64 keys
+/// it serves the urgent copies first and paces itself. Returns the outcome
+/// and the number of keys written.
+fn encode_batch<T>(
+    items: impl IntoIterator<Item = T>,
+    enc: &mut Box<dyn Encoder>,
+    select: &mut SelectDb,
+    urgent: &impl Fn(&mut Box<dyn Encoder>, &mut SelectDb) -> Result<(), SnapshotError>,
+    pacer: &mut Pacer,
+    shared: &Shared,
+    mut write: impl FnMut(&mut Box<dyn Encoder>, &mut SelectDb, T) -> Result<(), SnapshotError>,
+) -> (Result<(), SnapshotError>, u64) {
+    let mut n = 0;
+    for item in items {
+        if let Err(e) = write(enc, select, item) {
+            return (Err(e), n);
+        }
+        n += 1;
+        if n % 64 == 0 {
+            if let Err(e) = urgent(enc, select) {
+                return (Err(e), n);
+            }
+            pacer.pace(shared);
+        }
+    }
+    (Ok(()), n)
 }
 
 /// The writer thread: appends chunks to the temp file, then on Finish
