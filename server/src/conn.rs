@@ -188,7 +188,9 @@ impl Conn {
             let (reply, lsn, close, shutdown) = {
                 let mut ex = self.shared.ex.borrow_mut();
                 let mut c = self.client.borrow_mut();
+                ex.request_frame = self.parser.take_frame();
                 let (reply, lsn) = ex.execute_at(&mut c, &args, &mut clock);
+                ex.request_frame = None;
                 (reply, lsn, c.close_after_reply, ex.shutdown.is_some())
             };
             max_lsn = max_lsn.max(lsn);

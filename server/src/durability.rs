@@ -14,6 +14,16 @@ pub trait Durability {
     /// A command that changed the dataset, in execution order.
     fn append(&mut self, lsn: u64, db: usize, args: &[Bytes]);
 
+    /// [`Durability::append`] for a command logged as the client sent it:
+    /// `frame` is the request frame the parser found canonical (see
+    /// [`crate::resp::RequestParser::take_frame`]). A sink may copy it
+    /// instead of encoding `args`, once [`crate::resp::frame_holds`] shows
+    /// that `args` came from it.
+    fn append_request(&mut self, lsn: u64, db: usize, args: &[Bytes], frame: &[u8]) {
+        let _ = frame;
+        self.append(lsn, db, args);
+    }
+
     /// End of a batch of commands (one read's worth): a chance to hand the
     /// batch to the writer in one piece.
     fn flush(&mut self) {}

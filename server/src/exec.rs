@@ -63,6 +63,9 @@ pub struct Executor {
     /// True while EXEC runs its queue (blocking commands must not block).
     pub in_exec: bool,
     exec_log: Vec<(usize, Vec<Bytes>)>,
+    /// The request frame of the command a connection is running, when the
+    /// parser found it canonical: logged as it is if the command is.
+    pub request_frame: Option<Bytes>,
     table: HashMap<Vec<u8>, usize>,
     pub specs: Vec<&'static CommandSpec>,
     pub cmdstats: Vec<CmdStat>,
@@ -198,6 +201,7 @@ impl Executor {
             dirty: 0,
             in_exec: false,
             exec_log: Vec::new(),
+            request_frame: None,
             cmdstats: vec![CmdStat::default(); specs.len()],
             table,
             specs,
@@ -458,7 +462,10 @@ impl Executor {
             return;
         }
         self.lsn += 1;
-        self.durability.append(self.lsn, db, args);
+        match &self.request_frame {
+            Some(f) => self.durability.append_request(self.lsn, db, args, f),
+            None => self.durability.append(self.lsn, db, args),
+        }
     }
 
     /// Runs a transaction's queue: MULTI/EXEC semantics, logged atomically.

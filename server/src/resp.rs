@@ -37,6 +37,12 @@ pub struct RequestParser {
     bulk_len: Option<usize>,
     /// proto-max-bulk-len.
     pub max_bulk_len: usize,
+    /// The whole request frame of the command last returned, when it came
+    /// in canonical form (see [`RequestParser::take_frame`]).
+    frame: Option<Bytes>,
+    /// (start, end) of each argument inside the frame being split: reused,
+    /// so the one-pass parse allocates only the argument list.
+    spans: Vec<(usize, usize)>,
 }
 
 impl RequestParser {
@@ -46,17 +52,32 @@ impl RequestParser {
             pending: 0,
             bulk_len: None,
             max_bulk_len,
+            frame: None,
+            spans: Vec::new(),
         }
+    }
+
+    /// The request frame of the command `parse` returned last, if it was
+    /// a multibulk in canonical form: every line ends in `\r\n` and every
+    /// length is written as [`crate::util::parse_i64`] demands (no sign, no
+    /// leading zero). Such a frame is byte for byte what encoding its
+    /// arguments as a RESP array gives, so the AOF can log it as it came.
+    pub fn take_frame(&mut self) -> Option<Bytes> {
+        self.frame.take()
     }
 
     /// Parses one command from `buf`, consuming its bytes. Returns Ok(None)
     /// when more input is needed. Empty commands (a blank inline line, `*0`)
     /// are skipped.
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        self.frame = None;
         loop {
             if self.pending == 0 {
                 if buf.is_empty() {
                     return Ok(None);
+                }
+                if let Some(args) = self.parse_whole(buf) {
+                    return Ok(Some(args));
                 }
                 if buf[0] != b'*' {
                     match self.parse_inline(buf)? {
@@ -124,6 +145,37 @@ impl RequestParser {
         }
     }
 
+    /// The common case in one pass: a multibulk that has fully arrived, in
+    /// canonical form. It is split off as one frame (kept for
+    /// [`RequestParser::take_frame`]) and the arguments are slices of it.
+    /// Anything else (input still coming, an error to report, a length
+    /// written another way, a bare `\n`) returns None without consuming
+    /// anything, for the incremental parser to handle as before.
+    fn parse_whole(&mut self, buf: &mut BytesMut) -> Option<Vec<Bytes>> {
+        let b = &buf[..];
+        let (n, mut pos) = canonical_header(b, 0, b'*')?;
+        if n == 0 || n > MULTIBULK_MAX as u64 {
+            return None;
+        }
+        self.spans.clear();
+        for _ in 0..n {
+            let (len, at) = canonical_header(b, pos, b'$')?;
+            if len > self.max_bulk_len as u64 {
+                return None;
+            }
+            let end = at.checked_add(len as usize)?;
+            if b.get(end..end.checked_add(2)?)? != b"\r\n" {
+                return None;
+            }
+            self.spans.push((at, end));
+            pos = end + 2;
+        }
+        let frame = buf.split_to(pos).freeze();
+        let args = self.spans.iter().map(|&(a, e)| frame.slice(a..e)).collect();
+        self.frame = Some(frame);
+        Some(args)
+    }
+
     fn parse_inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         let Some(line) = take_line(buf, "too big inline request")? else {
             return Ok(None);
@@ -136,6 +188,69 @@ impl RequestParser {
             .map(Some)
             .ok_or(ProtocolError::new("unbalanced quotes in request"))
     }
+}
+
+/// Whether `args` are exactly the arguments the parser split off `frame`
+/// (a frame from [`RequestParser::take_frame`]), in order and all of them:
+/// then `frame` is the RESP array encoding of `args`, byte for byte. Each
+/// argument must sit where that encoding puts it, so arguments from
+/// anywhere else (a rewritten command, a queued one, an expiry's DEL)
+/// never match.
+pub fn frame_holds(frame: &[u8], args: &[Bytes]) -> bool {
+    let base = frame.as_ptr() as usize;
+    let mut pos = dec_len(args.len()) + 3;
+    for a in args {
+        pos += dec_len(a.len()) + 3;
+        if a.as_ptr() as usize != base + pos {
+            return false;
+        }
+        pos += a.len() + 2;
+    }
+    !args.is_empty() && pos == frame.len()
+}
+
+/// Decimal digits of `n`.
+#[inline]
+fn dec_len(mut n: usize) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// Reads `<tag><digits>\r\n` at `pos` of `b`, digits in canonical form
+/// (`0`, or no leading zero), up to 18 of them (so no overflow, and more
+/// than any buffer can hold). Returns the number and the position after
+/// the line, or None for anything else, including a line not yet complete.
+#[inline]
+fn canonical_header(b: &[u8], pos: usize, tag: u8) -> Option<(u64, usize)> {
+    if *b.get(pos)? != tag {
+        return None;
+    }
+    let mut i = pos + 1;
+    let first = *b.get(i)?;
+    if !first.is_ascii_digit() {
+        return None;
+    }
+    let mut v = (first - b'0') as u64;
+    i += 1;
+    loop {
+        let c = *b.get(i)?;
+        if !c.is_ascii_digit() {
+            break;
+        }
+        if v == 0 || i - pos > 18 {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as u64;
+        i += 1;
+    }
+    if b.get(i..i + 2)? != b"\r\n" {
+        return None;
+    }
+    Some((v, i + 2))
 }
 
 fn expected_dollar(got: u8) -> String {
@@ -631,5 +746,145 @@ mod tests {
         encode(&Reply::Double(1.5), 3, &mut b);
         encode(&Reply::Int(-42), 3, &mut b);
         assert_eq!(&b[..], b"$-1\r\n_\r\n*-1\r\n$3\r\n1.5\r\n,1.5\r\n:-42\r\n");
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use redoubt_persist::aof::record::encode_command;
+
+    fn encoded(cmds: &[Vec<Vec<u8>>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in cmds {
+            encode_command(&mut out, c);
+        }
+        out
+    }
+
+    #[test]
+    fn a_whole_canonical_multibulk_is_its_own_frame() {
+        let mut p = RequestParser::new(1 << 20);
+        let mut buf =
+            BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$12\r\nhello\r\nworld\r\n"[..]);
+        let args = p.parse(&mut buf).unwrap().unwrap();
+        let frame = p.take_frame().unwrap();
+        assert_eq!(
+            &frame[..],
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$12\r\nhello\r\nworld\r\n"
+        );
+        assert!(frame_holds(&frame, &args));
+        assert!(p.take_frame().is_none(), "taken once");
+        // Not the same arguments: a copy, a rewritten one, a part.
+        let copies: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        assert!(!frame_holds(&frame, &copies));
+        let mut rewritten = args.clone();
+        rewritten[2] = Bytes::from_static(b"hello\r\nworld");
+        assert!(!frame_holds(&frame, &rewritten));
+        assert!(!frame_holds(&frame, &args[..2]));
+        assert!(!frame_holds(&frame, &args[1..]));
+        assert!(!frame_holds(&frame, &[]));
+    }
+
+    #[test]
+    fn other_forms_parse_as_before_without_a_frame() {
+        for input in [
+            &b"*3\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"[..],
+            b"*3\r\n$3\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+            b"*3\r\n$3\r\nSETxx$1\r\nk\r\n$1\r\nv\r\n",
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\n\n",
+            b"SET k v\r\n",
+        ] {
+            let mut p = RequestParser::new(1 << 20);
+            let mut buf = BytesMut::from(input);
+            let args = p.parse(&mut buf).unwrap().unwrap();
+            assert_eq!(
+                args,
+                vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]
+            );
+            assert!(p.take_frame().is_none(), "{input:?}");
+            assert!(buf.is_empty());
+        }
+        // Errors are still the incremental parser's.
+        for (input, err) in [
+            (&b"*3\r\n$03\r\nSET\r\n"[..], "invalid bulk length"),
+            (b"*3\r\n$-1\r\n", "invalid bulk length"),
+            (b"*3\r\n:1\r\n", "expected '$', got ':'"),
+        ] {
+            let mut p = RequestParser::new(1 << 20);
+            let e = p.parse(&mut BytesMut::from(input)).unwrap_err();
+            assert_eq!(e.0, err);
+        }
+        // Over proto-max-bulk-len.
+        let mut p = RequestParser::new(4);
+        let e = p
+            .parse(&mut BytesMut::from(&b"*1\r\n$5\r\nhello\r\n"[..]))
+            .unwrap_err();
+        assert_eq!(e.0, "invalid bulk length");
+    }
+
+    fn arg() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..4),
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(b'\r'),
+                    Just(b'\n'),
+                    Just(b'$'),
+                    Just(b'*'),
+                    any::<u8>()
+                ],
+                0..40
+            ),
+            proptest::collection::vec(any::<u8>(), 95..130),
+        ]
+    }
+
+    proptest! {
+        /// However the input is cut into reads, the commands are the same,
+        /// and a frame, when there is one, is the encoding of its command.
+        #[test]
+        fn frames_are_the_encoding_of_their_commands(
+            cmds in proptest::collection::vec(proptest::collection::vec(arg(), 1..6), 1..8),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+        ) {
+            let input = encoded(&cmds);
+            // All at once: every command comes with its frame.
+            let mut p = RequestParser::new(1 << 20);
+            let mut buf = BytesMut::from(&input[..]);
+            for c in &cmds {
+                let args = p.parse(&mut buf).unwrap().unwrap();
+                prop_assert_eq!(&args, c);
+                let frame = p.take_frame().unwrap();
+                prop_assert!(frame_holds(&frame, &args));
+                let mut want = Vec::new();
+                encode_command(&mut want, c);
+                prop_assert_eq!(&frame[..], &want[..]);
+            }
+            prop_assert!(p.parse(&mut buf).unwrap().is_none());
+            // In pieces.
+            let mut at: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
+            at.push(input.len());
+            at.sort_unstable();
+            let mut p = RequestParser::new(1 << 20);
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut from = 0;
+            for to in at {
+                buf.extend_from_slice(&input[from..to]);
+                from = to;
+                while let Some(args) = p.parse(&mut buf).unwrap() {
+                    if let Some(frame) = p.take_frame() {
+                        prop_assert!(frame_holds(&frame, &args));
+                        let mut want = Vec::new();
+                        encode_command(&mut want, &args);
+                        prop_assert_eq!(&frame[..], &want[..]);
+                    }
+                    got.push(args);
+                }
+            }
+            prop_assert_eq!(got, cmds);
+        }
     }
 }

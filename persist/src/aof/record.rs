@@ -154,24 +154,65 @@ impl RecordEncoder {
         now_secs: u64,
     ) {
         let name = args.first().map(|a| a.as_ref()).unwrap_or(b"");
-        let is_multi = name.eq_ignore_ascii_case(b"multi");
-        let is_exec = name.eq_ignore_ascii_case(b"exec");
+        let block = self.before(out, db, name, now_secs);
+        encode_command(out, args);
+        self.after(block);
+    }
+
+    /// [`RecordEncoder::encode`] for a command whose encoding the caller
+    /// already holds: `record` must be the RESP array of bulk strings
+    /// `encode_command` would write for it (a request frame as the client
+    /// sent it, in canonical form), and `name` its first argument.
+    pub fn encode_record(
+        &mut self,
+        out: &mut Vec<u8>,
+        db: usize,
+        name: &[u8],
+        record: &[u8],
+        now_secs: u64,
+    ) {
+        let block = self.before(out, db, name, now_secs);
+        out.extend_from_slice(record);
+        self.after(block);
+    }
+
+    /// The annotation and the `SELECT` that go before a command; returns
+    /// whether the command opens or closes a transaction block.
+    fn before(&mut self, out: &mut Vec<u8>, db: usize, name: &[u8], now_secs: u64) -> Block {
+        let block = if name.eq_ignore_ascii_case(b"multi") {
+            Block::Opens
+        } else if name.eq_ignore_ascii_case(b"exec") {
+            Block::Closes
+        } else {
+            Block::Neither
+        };
         if self.timestamps && !self.in_multi && now_secs > self.last_ts {
             encode_annotation(out, now_secs);
             self.last_ts = now_secs;
         }
-        if !is_exec && self.last_db != Some(db) {
+        if block != Block::Closes && self.last_db != Some(db) {
             let dbs = db.to_string();
             encode_command(out, &[b"SELECT".as_slice(), dbs.as_bytes()]);
             self.last_db = Some(db);
         }
-        encode_command(out, args);
-        if is_multi {
-            self.in_multi = true;
-        } else if is_exec {
-            self.in_multi = false;
+        block
+    }
+
+    fn after(&mut self, block: Block) {
+        match block {
+            Block::Opens => self.in_multi = true,
+            Block::Closes => self.in_multi = false,
+            Block::Neither => {}
         }
     }
+}
+
+/// Where a command stands in a `MULTI` ... `EXEC` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Opens,
+    Closes,
+    Neither,
 }
 
 #[cfg(test)]
