@@ -160,8 +160,9 @@ pub struct Aof {
     /// served in the same turn of the loop.
     flusher: Option<Arc<Notify>>,
     /// Wakes the flusher task; also rung from the fsync thread when a
-    /// background fsync ends, so a write held back behind it goes out then
-    /// (every client waits on it, so no new command would trigger it).
+    /// background fsync ends, so a write still in the writer's buffer (one
+    /// that failed) is retried then (every client waits on it, so no new
+    /// command would trigger it).
     kick: Arc<Notify>,
     /// Set between CONFIG SET appendonly yes and the end of its first
     /// rewrite (Redis's AOF_WAIT_REWRITE): the manifest to commit with the
@@ -370,8 +371,8 @@ impl Aof {
                 if !self.buf.is_empty() {
                     w.write_batch(&mut self.buf, self.buf_lsn);
                 } else if w.is_inline() && w.stats.buffer_len.load(Ordering::Acquire) > 0 {
-                    // A write held back behind a stuck fsync (or failed):
-                    // retry it now rather than at the next cron tick.
+                    // A write that failed: retry it now rather than at the
+                    // next cron tick.
                     w.tick();
                 }
             }
@@ -1279,9 +1280,9 @@ pub fn cron(ex: &mut Executor) {
     let busy = ex.aof_rewrite_running() || ex.save.bgsave.is_some();
     let Some(a) = get(ex) else { return };
     a.flush_now();
-    // An inline writer's periodic work: retry a postponed or failed write,
-    // start the once-a-second fsync. This must go on during a BGSAVE or a
-    // rewrite: a postponed write with every client waiting on it is retried
+    // An inline writer's periodic work: retry a failed write, start the
+    // once-a-second fsync. This must go on during a BGSAVE or a rewrite: a
+    // failed write with every client waiting on it is retried
     // only from here, and everysec owes its fsync whatever else runs.
     a.tick();
     if busy || !a.enabled() || pct == 0 || a.rewrite.consecutive_failures >= 3 {
@@ -1594,7 +1595,7 @@ mod tests {
         assert!(ex2.ks.dbs[0].peek(b"c").is_some());
     }
 
-    /// The cron retries a failed (or postponed) write while a rewrite runs:
+    /// The cron retries a failed write while a rewrite runs:
     /// with every client waiting for its reply, nothing else would, and the
     /// server would stall until the rewrite ended.
     #[test]
