@@ -73,10 +73,25 @@ const MEMBER_COMMANDS: &[&[u8]] = &[
     b"zincrby",
 ];
 
-fn is_member_command(name: &[u8]) -> bool {
-    MEMBER_COMMANDS
+/// Where the member is in a command named `name` (0: not a member
+/// command). Runs once per command of every batch, so most names leave at
+/// the first byte.
+fn member_index(name: &[u8]) -> usize {
+    if !matches!(name.first(), Some(b's' | b'S' | b'h' | b'H' | b'z' | b'Z')) {
+        return 0;
+    }
+    if !MEMBER_COMMANDS
         .iter()
         .any(|c| c.len() == name.len() && c.eq_ignore_ascii_case(name))
+    {
+        return 0;
+    }
+    // ZINCRBY's member follows its increment.
+    if name.eq_ignore_ascii_case(b"zincrby") {
+        3
+    } else {
+        2
+    }
 }
 
 /// Scans one `*N\r\n$len\r\n...` command at `pos`: its target (an empty
@@ -86,7 +101,7 @@ fn scan_command(buf: &[u8], pos: usize) -> Option<(Target<'_>, usize)> {
         return None;
     }
     let (n, mut p) = scan_number(buf, pos + 1)?;
-    let mut name: &[u8] = &[];
+    let mut member_at = 0;
     let mut t = Target::default();
     for i in 0..n {
         if buf.get(p) != Some(&b'$') {
@@ -98,15 +113,9 @@ fn scan_command(buf: &[u8], pos: usize) -> Option<(Target<'_>, usize)> {
             return None;
         }
         match i {
-            0 => name = &buf[start..end],
+            0 => member_at = member_index(&buf[start..end]),
             1 => t.key = &buf[start..end],
-            // ZINCRBY's member follows its increment.
-            2 | 3 if is_member_command(name) => {
-                let zincrby = name.eq_ignore_ascii_case(b"zincrby");
-                if (i == 3) == zincrby {
-                    t.member = Some(&buf[start..end]);
-                }
-            }
+            _ if i == member_at => t.member = Some(&buf[start..end]),
             _ => {}
         }
         p = end + 2;
