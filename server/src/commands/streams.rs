@@ -1191,3 +1191,21 @@ pub fn entries_read_reply(v: i64) -> Reply {
         Reply::Int(v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_numbers_format_as_decimal_text() {
+        assert_eq!(id_arg(StreamId::new(0, 0)), "0-0");
+        assert_eq!(id_arg(StreamId::new(1700000000123, 7)), "1700000000123-7");
+        assert_eq!(
+            id_arg(StreamId::MAX),
+            "18446744073709551615-18446744073709551615"
+        );
+        assert_eq!(u64_arg(0), "0");
+        assert_eq!(u64_arg(1000000), "1000000");
+        assert_eq!(u64_arg(u64::MAX), "18446744073709551615");
+    }
+}
