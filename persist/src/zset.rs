@@ -325,6 +325,12 @@ impl ZSet {
         self.dict.get(member).copied()
     }
 
+    /// Warms the lookups of a batch's members (see
+    /// [`ShardedMap::warm_batch`]).
+    pub fn warm_members(&self, members: &[&[u8]]) -> usize {
+        self.dict.warm_batch(members)
+    }
+
     /// Inserts or updates; returns the previous score.
     pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
         match self.dict.get_mut(member.as_ref()) {

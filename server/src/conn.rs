@@ -226,9 +226,13 @@ impl Conn {
     /// tight loop so their cache misses overlap (see [`crate::prefetch`]).
     fn warm_keyspace(&self) {
         let mut keys: [&[u8]; prefetch::MAX_KEYS] = [&[]; prefetch::MAX_KEYS];
+        let mut targets = [prefetch::Target::default(); prefetch::MAX_KEYS];
         let mut n = 0;
-        for k in prefetch::first_keys(&self.rbuf) {
-            keys[n] = k;
+        let mut members = 0;
+        for t in prefetch::targets(&self.rbuf) {
+            keys[n] = t.key;
+            targets[n] = t;
+            members += t.member.is_some() as usize;
             n += 1;
         }
         // One command gains nothing: its lookup would miss either way.
@@ -238,6 +242,9 @@ impl Conn {
         let ex = self.shared.ex.borrow();
         if let Some(db) = ex.ks.dbs.get(self.client.borrow().db) {
             prefetch::warm(db, &keys[..n]);
+            if members >= 2 {
+                prefetch::warm_members(db, &targets[..n]);
+            }
         }
     }
 

@@ -163,11 +163,39 @@ pub fn parse_interval(a: &[u8], missing_seq: u64, is_start: bool) -> Result<Stre
 }
 
 pub fn id_reply(id: StreamId) -> Reply {
-    Reply::Bulk(Bytes::from(id.to_string()))
+    Reply::Bulk(id_arg(id))
 }
 
+/// `ms-seq` as one exact-size allocation. Every XADD replies with its id
+/// and logs it, so this avoids `fmt` and a growing `String`.
 pub fn id_arg(id: StreamId) -> Bytes {
-    Bytes::from(id.to_string())
+    // Two u64s of at most 20 digits each and the dash.
+    let mut buf = [0u8; 41];
+    let mut at = push_digits_back(&mut buf, 41, id.seq);
+    at -= 1;
+    buf[at] = b'-';
+    at = push_digits_back(&mut buf, at, id.ms);
+    Bytes::copy_from_slice(&buf[at..])
+}
+
+/// The decimal digits of `n` as one exact-size allocation.
+fn u64_arg(n: u64) -> Bytes {
+    let mut buf = [0u8; 20];
+    let at = push_digits_back(&mut buf, 20, n);
+    Bytes::copy_from_slice(&buf[at..])
+}
+
+/// Writes the decimal digits of `n` so they end just before `end`; returns
+/// where they start. The caller leaves room for 20 digits.
+fn push_digits_back(buf: &mut [u8], mut end: usize, mut n: u64) -> usize {
+    loop {
+        end -= 1;
+        buf[end] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return end;
+        }
+    }
 }
 
 pub fn entry_reply(id: StreamId, fields: &[(Bytes, Bytes)]) -> Reply {
@@ -335,11 +363,7 @@ fn trim(s: &mut Stream, t: &TrimArgs, limits: (u64, u64)) -> u64 {
             Strategy::None => false,
         };
         if remove {
-            for _ in 0..entries {
-                s.entries.pop_first();
-            }
-            s.nodes.pop_front();
-            deleted += entries;
+            deleted += drop_front_node(s);
             continue;
         }
         if t.approx {
@@ -365,8 +389,26 @@ fn trim(s: &mut Stream, t: &TrimArgs, limits: (u64, u64)) -> u64 {
         deleted += k;
         break;
     }
-    s.first_id = s.entries.keys().next().copied().unwrap_or(StreamId::MIN);
+    // Only a deletion moves the first entry (as in Redis); an XADD whose
+    // cap is not reached skips the walk down the tree's left edge.
+    if deleted > 0 {
+        s.first_id = s.entries.keys().next().copied().unwrap_or(StreamId::MIN);
+    }
     deleted
+}
+
+/// Removes the first node and its entries: those before the second node's
+/// master id (every id in a node is at least its master). Past a `MAXLEN ~`
+/// cap, every 100th XADD does this; one split of the tree costs less than
+/// a descent and a rebalance per entry. Returns how many entries went.
+fn drop_front_node(s: &mut Stream) -> u64 {
+    let rest = match s.nodes.nodes.get(1) {
+        Some(next) => s.entries.split_off(&next.master),
+        None => Default::default(),
+    };
+    let head = std::mem::replace(&mut s.entries, rest);
+    s.nodes.pop_front();
+    head.len() as u64
 }
 
 /// Rewrites an approximate trim as the exact one it turned out to be, so a
@@ -376,7 +418,7 @@ fn exact_trim_args(s: &Stream, t: &TrimArgs) -> Vec<Bytes> {
         Strategy::MaxLen(_) => vec![
             Bytes::from_static(b"MAXLEN"),
             Bytes::from_static(b"="),
-            Bytes::from(s.len().to_string()),
+            u64_arg(s.len() as u64),
         ],
         Strategy::MinId(min) => {
             let first = s.entries.keys().next().copied().unwrap_or(min);
@@ -432,7 +474,10 @@ fn xadd_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     let id_bytes = id_arg(id);
     ctx.modified(key);
     if rewrite_trim.is_some() || !matches!(t.id, Some((_, true))) {
-        let mut cmd = vec![Bytes::from_static(b"XADD"), key.clone()];
+        // XADD key [NOMKSTREAM] [strategy = n] id field value ...: sized
+        // once, as this runs for every XADD with an automatic id.
+        let mut cmd = Vec::with_capacity(6 + args.len() - t.id_at);
+        cmd.extend([Bytes::from_static(b"XADD"), key.clone()]);
         if t.nomkstream {
             cmd.push(Bytes::from_static(b"NOMKSTREAM"));
         }
@@ -442,7 +487,7 @@ fn xadd_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
                 Strategy::MaxLen(n) => cmd.extend([
                     Bytes::from_static(b"MAXLEN"),
                     Bytes::from_static(b"="),
-                    Bytes::from(n.to_string()),
+                    u64_arg(n),
                 ]),
                 Strategy::MinId(m) => cmd.extend([
                     Bytes::from_static(b"MINID"),
@@ -1144,5 +1189,23 @@ pub fn entries_read_reply(v: i64) -> Reply {
         Reply::Nil
     } else {
         Reply::Int(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_numbers_format_as_decimal_text() {
+        assert_eq!(id_arg(StreamId::new(0, 0)), "0-0");
+        assert_eq!(id_arg(StreamId::new(1700000000123, 7)), "1700000000123-7");
+        assert_eq!(
+            id_arg(StreamId::MAX),
+            "18446744073709551615-18446744073709551615"
+        );
+        assert_eq!(u64_arg(0), "0");
+        assert_eq!(u64_arg(1000000), "1000000");
+        assert_eq!(u64_arg(u64::MAX), "18446744073709551615");
     }
 }
