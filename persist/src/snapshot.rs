@@ -122,6 +122,10 @@ pub struct SaveReport {
     /// The longest the executor spent on the snapshot in one walker step,
     /// or on one pre-image of a collection, in microseconds.
     pub longest_executor_us: u64,
+    /// CPU time the encoder and writer threads used, in microseconds (the
+    /// cost of a save to the core the executor shares with them).
+    pub encoder_cpu_us: u64,
+    pub writer_cpu_us: u64,
 }
 
 /// A running snapshot's memory and progress at one instant.
@@ -195,6 +199,11 @@ trait Encoder: Send {
         self.write_kv(&e.key, &e.value, e.expire_at)
     }
     fn write_kv(&mut self, key: &[u8], value: &Value, expire_at: u64) -> Result<(), SnapshotError>;
+    /// Writes a string key from its bytes.
+    fn write_str(&mut self, key: &[u8], value: &[u8], expire_at: u64) -> Result<(), SnapshotError> {
+        let value = Value::Str(bytes::Bytes::copy_from_slice(value));
+        self.write_kv(key, &value, expire_at)
+    }
     /// Writes records made by [`Fragments::encode`].
     fn write_encoded(&mut self, records: &[u8]) -> Result<(), SnapshotError>;
     /// Writes the trailer and hands back the byte sink.
@@ -208,6 +217,10 @@ impl Encoder for RdbWriter<ChunkWriter> {
 
     fn write_kv(&mut self, key: &[u8], value: &Value, expire_at: u64) -> Result<(), SnapshotError> {
         Ok(RdbWriter::write_entry(self, key, value, expire_at)?)
+    }
+
+    fn write_str(&mut self, key: &[u8], value: &[u8], expire_at: u64) -> Result<(), SnapshotError> {
+        Ok(RdbWriter::write_str_entry(self, key, value, expire_at)?)
     }
 
     fn write_encoded(&mut self, records: &[u8]) -> Result<(), SnapshotError> {
@@ -361,6 +374,9 @@ struct Shared {
     urgent: Mutex<Vec<UrgentCopy>>,
     /// Urgent copies encoded so far.
     urgent_done: AtomicU64,
+    /// CPU time of the encoder and writer threads once they are done (µs).
+    encoder_cpu_us: AtomicU64,
+    writer_cpu_us: AtomicU64,
     /// Set by the encoder when it failed; the error is in `error`.
     failed: AtomicBool,
     error: Mutex<Option<SnapshotError>>,
@@ -731,6 +747,8 @@ impl Snapshot {
             .name("snapshot-writer".into())
             .spawn(move || {
                 let r = write_file(&*storage, file, &temp, &target, rx, &writer_shared.pending);
+                let cpu = thread_cpu().as_micros() as u64;
+                writer_shared.writer_cpu_us.store(cpu, Ordering::Relaxed);
                 if r.is_err() {
                     let _ = storage.remove(&temp);
                 }
@@ -986,6 +1004,8 @@ impl Snapshot {
             flat_copies: flat,
             boxed_copies: boxed,
             longest_executor_us: self.longest_executor.max(longest_preimage).as_micros() as u64,
+            encoder_cpu_us: self.shared.encoder_cpu_us.load(Ordering::Relaxed),
+            writer_cpu_us: self.shared.writer_cpu_us.load(Ordering::Relaxed),
         }
     }
 
@@ -1089,18 +1109,18 @@ fn encode_loop(
             }
             Ok(Work::Flat { batch, bytes }) => {
                 let (r, n) = encode_batch(
-                    batch.into_records(),
+                    batch.records(),
                     &mut enc,
                     &mut select,
                     &urgent,
                     &mut pacer,
                     shared,
                     |enc, select, rec| {
-                        let value = Value::Str(rec.value);
                         select(enc, rec.db)
-                            .and_then(|()| enc.write_kv(&rec.key, &value, rec.expire_at))
+                            .and_then(|()| enc.write_str(rec.key, rec.value, rec.expire_at))
                     },
                 );
+                drop(batch);
                 shared.copies.fetch_sub(bytes, Ordering::Relaxed);
                 shared.keys.fetch_add(n, Ordering::Relaxed);
                 r
@@ -1122,6 +1142,9 @@ fn encode_loop(
                         path: "snapshot".into(),
                         source,
                     })?;
+                    // Before the writer can report the save done.
+                    let cpu = thread_cpu().as_micros() as u64;
+                    shared.encoder_cpu_us.store(cpu, Ordering::Relaxed);
                     let _ = cw.tx.send(Msg::Finish);
                     Ok(())
                 });
