@@ -45,6 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod flat;
+pub mod sched;
 use flat::FlatBatch;
 
 /// The AUX field recording the LSN a snapshot corresponds to. Redis ignores
@@ -78,12 +79,17 @@ const BATCH_BYTES: u64 = 256 * 1024;
 /// plus its key), so that a full one is sent without slack.
 const FLAT_CAPACITY: usize = BATCH_BYTES as usize + 4096;
 /// While clients keep the executor busy, the encoder runs in bursts of
-/// this much CPU time...
-const BURST: Duration = Duration::from_millis(1);
+/// this much CPU time (a write that arrives meanwhile may wait for the
+/// rest of one on a shared core)...
+const BURST: Duration = Duration::from_micros(500);
 /// ...and sleeps between them so that it uses at most this share (in %) of
 /// a CPU: on a core it shares with the executor, writes keep about 90% of
 /// their throughput. With no client load it runs flat out.
 const BUSY_DUTY_PERCENT: u32 = 8;
+/// Running unpaced, the encoder yields the CPU after this much CPU time:
+/// a runnable executor then goes first instead of waiting for the end of
+/// the encoder's scheduler slice (about 3 ms).
+const UNPACED_YIELD: Duration = Duration::from_micros(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -126,6 +132,10 @@ pub struct SaveReport {
     /// cost of a save to the core the executor shares with them).
     pub encoder_cpu_us: u64,
     pub writer_cpu_us: u64,
+    /// Pauses of the encoder under client load: sleeps while paced, yields
+    /// while unpaced.
+    pub encoder_sleeps: u64,
+    pub encoder_yields: u64,
 }
 
 /// A running snapshot's memory and progress at one instant.
@@ -377,6 +387,8 @@ struct Shared {
     /// CPU time of the encoder and writer threads once they are done (µs).
     encoder_cpu_us: AtomicU64,
     writer_cpu_us: AtomicU64,
+    encoder_sleeps: AtomicU64,
+    encoder_yields: AtomicU64,
     /// Set by the encoder when it failed; the error is in `error`.
     failed: AtomicBool,
     error: Mutex<Option<SnapshotError>>,
@@ -658,28 +670,41 @@ fn unpaced_above(copy_budget: u64) -> u64 {
 /// reports client load ([`Snapshot::set_busy`]).
 struct Pacer {
     burst_start: Duration,
+    /// Pauses taken: sleeps while paced, yields while unpaced.
+    sleeps: u64,
+    yields: u64,
 }
 
 impl Pacer {
     fn new() -> Pacer {
         Pacer {
             burst_start: thread_cpu(),
+            sleeps: 0,
+            yields: 0,
         }
     }
 
     fn pace(&mut self, shared: &Shared) {
-        // Past the limit the encoder runs flat out, writes or not: the
-        // bytes waiting for it are what bounds the snapshot's memory, and
-        // the executor keeps producing pre-images whatever its pace.
-        if !shared.busy.load(Ordering::Relaxed)
-            || shared.copies.load(Ordering::Relaxed) >= shared.unpaced_above.load(Ordering::Relaxed)
-        {
+        if !shared.busy.load(Ordering::Relaxed) {
             return;
         }
-        let now = thread_cpu();
-        if now.saturating_sub(self.burst_start) >= BURST {
+        let ran = thread_cpu().saturating_sub(self.burst_start);
+        // Past the limit the encoder runs flat out, writes or not: the
+        // bytes waiting for it are what bounds the snapshot's memory, and
+        // the executor keeps producing pre-images whatever its pace. It
+        // still gives way to a runnable executor every quarter millisecond.
+        if shared.copies.load(Ordering::Relaxed) >= shared.unpaced_above.load(Ordering::Relaxed) {
+            if ran >= UNPACED_YIELD {
+                std::thread::yield_now();
+                self.yields += 1;
+                self.burst_start = thread_cpu();
+            }
+            return;
+        }
+        if ran >= BURST {
             let rest = BURST * (100 - BUSY_DUTY_PERCENT) / BUSY_DUTY_PERCENT;
             std::thread::sleep(rest);
+            self.sleeps += 1;
             self.burst_start = thread_cpu();
         }
     }
@@ -1006,6 +1031,8 @@ impl Snapshot {
             longest_executor_us: self.longest_executor.max(longest_preimage).as_micros() as u64,
             encoder_cpu_us: self.shared.encoder_cpu_us.load(Ordering::Relaxed),
             writer_cpu_us: self.shared.writer_cpu_us.load(Ordering::Relaxed),
+            encoder_sleeps: self.shared.encoder_sleeps.load(Ordering::Relaxed),
+            encoder_yields: self.shared.encoder_yields.load(Ordering::Relaxed),
         }
     }
 
@@ -1145,6 +1172,8 @@ fn encode_loop(
                     // Before the writer can report the save done.
                     let cpu = thread_cpu().as_micros() as u64;
                     shared.encoder_cpu_us.store(cpu, Ordering::Relaxed);
+                    shared.encoder_sleeps.store(pacer.sleeps, Ordering::Relaxed);
+                    shared.encoder_yields.store(pacer.yields, Ordering::Relaxed);
                     let _ = cw.tx.send(Msg::Finish);
                     Ok(())
                 });
@@ -1597,6 +1626,38 @@ mod tests {
         while !snap.step(&mut ks, 64).unwrap() {}
         snap.wait().unwrap();
         assert_eq!(state_of(&load(&*storage)), expected);
+    }
+
+    /// Under client load the encoder sleeps between bursts while paced, and
+    /// only yields (no sleep) once it runs unpaced.
+    #[test]
+    fn a_busy_encoder_sleeps_while_paced_and_yields_while_unpaced() {
+        for unpaced in [false, true] {
+            let disk = SimStorage::new();
+            let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+            let mut ks = Keyspace::new(16);
+            for i in 0..40_000 {
+                let v = format!("{i:0>64}{}", i * 7919);
+                ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(v.as_bytes()), 0);
+            }
+            let expected = state_of(&ks);
+            let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 1, 1)).unwrap();
+            snap.set_busy(true);
+            // A copy budget of 0 makes any queue "over half of it".
+            let copy = if unpaced { 0 } else { u64::MAX };
+            snap.set_budgets(u64::MAX, copy);
+            while !snap.step(&mut ks, 64).unwrap() {}
+            let report = snap.wait().unwrap();
+            assert_eq!(state_of(&load(&*storage)), expected);
+            if unpaced {
+                assert!(report.encoder_yields > 0, "{report:?}");
+                assert_eq!(report.encoder_sleeps, 0, "{report:?}");
+            } else {
+                assert!(report.encoder_sleeps > 0, "{report:?}");
+                assert_eq!(report.encoder_yields, 0, "{report:?}");
+            }
+            assert!(report.encoder_cpu_us > 0, "{report:?}");
+        }
     }
 
     /// A write to a key of an unvisited segment hands over that key only:

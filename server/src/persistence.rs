@@ -390,6 +390,8 @@ impl Executor {
                     longest_executor_us = rep.longest_executor_us,
                     encoder_cpu_ms = rep.encoder_cpu_us / 1000,
                     writer_cpu_ms = rep.writer_cpu_us / 1000,
+                    encoder_sleeps = rep.encoder_sleeps,
+                    encoder_yields = rep.encoder_yields,
                     "snapshot done in {:.3} s",
                     rep.duration.as_secs_f64()
                 );

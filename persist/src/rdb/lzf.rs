@@ -123,10 +123,15 @@ pub fn compress_into(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
     })
 }
 
+/// Room past `max_out` in the output buffer: the length is checked when a
+/// literal run closes and after each back reference, and between two
+/// checks at most a full run (32 bytes and its control byte) and the next
+/// run's control byte are written.
+const SLACK: usize = MAX_LIT + 16;
+
 fn compress_with(input: &[u8], max_out: usize, out: &mut Vec<u8>, htab: &mut Vec<u32>) -> bool {
     let n = input.len();
     let base = out.len();
-    out.reserve(max_out.min(n + n / 16 + 8));
     let hlog = (usize::BITS - n.leading_zeros()).clamp(8, HLOG_MAX);
     let size = 1usize << hlog;
     if htab.len() < size {
@@ -134,52 +139,57 @@ fn compress_with(input: &[u8], max_out: usize, out: &mut Vec<u8>, htab: &mut Vec
     }
     let htab = &mut htab[..size];
     htab.fill(0);
-    let hash = |p: usize| -> usize {
-        let v =
-            (u32::from(input[p]) << 16) | (u32::from(input[p + 1]) << 8) | u32::from(input[p + 2]);
-        (v.wrapping_mul(0x9E37_79B1) >> (32 - hlog)) as usize
+    let hash = |v: u32| -> usize { (v.wrapping_mul(0x9E37_79B1) >> (32 - hlog)) as usize };
+    let load3 = |p: usize| {
+        (u32::from(input[p]) << 16) | (u32::from(input[p + 1]) << 8) | u32::from(input[p + 2])
     };
-    let limit = base + max_out;
+    // The output is written by index into a buffer sized up front; a
+    // compressed form only grows (the one byte ever taken back is an empty
+    // run's control byte), so checking its length now and then gives the
+    // same verdict as checking it after every byte.
+    let cap = max_out.min(n + n / 16 + 8) + SLACK;
+    out.resize(base + cap, 0);
+    let o = &mut out[base..];
     let fail = |out: &mut Vec<u8>| {
         out.truncate(base);
         false
     };
-    // Literal run being built: start index in `out` of its control byte.
-    let mut lit_start = out.len();
-    out.push(0);
+    // Literal run being built: index in `o` of its control byte.
+    let mut lit_start = 0usize;
+    let mut op = 1usize;
     let mut lit = 0usize;
     let mut ip = 0usize;
+    // The three bytes at `ip`, rolled forward one byte per literal.
+    let mut v = if n > 2 { load3(0) } else { 0 };
     while ip + 2 < n {
-        let h = hash(ip);
+        let h = hash(v);
         let cand = htab[h] as usize;
         htab[h] = (ip + 1) as u32; // +1 so 0 means empty
         if cand > 0 {
             let r = cand - 1;
             let off = ip - r;
-            if off > 0
-                && off <= MAX_OFF
-                && input[r] == input[ip]
-                && input[r + 1] == input[ip + 1]
-                && input[r + 2] == input[ip + 2]
-            {
+            if off > 0 && off <= MAX_OFF && load3(r) == v {
                 let maxlen = (n - ip).min(MAX_REF);
                 let len = match_len(input, r, ip, 3, maxlen);
                 // Close the literal run (drop it when empty).
                 if lit == 0 {
-                    out.pop();
+                    op -= 1;
                 } else {
-                    out[lit_start] = (lit - 1) as u8;
+                    o[lit_start] = (lit - 1) as u8;
                 }
                 let l = len - 2;
-                let o = off - 1;
+                let d = off - 1;
                 if l < 7 {
-                    out.push(((l << 5) | (o >> 8)) as u8);
+                    o[op] = ((l << 5) | (d >> 8)) as u8;
+                    op += 1;
                 } else {
-                    out.push(((7 << 5) | (o >> 8)) as u8);
-                    out.push((l - 7) as u8);
+                    o[op] = ((7 << 5) | (d >> 8)) as u8;
+                    o[op + 1] = (l - 7) as u8;
+                    op += 2;
                 }
-                out.push((o & 0xff) as u8);
-                if out.len() > limit {
+                o[op] = (d & 0xff) as u8;
+                op += 1;
+                if op > max_out {
                     return fail(out);
                 }
                 // Index only the last two positions of the match, as
@@ -189,49 +199,57 @@ fn compress_with(input: &[u8], max_out: usize, out: &mut Vec<u8>, htab: &mut Vec
                 let end = ip + len;
                 for p in end.saturating_sub(2).max(ip + 1)..end {
                     if p + 2 < n {
-                        let h = hash(p);
-                        htab[h] = (p + 1) as u32;
+                        htab[hash(load3(p))] = (p + 1) as u32;
                     }
                 }
                 ip = end;
-                lit_start = out.len();
-                out.push(0);
+                if ip + 2 < n {
+                    v = load3(ip);
+                }
+                lit_start = op;
+                op += 1;
                 lit = 0;
                 continue;
             }
         }
-        out.push(input[ip]);
+        o[op] = input[ip];
+        op += 1;
         lit += 1;
         ip += 1;
-        if lit == MAX_LIT {
-            out[lit_start] = (MAX_LIT - 1) as u8;
-            lit_start = out.len();
-            out.push(0);
-            lit = 0;
+        if ip + 2 < n {
+            v = ((v << 8) | u32::from(input[ip + 2])) & 0x00FF_FFFF;
         }
-        if out.len() > limit {
-            return fail(out);
+        if lit == MAX_LIT {
+            o[lit_start] = (MAX_LIT - 1) as u8;
+            if op > max_out {
+                return fail(out);
+            }
+            lit_start = op;
+            op += 1;
+            lit = 0;
         }
     }
     while ip < n {
-        out.push(input[ip]);
+        o[op] = input[ip];
+        op += 1;
         lit += 1;
         ip += 1;
         if lit == MAX_LIT {
-            out[lit_start] = (MAX_LIT - 1) as u8;
-            lit_start = out.len();
-            out.push(0);
+            o[lit_start] = (MAX_LIT - 1) as u8;
+            lit_start = op;
+            op += 1;
             lit = 0;
         }
     }
     if lit == 0 {
-        out.pop();
+        op -= 1;
     } else {
-        out[lit_start] = (lit - 1) as u8;
+        o[lit_start] = (lit - 1) as u8;
     }
-    if out.len() > limit {
+    if op > max_out {
         return fail(out);
     }
+    out.truncate(base + op);
     true
 }
 
