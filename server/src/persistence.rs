@@ -391,7 +391,7 @@ impl Executor {
                     encoder_cpu_ms = rep.encoder_cpu_us / 1000,
                     writer_cpu_ms = rep.writer_cpu_us / 1000,
                     encoder_sleeps = rep.encoder_sleeps,
-                    encoder_yields = rep.encoder_yields,
+                    encoder_unpaced = rep.encoder_unpaced,
                     "snapshot done in {:.3} s",
                     rep.duration.as_secs_f64()
                 );
