@@ -388,6 +388,10 @@ impl Executor {
                     preimages_copied = rep.preimages_copied,
                     preimages_encoded = rep.preimages_encoded,
                     longest_executor_us = rep.longest_executor_us,
+                    encoder_cpu_ms = rep.encoder_cpu_us / 1000,
+                    writer_cpu_ms = rep.writer_cpu_us / 1000,
+                    encoder_sleeps = rep.encoder_sleeps,
+                    encoder_unpaced = rep.encoder_unpaced,
                     "snapshot done in {:.3} s",
                     rep.duration.as_secs_f64()
                 );

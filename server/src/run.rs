@@ -188,11 +188,21 @@ async fn drive_snapshots(ex: Rc<RefCell<Executor>>) {
     const SLICE: Duration = Duration::from_micros(250);
     const BUSY_PAUSE: Duration = Duration::from_millis(2);
     let mut last_commands = 0;
+    // While a snapshot runs, the executor asks for a short scheduler slice:
+    // then a write that wakes it preempts the snapshot's encoder at once
+    // when they share a core (see redoubt_persist::snapshot::sched).
+    let mut short_slice = false;
     loop {
         let (running, commands) = {
             let mut ex = ex.borrow_mut();
             (ex.snapshot_tick(SLICE), ex.stats.total_commands)
         };
+        if running != short_slice {
+            use redoubt_persist::snapshot::sched;
+            let ok = sched::set_executor_slice(running.then_some(sched::EXECUTOR_SLICE_NS));
+            tracing::debug!("executor slice short={running}: {ok}");
+            short_slice = running;
+        }
         if !running {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;

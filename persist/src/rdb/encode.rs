@@ -168,6 +168,17 @@ impl<W: Write> RdbWriter<W> {
         r
     }
 
+    /// Writes one string key from its bytes (what [`RdbWriter::write_entry`]
+    /// writes for a `Value::Str` of them).
+    pub fn write_str_entry(&mut self, key: &[u8], value: &[u8], expire_ms: u64) -> Result<()> {
+        let mut b = std::mem::take(&mut self.scratch);
+        b.clear();
+        encode_str_entry(&mut b, key, value, expire_ms, &self.opts);
+        let r = self.emit(&b);
+        self.scratch = b;
+        r
+    }
+
     /// Writes keys already encoded by [`encode_entry`] with this writer's
     /// options (a snapshot encodes some keys away from its writer).
     pub fn write_encoded(&mut self, records: &[u8]) -> Result<()> {
@@ -207,6 +218,23 @@ pub fn encode_entry(
     Ok(())
 }
 
+/// [`encode_entry`] for a string key given as bytes.
+pub fn encode_str_entry(
+    b: &mut Vec<u8>,
+    key: &[u8],
+    value: &[u8],
+    expire_ms: u64,
+    opts: &SaveOptions,
+) {
+    if expire_ms != 0 {
+        b.push(OP_EXPIRETIME_MS);
+        b.extend_from_slice(&(expire_ms as i64).to_le_bytes());
+    }
+    b.push(TYPE_STRING);
+    put_string(b, key, opts.compression);
+    put_string(b, value, opts.compression);
+}
+
 /// Writes a whole keyspace: every non-empty db, every key (expired keys
 /// included, as Redis's SAVE does).
 pub fn write_keyspace<W: Write>(ks: &Keyspace, w: W, opts: SaveOptions) -> Result<W> {
@@ -241,6 +269,30 @@ pub fn put_len(b: &mut Vec<u8>, v: u64) {
     }
 }
 
+/// Writes `v` as [`put_len`] encodes it into the front of `out` (at least
+/// 9 bytes) and returns how many bytes that took.
+fn len_into(out: &mut [u8], v: u64) -> usize {
+    let mut tmp = [0u8; 9];
+    let n = if v < 64 {
+        tmp[0] = v as u8;
+        1
+    } else if v < 16384 {
+        tmp[0] = 0x40 | (v >> 8) as u8;
+        tmp[1] = v as u8;
+        2
+    } else if v <= u64::from(u32::MAX) {
+        tmp[0] = 0x80;
+        tmp[1..5].copy_from_slice(&(v as u32).to_be_bytes());
+        5
+    } else {
+        tmp[0] = 0x81;
+        tmp[1..9].copy_from_slice(&v.to_be_bytes());
+        9
+    };
+    out[..n].copy_from_slice(&tmp[..n]);
+    n
+}
+
 /// Appends an RDB string as Redis's `rdbSaveRawString` would: integer
 /// encoding for short canonical int32 text, LZF for long strings when it
 /// saves at least 4 bytes, raw otherwise.
@@ -263,11 +315,17 @@ pub fn put_string(b: &mut Vec<u8>, s: &[u8], compress: bool) {
         }
     }
     if compress && s.len() > 20 {
-        if let Some(c) = lzf::compress(s, s.len() - 4) {
-            b.push(0xC3);
-            put_len(b, c.len() as u64);
-            put_len(b, s.len() as u64);
-            b.extend_from_slice(&c);
+        // Compressed in place at the end of `b`, then the header (which
+        // holds the compressed length) moved in front: no buffer per string.
+        let start = b.len();
+        if lzf::compress_into(s, s.len() - 4, b) {
+            let clen = b.len() - start;
+            let mut header = [0u8; 19];
+            header[0] = 0xC3;
+            let mut hlen = 1;
+            hlen += len_into(&mut header[hlen..], clen as u64);
+            hlen += len_into(&mut header[hlen..], s.len() as u64);
+            b.splice(start..start, header[..hlen].iter().copied());
             return;
         }
     }
@@ -796,6 +854,34 @@ mod tests {
         b.clear();
         put_string(&mut b, b"4294967296", false);
         assert_eq!(b[0], 10);
+    }
+
+    /// A compressed string's header in front of its LZF bytes, and the
+    /// string record written from bytes equal to the one from a value.
+    #[test]
+    fn compressed_strings_and_string_records_from_bytes() {
+        for n in [21, 63, 64, 300, 16_384, 70_000] {
+            let s = vec![b'x'; n];
+            let mut b = vec![0xAA];
+            put_string(&mut b, &s, true);
+            let c = lzf::compress(&s, n - 4).unwrap();
+            let mut want = vec![0xAA, 0xC3];
+            put_len(&mut want, c.len() as u64);
+            put_len(&mut want, n as u64);
+            want.extend_from_slice(&c);
+            assert_eq!(b, want, "len {n}");
+        }
+        let opts = SaveOptions::default();
+        for (key, value, exp) in [
+            (&b"k"[..], &b"123"[..], 0),
+            (b"key:000000000001", &[b'x'; 256][..], 1_700_000_000_000),
+            (b"", b"not compressible at all, 0123456789", 0),
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            encode_entry(&mut a, key, &Value::str_from(value), exp, &opts).unwrap();
+            encode_str_entry(&mut b, key, value, exp, &opts);
+            assert_eq!(a, b);
+        }
     }
 
     #[test]

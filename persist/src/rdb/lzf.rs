@@ -75,58 +75,122 @@ const MAX_REF: usize = (1 << 8) + (1 << 3);
 /// `max_out` bytes: Redis keeps a compressed string only when it saves at
 /// least 4 bytes, so the caller passes `len - 4` or less.
 pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    compress_into(input, max_out, &mut out).then_some(out)
+}
+
+thread_local! {
+    /// The hash table, kept per thread: a snapshot compresses millions of
+    /// short strings, and a table allocated (and zeroed by calloc) for each
+    /// was a third of the compressor's time.
+    static HTAB: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Length of the common prefix of `input[a..]` and `input[b..]`, from `len`
+/// on and at most `maxlen`; `a < b` and `b + maxlen <= input.len()`.
+#[inline]
+fn match_len(input: &[u8], a: usize, b: usize, mut len: usize, maxlen: usize) -> usize {
+    // Eight bytes at a time: a value that is one repeated byte (a common
+    // padding) matches up to the longest reference in about 33 steps
+    // instead of 264.
+    while len + 8 <= maxlen {
+        let x = u64::from_le_bytes(input[a + len..a + len + 8].try_into().unwrap_or([0; 8]));
+        let y = u64::from_le_bytes(input[b + len..b + len + 8].try_into().unwrap_or([0; 8]));
+        let d = x ^ y;
+        if d != 0 {
+            return len + (d.trailing_zeros() / 8) as usize;
+        }
+        len += 8;
+    }
+    while len < maxlen && input[a + len] == input[b + len] {
+        len += 1;
+    }
+    len
+}
+
+/// Appends the compressed form of `input` to `out` and returns true, or
+/// returns false with `out` as it was when the compressed form would
+/// exceed `max_out` bytes. The output is the same as [`compress`]'s.
+pub fn compress_into(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
     let n = input.len();
     if n < 4 {
-        return None;
+        return false;
     }
-    let mut out: Vec<u8> = Vec::with_capacity(max_out.min(n + n / 16 + 8));
+    HTAB.with(|t| match t.try_borrow_mut() {
+        Ok(mut htab) => compress_with(input, max_out, out, &mut htab),
+        // Not reentrant in practice; a table of its own keeps it correct.
+        Err(_) => compress_with(input, max_out, out, &mut Vec::new()),
+    })
+}
+
+/// Room past `max_out` in the output buffer: the length is checked when a
+/// literal run closes and after each back reference, and between two
+/// checks at most a full run (32 bytes and its control byte) and the next
+/// run's control byte are written.
+const SLACK: usize = MAX_LIT + 16;
+
+fn compress_with(input: &[u8], max_out: usize, out: &mut Vec<u8>, htab: &mut Vec<u32>) -> bool {
+    let n = input.len();
+    let base = out.len();
     let hlog = (usize::BITS - n.leading_zeros()).clamp(8, HLOG_MAX);
-    let mut htab = vec![0u32; 1 << hlog];
-    let hash = |p: usize| -> usize {
-        let v =
-            (u32::from(input[p]) << 16) | (u32::from(input[p + 1]) << 8) | u32::from(input[p + 2]);
-        (v.wrapping_mul(0x9E37_79B1) >> (32 - hlog)) as usize
+    let size = 1usize << hlog;
+    if htab.len() < size {
+        htab.resize(size, 0);
+    }
+    let htab = &mut htab[..size];
+    htab.fill(0);
+    let hash = |v: u32| -> usize { (v.wrapping_mul(0x9E37_79B1) >> (32 - hlog)) as usize };
+    let load3 = |p: usize| {
+        (u32::from(input[p]) << 16) | (u32::from(input[p + 1]) << 8) | u32::from(input[p + 2])
     };
-    // Literal run being built: start index in `out` of its control byte.
-    let mut lit_start = out.len();
-    out.push(0);
+    // The output is written by index into a buffer sized up front; a
+    // compressed form only grows (the one byte ever taken back is an empty
+    // run's control byte), so checking its length now and then gives the
+    // same verdict as checking it after every byte.
+    let cap = max_out.min(n + n / 16 + 8) + SLACK;
+    out.resize(base + cap, 0);
+    let o = &mut out[base..];
+    let fail = |out: &mut Vec<u8>| {
+        out.truncate(base);
+        false
+    };
+    // Literal run being built: index in `o` of its control byte.
+    let mut lit_start = 0usize;
+    let mut op = 1usize;
     let mut lit = 0usize;
     let mut ip = 0usize;
+    // The three bytes at `ip`, rolled forward one byte per literal.
+    let mut v = if n > 2 { load3(0) } else { 0 };
     while ip + 2 < n {
-        let h = hash(ip);
+        let h = hash(v);
         let cand = htab[h] as usize;
         htab[h] = (ip + 1) as u32; // +1 so 0 means empty
         if cand > 0 {
             let r = cand - 1;
             let off = ip - r;
-            if off > 0
-                && off <= MAX_OFF
-                && input[r] == input[ip]
-                && input[r + 1] == input[ip + 1]
-                && input[r + 2] == input[ip + 2]
-            {
+            if off > 0 && off <= MAX_OFF && load3(r) == v {
                 let maxlen = (n - ip).min(MAX_REF);
-                let mut len = 3;
-                while len < maxlen && input[r + len] == input[ip + len] {
-                    len += 1;
-                }
+                let len = match_len(input, r, ip, 3, maxlen);
                 // Close the literal run (drop it when empty).
                 if lit == 0 {
-                    out.pop();
+                    op -= 1;
                 } else {
-                    out[lit_start] = (lit - 1) as u8;
+                    o[lit_start] = (lit - 1) as u8;
                 }
                 let l = len - 2;
-                let o = off - 1;
+                let d = off - 1;
                 if l < 7 {
-                    out.push(((l << 5) | (o >> 8)) as u8);
+                    o[op] = ((l << 5) | (d >> 8)) as u8;
+                    op += 1;
                 } else {
-                    out.push(((7 << 5) | (o >> 8)) as u8);
-                    out.push((l - 7) as u8);
+                    o[op] = ((7 << 5) | (d >> 8)) as u8;
+                    o[op + 1] = (l - 7) as u8;
+                    op += 2;
                 }
-                out.push((o & 0xff) as u8);
-                if out.len() > max_out {
-                    return None;
+                o[op] = (d & 0xff) as u8;
+                op += 1;
+                if op > max_out {
+                    return fail(out);
                 }
                 // Index only the last two positions of the match, as
                 // liblzf's "very fast" mode does: it is cheaper, and keeping
@@ -135,50 +199,176 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
                 let end = ip + len;
                 for p in end.saturating_sub(2).max(ip + 1)..end {
                     if p + 2 < n {
-                        let h = hash(p);
-                        htab[h] = (p + 1) as u32;
+                        htab[hash(load3(p))] = (p + 1) as u32;
                     }
                 }
                 ip = end;
-                lit_start = out.len();
-                out.push(0);
+                if ip + 2 < n {
+                    v = load3(ip);
+                }
+                lit_start = op;
+                op += 1;
                 lit = 0;
                 continue;
             }
         }
-        out.push(input[ip]);
+        o[op] = input[ip];
+        op += 1;
         lit += 1;
         ip += 1;
-        if lit == MAX_LIT {
-            out[lit_start] = (MAX_LIT - 1) as u8;
-            lit_start = out.len();
-            out.push(0);
-            lit = 0;
+        if ip + 2 < n {
+            v = ((v << 8) | u32::from(input[ip + 2])) & 0x00FF_FFFF;
         }
-        if out.len() > max_out {
-            return None;
+        if lit == MAX_LIT {
+            o[lit_start] = (MAX_LIT - 1) as u8;
+            if op > max_out {
+                return fail(out);
+            }
+            lit_start = op;
+            op += 1;
+            lit = 0;
         }
     }
     while ip < n {
-        out.push(input[ip]);
+        o[op] = input[ip];
+        op += 1;
         lit += 1;
         ip += 1;
         if lit == MAX_LIT {
-            out[lit_start] = (MAX_LIT - 1) as u8;
-            lit_start = out.len();
-            out.push(0);
+            o[lit_start] = (MAX_LIT - 1) as u8;
+            lit_start = op;
+            op += 1;
             lit = 0;
         }
     }
     if lit == 0 {
-        out.pop();
+        op -= 1;
     } else {
-        out[lit_start] = (lit - 1) as u8;
+        o[lit_start] = (lit - 1) as u8;
     }
-    if out.len() > max_out {
-        None
-    } else {
-        Some(out)
+    if op > max_out {
+        return fail(out);
+    }
+    out.truncate(base + op);
+    true
+}
+
+/// The compressor as it was before [`compress_into`]: byte-for-byte
+/// reference for its output.
+#[cfg(test)]
+mod reference {
+    use super::{HLOG_MAX, MAX_LIT, MAX_OFF, MAX_REF};
+
+    /// Compresses `input`, giving up (None) as soon as the output would exceed
+    /// `max_out` bytes: Redis keeps a compressed string only when it saves at
+    /// least 4 bytes, so the caller passes `len - 4` or less.
+    pub(super) fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+        let n = input.len();
+        if n < 4 {
+            return None;
+        }
+        let mut out: Vec<u8> = Vec::with_capacity(max_out.min(n + n / 16 + 8));
+        let hlog = (usize::BITS - n.leading_zeros()).clamp(8, HLOG_MAX);
+        let mut htab = vec![0u32; 1 << hlog];
+        let hash = |p: usize| -> usize {
+            let v = (u32::from(input[p]) << 16)
+                | (u32::from(input[p + 1]) << 8)
+                | u32::from(input[p + 2]);
+            (v.wrapping_mul(0x9E37_79B1) >> (32 - hlog)) as usize
+        };
+        // Literal run being built: start index in `out` of its control byte.
+        let mut lit_start = out.len();
+        out.push(0);
+        let mut lit = 0usize;
+        let mut ip = 0usize;
+        while ip + 2 < n {
+            let h = hash(ip);
+            let cand = htab[h] as usize;
+            htab[h] = (ip + 1) as u32; // +1 so 0 means empty
+            if cand > 0 {
+                let r = cand - 1;
+                let off = ip - r;
+                if off > 0
+                    && off <= MAX_OFF
+                    && input[r] == input[ip]
+                    && input[r + 1] == input[ip + 1]
+                    && input[r + 2] == input[ip + 2]
+                {
+                    let maxlen = (n - ip).min(MAX_REF);
+                    let mut len = 3;
+                    while len < maxlen && input[r + len] == input[ip + len] {
+                        len += 1;
+                    }
+                    // Close the literal run (drop it when empty).
+                    if lit == 0 {
+                        out.pop();
+                    } else {
+                        out[lit_start] = (lit - 1) as u8;
+                    }
+                    let l = len - 2;
+                    let o = off - 1;
+                    if l < 7 {
+                        out.push(((l << 5) | (o >> 8)) as u8);
+                    } else {
+                        out.push(((7 << 5) | (o >> 8)) as u8);
+                        out.push((l - 7) as u8);
+                    }
+                    out.push((o & 0xff) as u8);
+                    if out.len() > max_out {
+                        return None;
+                    }
+                    // Index only the last two positions of the match, as
+                    // liblzf's "very fast" mode does: it is cheaper, and keeping
+                    // older positions in the table compresses Redis-like data
+                    // (listpacks) better than indexing every byte.
+                    let end = ip + len;
+                    for p in end.saturating_sub(2).max(ip + 1)..end {
+                        if p + 2 < n {
+                            let h = hash(p);
+                            htab[h] = (p + 1) as u32;
+                        }
+                    }
+                    ip = end;
+                    lit_start = out.len();
+                    out.push(0);
+                    lit = 0;
+                    continue;
+                }
+            }
+            out.push(input[ip]);
+            lit += 1;
+            ip += 1;
+            if lit == MAX_LIT {
+                out[lit_start] = (MAX_LIT - 1) as u8;
+                lit_start = out.len();
+                out.push(0);
+                lit = 0;
+            }
+            if out.len() > max_out {
+                return None;
+            }
+        }
+        while ip < n {
+            out.push(input[ip]);
+            lit += 1;
+            ip += 1;
+            if lit == MAX_LIT {
+                out[lit_start] = (MAX_LIT - 1) as u8;
+                lit_start = out.len();
+                out.push(0);
+                lit = 0;
+            }
+        }
+        if lit == 0 {
+            out.pop();
+        } else {
+            out[lit_start] = (lit - 1) as u8;
+        }
+        if out.len() > max_out {
+            None
+        } else {
+            Some(out)
+        }
     }
 }
 
@@ -219,6 +409,64 @@ mod tests {
             .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
             .collect();
         assert!(compress(&rnd, 60).is_none());
+    }
+
+    /// Inputs mixing runs, repeats and noise, as strings in a dump are.
+    fn mixed(seed: u64, n: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        let mut v = Vec::with_capacity(n);
+        while v.len() < n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 4 {
+                0 => v.extend(std::iter::repeat_n(x as u8, (x >> 8) as usize % 300)),
+                1 => {
+                    let back = (x >> 8) as usize % 9000 + 1;
+                    let len = (x >> 24) as usize % 280;
+                    for _ in 0..len {
+                        let b = v.len().checked_sub(back).map_or(b'a', |i| v[i]);
+                        v.push(b);
+                    }
+                }
+                _ => v.extend((0..(x >> 8) % 40).map(|i| (x >> (i % 56)) as u8)),
+            }
+        }
+        v.truncate(n);
+        v
+    }
+
+    #[test]
+    fn output_is_byte_for_byte_the_reference_one() {
+        for seed in 0..400u64 {
+            let n = [0, 3, 4, 21, 256, 257, 1000, 20_000][seed as usize % 8] + seed as usize % 5;
+            let data = mixed(seed, n);
+            for max_out in [n.saturating_sub(4), n / 2, n + 64] {
+                assert_eq!(
+                    compress(&data, max_out),
+                    reference::compress(&data, max_out),
+                    "seed {seed} len {n} max {max_out}"
+                );
+            }
+        }
+        for n in [21, 255, 256, 300, 5000] {
+            let data = vec![b'x'; n];
+            assert_eq!(compress(&data, n - 4), reference::compress(&data, n - 4));
+        }
+    }
+
+    #[test]
+    fn compress_into_appends_or_leaves_the_buffer_as_it_was() {
+        let mut out = b"head".to_vec();
+        assert!(compress_into(&[b'x'; 256], 252, &mut out));
+        assert_eq!(&out[..4], b"head");
+        assert_eq!(Some(out[4..].to_vec()), compress(&[b'x'; 256], 252));
+        let before = out.clone();
+        let rnd: Vec<u8> = (0..64u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        assert!(!compress_into(&rnd, 60, &mut out));
+        assert_eq!(out, before);
     }
 
     #[test]

@@ -10,8 +10,6 @@
 //! given back whole once encoded, and the executor's small-object traffic
 //! during a save stays what it is without one.
 
-use bytes::Bytes;
-
 /// db (4), expiry (8), key length (4), value length (4).
 const HEADER: usize = 20;
 
@@ -24,14 +22,14 @@ pub(super) struct FlatBatch {
     max_capacity: usize,
 }
 
-/// One record read back from a [`FlatBatch`]; key and value share the
-/// batch's buffer.
+/// One record read back from a [`FlatBatch`]; key and value borrow the
+/// batch's buffer (no reference count to touch per key).
 #[derive(Debug, PartialEq)]
-pub(super) struct FlatRecord {
+pub(super) struct FlatRecord<'a> {
     pub db: u32,
     pub expire_at: u64,
-    pub key: Bytes,
-    pub value: Bytes,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
 }
 
 impl FlatBatch {
@@ -80,30 +78,30 @@ impl FlatBatch {
     }
 
     /// The records in the order they were pushed.
-    pub fn into_records(self) -> FlatRecords {
+    pub fn records(&self) -> FlatRecords<'_> {
         FlatRecords {
-            buf: Bytes::from(self.buf),
+            buf: &self.buf,
             pos: 0,
         }
     }
 }
 
-pub(super) struct FlatRecords {
-    buf: Bytes,
+pub(super) struct FlatRecords<'a> {
+    buf: &'a [u8],
     pos: usize,
 }
 
-impl FlatRecords {
+impl FlatRecords<'_> {
     fn u32_at(&self, at: usize) -> Option<u32> {
         let b = self.buf.get(at..at + 4)?;
         Some(u32::from_le_bytes(b.try_into().ok()?))
     }
 }
 
-impl Iterator for FlatRecords {
-    type Item = FlatRecord;
+impl<'a> Iterator for FlatRecords<'a> {
+    type Item = FlatRecord<'a>;
 
-    fn next(&mut self) -> Option<FlatRecord> {
+    fn next(&mut self) -> Option<FlatRecord<'a>> {
         let p = self.pos;
         let db = self.u32_at(p)?;
         let expire = self.buf.get(p + 4..p + 12)?;
@@ -120,8 +118,8 @@ impl Iterator for FlatRecords {
         Some(FlatRecord {
             db,
             expire_at,
-            key: self.buf.slice(kstart..vstart),
-            value: self.buf.slice(vstart..end),
+            key: &self.buf[kstart..vstart],
+            value: &self.buf[vstart..end],
         })
     }
 }
@@ -143,12 +141,12 @@ mod tests {
             + FlatBatch::record_bytes(b"key", b"value")
             + 2 * FlatBatch::record_bytes(&big, b"v");
         assert_eq!(b.len() as u64, expected);
-        let got: Vec<FlatRecord> = b.into_records().collect();
-        let rec = |db, expire_at, key: &[u8], value: &[u8]| FlatRecord {
+        let got: Vec<FlatRecord> = b.records().collect();
+        let rec = |db, expire_at, key, value| FlatRecord {
             db,
             expire_at,
-            key: Bytes::copy_from_slice(key),
-            value: Bytes::copy_from_slice(value),
+            key,
+            value,
         };
         assert_eq!(
             got,
@@ -173,7 +171,7 @@ mod tests {
                 keys: 0,
                 max_capacity: 0,
             };
-            let n = part.into_records().count();
+            let n = part.records().count();
             assert!(n <= 1 || cut == whole.len(), "cut {cut}: {n}");
         }
     }
