@@ -13,7 +13,7 @@ use crate::client::Client;
 use crate::commands::flags::*;
 use crate::commands::{CommandSpec, Ctx};
 use crate::config::{AppendFsync, Config};
-use crate::durability::{Durability, Volatile};
+use crate::durability::{Durability, Release, Volatile};
 use crate::exec::Executor;
 use crate::resp::Reply;
 use bytes::Bytes;
@@ -172,6 +172,10 @@ pub struct Aof {
     /// A rewrite waits for the background fsync of the current incr before
     /// it switches files (see [`defer_for_fsync`]).
     prestart: bool,
+    /// The watermark on the event-loop thread, which connections wait on:
+    /// moved right after a write made there, and by a relay from `tx` for
+    /// a watermark published by the writer's thread.
+    release: Rc<Release>,
 }
 
 impl Aof {
@@ -202,7 +206,15 @@ impl Aof {
             kick: Arc::new(Notify::new()),
             base_pending: None,
             prestart: false,
+            release: Rc::new(Release::new()),
         }
+    }
+
+    /// Brings the connections' watermark up to the published one, waking
+    /// the replies it now covers. Called after every write made on this
+    /// thread, so those replies leave in the same turn of the loop.
+    fn release_published(&self) {
+        self.release.advance(*self.tx.borrow());
     }
 
     pub fn enabled(&self) -> bool {
@@ -272,6 +284,7 @@ impl Aof {
                 false
             }
         });
+        self.release_published();
         self.stats = Some(h.stats.clone());
         self.writer = Some(h);
         self.current_incr = Some(name);
@@ -335,6 +348,7 @@ impl Aof {
         if let Some(w) = &self.writer {
             w.tick();
         }
+        self.release_published();
     }
 
     pub fn set_policy(&mut self, p: Policy) {
@@ -393,6 +407,9 @@ impl Aof {
                 });
             }
         }
+        // An inline writer has published by now: its replies leave in this
+        // turn of the loop, with no wake of another task in between.
+        self.release_published();
     }
 
     pub fn set_timestamps(&mut self, on: bool) {
@@ -464,6 +481,10 @@ impl Durability for Aof {
 
     fn watermark(&self) -> Option<watch::Receiver<u64>> {
         Some(self.tx.subscribe())
+    }
+
+    fn release(&self) -> Option<Rc<Release>> {
+        Some(self.release.clone())
     }
 
     fn write_error(&self) -> Option<String> {
@@ -1329,13 +1350,24 @@ fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 /// connections already woken in the same turn, so one write() covers all
 /// of them. Call inside the server's `LocalSet`; without it (tests that
 /// drive an executor by hand) `flush` writes on the spot.
+///
+/// Also starts the relay that carries a watermark published by the
+/// writer's own thread (under always, after its fsync) to the connections'
+/// [`Release`]; when the sink goes away it ends their waits.
 pub fn spawn_flusher(ex: &Rc<RefCell<Executor>>) {
-    let notify = {
+    let (notify, mut published, release) = {
         let mut e = ex.borrow_mut();
         let Some(a) = get(&mut e) else { return };
         a.flusher = Some(a.kick.clone());
-        a.kick.clone()
+        (a.kick.clone(), a.tx.subscribe(), a.release.clone())
     };
+    tokio::task::spawn_local(async move {
+        while published.changed().await.is_ok() {
+            let lsn = *published.borrow_and_update();
+            release.advance(lsn);
+        }
+        release.close();
+    });
     let ex = ex.clone();
     tokio::task::spawn_local(async move {
         loop {
@@ -1377,6 +1409,75 @@ mod tests {
             appendfsync: fsync,
             ..Config::default()
         }
+    }
+
+    /// The reply contract under everysec, through the event loop's own
+    /// pieces (flusher task, [`Release`]): a reply waiting on a write is
+    /// released only once the file holds that write, and waiting replies
+    /// are released in LSN order, whatever order they started waiting in.
+    #[test]
+    fn under_everysec_replies_wait_for_their_write_and_leave_in_lsn_order() {
+        let s = SimStorage::new();
+        let ex = Rc::new(RefCell::new(exec(&cfg(AppendFsync::EverySec), &s)));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            spawn_flusher(&ex);
+            let release = ex.borrow().durability.release().unwrap();
+            let path = {
+                let mut e = ex.borrow_mut();
+                let a = get(&mut e).unwrap();
+                a.dir.path(a.current_incr.as_ref().unwrap())
+            };
+            let file_len = {
+                let s = s.clone();
+                move || s.len(&path).unwrap()
+            };
+            let before = file_len();
+            let mut cl = pseudo_client();
+            let (lsn1, lsn2) = {
+                let mut e = ex.borrow_mut();
+                run(&mut e, &mut cl, &["SET", "k1", "v"]);
+                let lsn1 = e.lsn;
+                run(&mut e, &mut cl, &["SET", "k2", "v"]);
+                (lsn1, e.lsn)
+            };
+            assert!(lsn2 > lsn1 && lsn1 > release.mark());
+            // Two replies start waiting, the later LSN first; each notes the
+            // file's length when it is released.
+            let log: Rc<RefCell<Vec<(&str, u64)>>> = Default::default();
+            let mut tasks = Vec::new();
+            for (name, lsn) in [("second", lsn2), ("first", lsn1)] {
+                let (release, log, file_len) = (release.clone(), log.clone(), file_len.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    release.wait(lsn).await.unwrap();
+                    log.borrow_mut().push((name, file_len()));
+                }));
+            }
+            for _ in 0..100 {
+                if release.waiting() == 2 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(release.waiting(), 2);
+            // End of the batch: the records go to the flusher, which has not
+            // run yet, so nothing is written and nobody is released.
+            ex.borrow_mut().durability.flush();
+            assert_eq!(file_len(), before);
+            assert!(!release.covers(lsn1));
+            assert!(log.borrow().is_empty());
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let after = file_len();
+            assert!(after > before);
+            assert_eq!(*log.borrow(), [("first", after), ("second", after)]);
+            assert_eq!(release.waiting(), 0);
+        });
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! durability watermark, write the replies.
 
 use crate::client::{Client, Outgoing};
+use crate::durability::{Durability, Release};
 use crate::exec::{BatchClock, Executor};
 use crate::prefetch;
 use crate::resp::{encode, Reply, RequestParser};
@@ -57,7 +58,7 @@ pub async fn serve(shared: Rc<Shared>, mut stream: TcpStream, peer: SocketAddr, 
         });
         (
             client,
-            ex.durability.watermark(),
+            Watermark::of(ex.durability.as_ref()),
             ex.config.proto_max_bulk_len as usize,
         )
     };
@@ -82,11 +83,31 @@ struct Conn {
     shared: Rc<Shared>,
     client: Rc<RefCell<Client>>,
     rx: mpsc::UnboundedReceiver<Outgoing>,
-    watermark: Option<watch::Receiver<u64>>,
+    watermark: Watermark,
     parser: RequestParser,
     rbuf: BytesMut,
     wbuf: BytesMut,
     stream: TcpStream,
+}
+
+/// What a connection's replies wait for.
+enum Watermark {
+    /// Persistence that never holds replies back.
+    Open,
+    /// The sink's watermark on the event-loop thread (the AOF sink).
+    Local(Rc<Release>),
+    /// A sink that only publishes a channel (test sinks).
+    Channel(watch::Receiver<u64>),
+}
+
+impl Watermark {
+    fn of(d: &dyn Durability) -> Watermark {
+        match (d.release(), d.watermark()) {
+            (Some(r), _) => Watermark::Local(r),
+            (None, Some(rx)) => Watermark::Channel(rx),
+            (None, None) => Watermark::Open,
+        }
+    }
 }
 
 /// Why a connection ends.
@@ -305,17 +326,30 @@ impl Conn {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        if let Some(wm) = self.watermark.as_mut() {
-            if *wm.borrow() < lsn {
-                // The records may still sit in the sink's batch buffer (a
-                // mid-batch flush of replies, a reply to a served blocked
-                // client): hand them to the writer before waiting.
-                self.shared.ex.borrow_mut().durability.flush();
+        match &mut self.watermark {
+            Watermark::Open => {}
+            Watermark::Local(r) => {
+                if !r.covers(lsn) {
+                    // The records may still sit in the sink's batch buffer
+                    // (a mid-batch flush of replies, a reply to a served
+                    // blocked client): hand them to the writer before
+                    // waiting. With AOF off this releases them at once.
+                    self.shared.ex.borrow_mut().durability.flush();
+                    if r.wait(lsn).await.is_err() {
+                        // The writer is gone: the write can never be
+                        // acknowledged.
+                        return Err(ConnEnd::Closed);
+                    }
+                }
             }
-            while *wm.borrow_and_update() < lsn {
-                if wm.changed().await.is_err() {
-                    // The writer is gone: the write can never be acknowledged.
-                    return Err(ConnEnd::Closed);
+            Watermark::Channel(wm) => {
+                if *wm.borrow() < lsn {
+                    self.shared.ex.borrow_mut().durability.flush();
+                }
+                while *wm.borrow_and_update() < lsn {
+                    if wm.changed().await.is_err() {
+                        return Err(ConnEnd::Closed);
+                    }
                 }
             }
         }
