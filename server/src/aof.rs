@@ -405,6 +405,9 @@ impl Aof {
                         false
                     }
                 });
+                // What the channel holds, without reading it back.
+                self.release.advance(lsn);
+                return;
             }
         }
         // An inline writer has published by now: its replies leave in this
@@ -1361,10 +1364,12 @@ pub fn spawn_flusher(ex: &Rc<RefCell<Executor>>) {
         a.flusher = Some(a.kick.clone());
         (a.kick.clone(), a.tx.subscribe(), a.release.clone())
     };
+    let relay_ex = ex.clone();
     tokio::task::spawn_local(async move {
         while published.changed().await.is_ok() {
             let lsn = *published.borrow_and_update();
             release.advance(lsn);
+            relay_ex.borrow_mut().stats.net_output_bytes += release.take_sent();
         }
         release.close();
     });
@@ -1372,9 +1377,16 @@ pub fn spawn_flusher(ex: &Rc<RefCell<Executor>>) {
     tokio::task::spawn_local(async move {
         loop {
             notify.notified().await;
-            if let Some(a) = get(&mut ex.borrow_mut()) {
-                a.flush_now();
-            }
+            let mut e = ex.borrow_mut();
+            // The write also sends the replies it covers (Release::defer).
+            let sent = match get(&mut e) {
+                Some(a) => {
+                    a.flush_now();
+                    a.release.take_sent()
+                }
+                None => 0,
+            };
+            e.stats.net_output_bytes += sent;
         }
     });
 }

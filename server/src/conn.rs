@@ -2,15 +2,16 @@
 //! durability watermark, write the replies.
 
 use crate::client::{Client, Outgoing};
-use crate::durability::{Durability, Release};
+use crate::durability::{Deferred, Durability, Release};
 use crate::exec::{BatchClock, Executor};
 use crate::prefetch;
 use crate::resp::{encode, Reply, RequestParser};
-use bytes::BytesMut;
-use std::cell::RefCell;
+use bytes::{Buf, BytesMut};
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -62,15 +63,26 @@ pub async fn serve(shared: Rc<Shared>, mut stream: TcpStream, peer: SocketAddr, 
             ex.config.proto_max_bulk_len as usize,
         )
     };
+    // The write half goes with the outbox, which may be sending deferred
+    // replies while this task reads.
+    let (reader, writer) = stream.into_split();
+    let outbox = Rc::new(Outbox {
+        writer,
+        buf: RefCell::new(BytesMut::new()),
+        stuck: Cell::new(false),
+        waker: Cell::new(None),
+    });
     let mut conn = Conn {
         shared: shared.clone(),
         client: client.clone(),
         rx,
         watermark,
+        outbox,
+        deferred_lsn: 0,
         parser: RequestParser::new(max_bulk),
         rbuf: BytesMut::with_capacity(16 * 1024),
         wbuf: BytesMut::with_capacity(16 * 1024),
-        stream,
+        reader,
     };
     if let Err(e) = conn.run().await {
         tracing::debug!("client {peer} closed: {e}");
@@ -84,10 +96,75 @@ struct Conn {
     client: Rc<RefCell<Client>>,
     rx: mpsc::UnboundedReceiver<Outgoing>,
     watermark: Watermark,
+    /// The socket's write half, and the replies left with the [`Release`]
+    /// to be sent after the AOF write covering them (only with a
+    /// [`Watermark::Local`]).
+    outbox: Rc<Outbox>,
+    /// The LSN the outbox's replies wait for.
+    deferred_lsn: u64,
     parser: RequestParser,
     rbuf: BytesMut,
     wbuf: BytesMut,
-    stream: TcpStream,
+    reader: OwnedReadHalf,
+}
+
+/// A connection's replies waiting in the [`Release`] for their write.
+/// Sent without blocking by whoever moves the watermark; what does not fit
+/// in the socket is left for the connection, which is woken for it.
+struct Outbox {
+    writer: OwnedWriteHalf,
+    buf: RefCell<BytesMut>,
+    /// Set when a send could not finish: the connection sends the rest.
+    stuck: Cell<bool>,
+    /// The connection's task while it reads with replies in the outbox.
+    waker: Cell<Option<std::task::Waker>>,
+}
+
+impl Deferred for Outbox {
+    fn send(&self) -> u64 {
+        let mut buf = self.buf.borrow_mut();
+        let mut sent = 0;
+        while !buf.is_empty() {
+            match self.writer.try_write(&buf) {
+                Ok(n) => {
+                    buf.advance(n);
+                    sent += n as u64;
+                }
+                // A full socket or an error: the connection's own write
+                // waits for room or reports the error.
+                Err(_) => break,
+            }
+        }
+        if !buf.is_empty() {
+            self.stuck.set(true);
+            if let Some(w) = self.waker.take() {
+                w.wake();
+            }
+        }
+        sent
+    }
+}
+
+/// Resolves when the outbox holds replies its sender could not finish.
+fn stuck(outbox: &Outbox) -> impl std::future::Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| {
+        if outbox.stuck.get() {
+            return std::task::Poll::Ready(());
+        }
+        outbox.waker.set(Some(cx.waker().clone()));
+        std::task::Poll::Pending
+    })
+}
+
+async fn write_all(stream: &OwnedWriteHalf, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        match stream.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// What a connection's replies wait for.
@@ -129,7 +206,7 @@ impl Conn {
             // pop and a waker registration per request.
             tokio::select! {
                 biased;
-                n = self.stream.read_buf(&mut self.rbuf) => {
+                n = self.reader.read_buf(&mut self.rbuf) => {
                     if n? == 0 {
                         return Err(ConnEnd::Eof);
                     }
@@ -146,6 +223,10 @@ impl Conn {
                 msg = self.rx.recv() => {
                     let lsn = self.on_message(msg)?;
                     self.write_out(lsn).await?;
+                }
+                // Only a send can set it, and only while replies wait.
+                _ = stuck(&self.outbox), if !self.outbox.buf.borrow().is_empty() => {
+                    self.settle().await?
                 }
             }
         }
@@ -240,7 +321,7 @@ impl Conn {
             }
         }
         self.shared.ex.borrow_mut().durability.flush();
-        self.write_out(max_lsn).await
+        self.write_or_defer(max_lsn).await
     }
 
     /// Before the rest of a pipelined batch runs, looks its keys up in one
@@ -311,7 +392,7 @@ impl Conn {
                     }
                     // Served just before the timeout: the reply is queued.
                 }
-                n = self.stream.read_buf(&mut self.rbuf) => {
+                n = self.reader.read_buf(&mut self.rbuf) => {
                     if n? == 0 {
                         return Err(ConnEnd::Eof);
                     }
@@ -326,6 +407,8 @@ impl Conn {
         if self.wbuf.is_empty() {
             return Ok(());
         }
+        // Replies go out in order: deferred ones first.
+        self.settle().await?;
         match &mut self.watermark {
             Watermark::Open => {}
             Watermark::Local(r) => {
@@ -354,9 +437,52 @@ impl Conn {
             }
         }
         let n = self.wbuf.len() as u64;
-        self.stream.write_all(&self.wbuf).await?;
+        write_all(&self.outbox.writer, &self.wbuf).await?;
         self.wbuf.clear();
         self.shared.ex.borrow_mut().stats.net_output_bytes += n;
+        Ok(())
+    }
+
+    /// At the end of a batch: when the replies must wait for the AOF write,
+    /// leaves them in the outbox for the [`Release`] to send after that
+    /// write and goes back to reading, so the connection is not woken just
+    /// to send them. Otherwise as [`Conn::write_out`].
+    async fn write_or_defer(&mut self, lsn: u64) -> Result<(), ConnEnd> {
+        if let Watermark::Local(r) = &self.watermark {
+            let ob = &self.outbox;
+            if !self.wbuf.is_empty() && !r.covers(lsn) && ob.buf.borrow().is_empty() {
+                std::mem::swap(&mut self.wbuf, &mut *ob.buf.borrow_mut());
+                self.deferred_lsn = lsn;
+                let d: Rc<dyn Deferred> = ob.clone();
+                r.clone().defer(lsn, d);
+                return Ok(());
+            }
+        }
+        self.write_out(lsn).await
+    }
+
+    /// Waits until the outbox's replies are sent: by the [`Release`] once
+    /// the watermark covers them, or here if that send could not finish.
+    async fn settle(&mut self) -> Result<(), ConnEnd> {
+        let ob = self.outbox.clone();
+        if ob.buf.borrow().is_empty() {
+            return Ok(());
+        }
+        if let Watermark::Local(r) = &self.watermark {
+            if !r.covers(self.deferred_lsn) {
+                self.shared.ex.borrow_mut().durability.flush();
+                if r.wait(self.deferred_lsn).await.is_err() {
+                    return Err(ConnEnd::Closed);
+                }
+            }
+        }
+        // Covered, so the release tried to send it: what is left did not fit.
+        let rest = std::mem::take(&mut *ob.buf.borrow_mut());
+        ob.stuck.set(false);
+        if !rest.is_empty() {
+            write_all(&self.outbox.writer, &rest).await?;
+            self.shared.ex.borrow_mut().stats.net_output_bytes += rest.len() as u64;
+        }
         Ok(())
     }
 }

@@ -111,6 +111,19 @@ pub struct Release {
     closed: std::cell::Cell<bool>,
     /// (lsn, waker), sorted by LSN; equal LSNs in registration order.
     waiters: std::cell::RefCell<Vec<(u64, std::task::Waker)>>,
+    /// Replies left to be sent when the watermark covers them, sorted as
+    /// `waiters` (see [`Release::defer`]).
+    deferred: std::cell::RefCell<Vec<(u64, std::rc::Rc<dyn Deferred>)>>,
+    /// Bytes the deferred sends wrote, for the server's output statistics.
+    sent: std::cell::Cell<u64>,
+}
+
+/// Replies a connection left with the [`Release`] instead of waiting for
+/// the watermark itself.
+pub trait Deferred {
+    /// Sends what it can without blocking, returning the bytes written.
+    /// Whatever it cannot send, its connection sends later itself.
+    fn send(&self) -> u64;
 }
 
 /// The sink can no longer acknowledge anything (its writer is gone).
@@ -144,23 +157,54 @@ impl Release {
             return;
         }
         self.mark.set(lsn);
-        let woken: Vec<_> = {
-            let mut w = self.waiters.borrow_mut();
-            if w.is_empty() {
-                return;
-            }
-            let n = w.partition_point(|(l, _)| *l <= lsn);
-            w.drain(..n).collect()
-        };
-        // Outside the borrow: a waker may run code that registers again.
-        for (_, waker) in woken {
+        // The common case with AOF off: nobody waits.
+        if self.deferred.borrow().is_empty() && self.waiters.borrow().is_empty() {
+            return;
+        }
+        let due = Self::take_covered(&self.deferred, lsn);
+        // Outside the borrows: a send or a waker may register again.
+        for (_, d) in due {
+            self.sent.set(self.sent.get() + d.send());
+        }
+        for (_, waker) in Self::take_covered(&self.waiters, lsn) {
             waker.wake();
         }
+    }
+
+    fn take_covered<T>(list: &std::cell::RefCell<Vec<(u64, T)>>, lsn: u64) -> Vec<(u64, T)> {
+        let mut l = list.borrow_mut();
+        if l.is_empty() {
+            return Vec::new();
+        }
+        let n = l.partition_point(|(x, _)| *x <= lsn);
+        l.drain(..n).collect()
+    }
+
+    /// Leaves replies to be sent as soon as the watermark covers `lsn`, by
+    /// whoever moves it (on the event loop, right after the AOF write): the
+    /// connection goes back to reading instead of waiting to be woken, as
+    /// Redis writes its clients' replies right after its AOF buffer. Sent at
+    /// once if `lsn` is covered already.
+    pub fn defer(&self, lsn: u64, d: std::rc::Rc<dyn Deferred>) {
+        if self.covers(lsn) {
+            self.sent.set(self.sent.get() + d.send());
+            return;
+        }
+        let mut l = self.deferred.borrow_mut();
+        let at = l.partition_point(|(x, _)| *x <= lsn);
+        l.insert(at, (lsn, d));
+    }
+
+    /// Bytes the deferred sends wrote since the last call.
+    pub fn take_sent(&self) -> u64 {
+        self.sent.replace(0)
     }
 
     /// Ends every wait with [`Closed`]: nothing will be acknowledged again.
     pub fn close(&self) {
         self.closed.set(true);
+        // Nothing they hold will be acknowledged: drop them unsent.
+        drop(std::mem::take(&mut *self.deferred.borrow_mut()));
         let woken = std::mem::take(&mut *self.waiters.borrow_mut());
         for (_, waker) in woken {
             waker.wake();
@@ -281,6 +325,39 @@ mod tests {
         // Covered already: ready at once, nothing registered.
         assert!(poll(&mut r.wait(4), &wa).is_ready());
         assert_eq!(r.waiting(), 0);
+    }
+
+    /// A deferred reply that counts its sends.
+    struct Reply(&'static str, Arc<Mutex<Vec<&'static str>>>);
+
+    impl Deferred for Reply {
+        fn send(&self) -> u64 {
+            self.1.lock().unwrap().push(self.0);
+            10
+        }
+    }
+
+    #[test]
+    fn deferred_replies_are_sent_in_lsn_order_once_covered_and_before_waiters_wake() {
+        let r = Release::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let reply = |name| std::rc::Rc::new(Reply(name, log.clone()));
+        r.defer(4, reply("late"));
+        r.defer(2, reply("early"));
+        let w = waker("waiter", &log);
+        let mut wait = r.wait(2);
+        assert!(poll(&mut wait, &w).is_pending());
+        assert!(log.lock().unwrap().is_empty());
+        r.advance(3);
+        assert_eq!(*log.lock().unwrap(), ["early", "waiter"]);
+        assert_eq!(r.take_sent(), 10);
+        r.advance(4);
+        assert_eq!(*log.lock().unwrap(), ["early", "waiter", "late"]);
+        // Covered already: sent on the spot.
+        r.defer(1, reply("now"));
+        assert_eq!(log.lock().unwrap().last(), Some(&"now"));
+        assert_eq!(r.take_sent(), 20);
+        assert_eq!(r.take_sent(), 0);
     }
 
     #[test]
