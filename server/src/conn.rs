@@ -408,7 +408,9 @@ impl Conn {
             return Ok(());
         }
         // Replies go out in order: deferred ones first.
-        self.settle().await?;
+        if !self.outbox.buf.borrow().is_empty() {
+            self.settle().await?;
+        }
         match &mut self.watermark {
             Watermark::Open => {}
             Watermark::Local(r) => {
@@ -437,7 +439,16 @@ impl Conn {
             }
         }
         let n = self.wbuf.len() as u64;
-        write_all(&self.outbox.writer, &self.wbuf).await?;
+        // One try first, outside an awaited future: the socket almost
+        // always takes the whole reply.
+        let done = match self.outbox.writer.try_write(&self.wbuf) {
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e.into()),
+        };
+        if done < self.wbuf.len() {
+            write_all(&self.outbox.writer, &self.wbuf[done..]).await?;
+        }
         self.wbuf.clear();
         self.shared.ex.borrow_mut().stats.net_output_bytes += n;
         Ok(())
