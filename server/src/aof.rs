@@ -1400,6 +1400,7 @@ pub fn file_storage() -> Arc<dyn Storage> {
 mod tests {
     use super::*;
     use redoubt_persist::storage::{Fault, SimStorage};
+    use std::cell::Cell;
 
     fn exec(cfg: &Config, s: &SimStorage) -> Executor {
         let mut ex = Executor::new(cfg.clone());
@@ -1489,7 +1490,48 @@ mod tests {
             assert!(after > before);
             assert_eq!(*log.borrow(), [("first", after), ("second", after)]);
             assert_eq!(release.waiting(), 0);
+
+            // A reply left with the release (a connection's outbox) is
+            // sent by the flusher right after the write covering it, and
+            // not before.
+            let lsn3 = {
+                let mut e = ex.borrow_mut();
+                run(&mut e, &mut cl, &["SET", "k3", "v"]);
+                e.lsn
+            };
+            let sent = Rc::new(Sent {
+                file_len: Box::new(file_len.clone()),
+                at: Cell::new(None),
+            });
+            release.defer(lsn3, sent.clone());
+            ex.borrow_mut().durability.flush();
+            assert_eq!(sent.at.get(), None);
+            assert_eq!(file_len(), after);
+            for _ in 0..100 {
+                if sent.at.get().is_some() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            let written = file_len();
+            assert!(written > after);
+            assert_eq!(sent.at.get(), Some(written));
+            // The flusher counted what the send wrote for INFO.
+            assert_eq!(release.take_sent(), 0);
         });
+    }
+
+    /// A deferred reply that notes the AOF file's length when it is sent.
+    struct Sent {
+        file_len: Box<dyn Fn() -> u64>,
+        at: Cell<Option<u64>>,
+    }
+
+    impl crate::durability::Deferred for Sent {
+        fn send(&self) -> u64 {
+            self.at.set(Some((self.file_len)()));
+            5
+        }
     }
 
     #[test]
