@@ -13,7 +13,7 @@ use crate::client::Client;
 use crate::commands::flags::*;
 use crate::commands::{CommandSpec, Ctx};
 use crate::config::{AppendFsync, Config};
-use crate::durability::{Durability, Volatile};
+use crate::durability::{Durability, Release, Volatile};
 use crate::exec::Executor;
 use crate::resp::Reply;
 use bytes::Bytes;
@@ -172,6 +172,10 @@ pub struct Aof {
     /// A rewrite waits for the background fsync of the current incr before
     /// it switches files (see [`defer_for_fsync`]).
     prestart: bool,
+    /// The watermark on the event-loop thread, which connections wait on:
+    /// moved right after a write made there, and by a relay from `tx` for
+    /// a watermark published by the writer's thread.
+    release: Rc<Release>,
 }
 
 impl Aof {
@@ -202,7 +206,15 @@ impl Aof {
             kick: Arc::new(Notify::new()),
             base_pending: None,
             prestart: false,
+            release: Rc::new(Release::new()),
         }
+    }
+
+    /// Brings the connections' watermark up to the published one, waking
+    /// the replies it now covers. Called after every write made on this
+    /// thread, so those replies leave in the same turn of the loop.
+    fn release_published(&self) {
+        self.release.advance(*self.tx.borrow());
     }
 
     pub fn enabled(&self) -> bool {
@@ -272,6 +284,7 @@ impl Aof {
                 false
             }
         });
+        self.release_published();
         self.stats = Some(h.stats.clone());
         self.writer = Some(h);
         self.current_incr = Some(name);
@@ -335,6 +348,7 @@ impl Aof {
         if let Some(w) = &self.writer {
             w.tick();
         }
+        self.release_published();
     }
 
     pub fn set_policy(&mut self, p: Policy) {
@@ -391,8 +405,14 @@ impl Aof {
                         false
                     }
                 });
+                // What the channel holds, without reading it back.
+                self.release.advance(lsn);
+                return;
             }
         }
+        // An inline writer has published by now: its replies leave in this
+        // turn of the loop, with no wake of another task in between.
+        self.release_published();
     }
 
     pub fn set_timestamps(&mut self, on: bool) {
@@ -464,6 +484,10 @@ impl Durability for Aof {
 
     fn watermark(&self) -> Option<watch::Receiver<u64>> {
         Some(self.tx.subscribe())
+    }
+
+    fn release(&self) -> Option<Rc<Release>> {
+        Some(self.release.clone())
     }
 
     fn write_error(&self) -> Option<String> {
@@ -1329,20 +1353,40 @@ fn bgrewriteaof(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 /// connections already woken in the same turn, so one write() covers all
 /// of them. Call inside the server's `LocalSet`; without it (tests that
 /// drive an executor by hand) `flush` writes on the spot.
+///
+/// Also starts the relay that carries a watermark published by the
+/// writer's own thread (under always, after its fsync) to the connections'
+/// [`Release`]; when the sink goes away it ends their waits.
 pub fn spawn_flusher(ex: &Rc<RefCell<Executor>>) {
-    let notify = {
+    let (notify, mut published, release) = {
         let mut e = ex.borrow_mut();
         let Some(a) = get(&mut e) else { return };
         a.flusher = Some(a.kick.clone());
-        a.kick.clone()
+        (a.kick.clone(), a.tx.subscribe(), a.release.clone())
     };
+    let relay_ex = ex.clone();
+    tokio::task::spawn_local(async move {
+        while published.changed().await.is_ok() {
+            let lsn = *published.borrow_and_update();
+            release.advance(lsn);
+            relay_ex.borrow_mut().stats.net_output_bytes += release.take_sent();
+        }
+        release.close();
+    });
     let ex = ex.clone();
     tokio::task::spawn_local(async move {
         loop {
             notify.notified().await;
-            if let Some(a) = get(&mut ex.borrow_mut()) {
-                a.flush_now();
-            }
+            let mut e = ex.borrow_mut();
+            // The write also sends the replies it covers (Release::defer).
+            let sent = match get(&mut e) {
+                Some(a) => {
+                    a.flush_now();
+                    a.release.take_sent()
+                }
+                None => 0,
+            };
+            e.stats.net_output_bytes += sent;
         }
     });
 }
@@ -1356,6 +1400,7 @@ pub fn file_storage() -> Arc<dyn Storage> {
 mod tests {
     use super::*;
     use redoubt_persist::storage::{Fault, SimStorage};
+    use std::cell::Cell;
 
     fn exec(cfg: &Config, s: &SimStorage) -> Executor {
         let mut ex = Executor::new(cfg.clone());
@@ -1376,6 +1421,116 @@ mod tests {
             appendonly: true,
             appendfsync: fsync,
             ..Config::default()
+        }
+    }
+
+    /// The reply contract under everysec, through the event loop's own
+    /// pieces (flusher task, [`Release`]): a reply waiting on a write is
+    /// released only once the file holds that write, and waiting replies
+    /// are released in LSN order, whatever order they started waiting in.
+    #[test]
+    fn under_everysec_replies_wait_for_their_write_and_leave_in_lsn_order() {
+        let s = SimStorage::new();
+        let ex = Rc::new(RefCell::new(exec(&cfg(AppendFsync::EverySec), &s)));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            spawn_flusher(&ex);
+            let release = ex.borrow().durability.release().unwrap();
+            let path = {
+                let mut e = ex.borrow_mut();
+                let a = get(&mut e).unwrap();
+                a.dir.path(a.current_incr.as_ref().unwrap())
+            };
+            let file_len = {
+                let s = s.clone();
+                move || s.len(&path).unwrap()
+            };
+            let before = file_len();
+            let mut cl = pseudo_client();
+            let (lsn1, lsn2) = {
+                let mut e = ex.borrow_mut();
+                run(&mut e, &mut cl, &["SET", "k1", "v"]);
+                let lsn1 = e.lsn;
+                run(&mut e, &mut cl, &["SET", "k2", "v"]);
+                (lsn1, e.lsn)
+            };
+            assert!(lsn2 > lsn1 && lsn1 > release.mark());
+            // Two replies start waiting, the later LSN first; each notes the
+            // file's length when it is released.
+            let log: Rc<RefCell<Vec<(&str, u64)>>> = Default::default();
+            let mut tasks = Vec::new();
+            for (name, lsn) in [("second", lsn2), ("first", lsn1)] {
+                let (release, log, file_len) = (release.clone(), log.clone(), file_len.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    release.wait(lsn).await.unwrap();
+                    log.borrow_mut().push((name, file_len()));
+                }));
+            }
+            for _ in 0..100 {
+                if release.waiting() == 2 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(release.waiting(), 2);
+            // End of the batch: the records go to the flusher, which has not
+            // run yet, so nothing is written and nobody is released.
+            ex.borrow_mut().durability.flush();
+            assert_eq!(file_len(), before);
+            assert!(!release.covers(lsn1));
+            assert!(log.borrow().is_empty());
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let after = file_len();
+            assert!(after > before);
+            assert_eq!(*log.borrow(), [("first", after), ("second", after)]);
+            assert_eq!(release.waiting(), 0);
+
+            // A reply left with the release (a connection's outbox) is
+            // sent by the flusher right after the write covering it, and
+            // not before.
+            let lsn3 = {
+                let mut e = ex.borrow_mut();
+                run(&mut e, &mut cl, &["SET", "k3", "v"]);
+                e.lsn
+            };
+            let sent = Rc::new(Sent {
+                file_len: Box::new(file_len.clone()),
+                at: Cell::new(None),
+            });
+            release.defer(lsn3, sent.clone());
+            ex.borrow_mut().durability.flush();
+            assert_eq!(sent.at.get(), None);
+            assert_eq!(file_len(), after);
+            for _ in 0..100 {
+                if sent.at.get().is_some() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            let written = file_len();
+            assert!(written > after);
+            assert_eq!(sent.at.get(), Some(written));
+            // The flusher counted what the send wrote for INFO.
+            assert_eq!(release.take_sent(), 0);
+        });
+    }
+
+    /// A deferred reply that notes the AOF file's length when it is sent.
+    struct Sent {
+        file_len: Box<dyn Fn() -> u64>,
+        at: Cell<Option<u64>>,
+    }
+
+    impl crate::durability::Deferred for Sent {
+        fn send(&self) -> u64 {
+            self.at.set(Some((self.file_len)()));
+            5
         }
     }
 

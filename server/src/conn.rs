@@ -2,14 +2,16 @@
 //! durability watermark, write the replies.
 
 use crate::client::{Client, Outgoing};
+use crate::durability::{Deferred, Durability, Release};
 use crate::exec::{BatchClock, Executor};
 use crate::prefetch;
 use crate::resp::{encode, Reply, RequestParser};
-use bytes::BytesMut;
-use std::cell::RefCell;
+use bytes::{Buf, BytesMut};
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -57,19 +59,30 @@ pub async fn serve(shared: Rc<Shared>, mut stream: TcpStream, peer: SocketAddr, 
         });
         (
             client,
-            ex.durability.watermark(),
+            Watermark::of(ex.durability.as_ref()),
             ex.config.proto_max_bulk_len as usize,
         )
     };
+    // The write half goes with the outbox, which may be sending deferred
+    // replies while this task reads.
+    let (reader, writer) = stream.into_split();
+    let outbox = Rc::new(Outbox {
+        writer,
+        buf: RefCell::new(BytesMut::new()),
+        stuck: Cell::new(false),
+        waker: Cell::new(None),
+    });
     let mut conn = Conn {
         shared: shared.clone(),
         client: client.clone(),
         rx,
         watermark,
+        outbox,
+        deferred_lsn: 0,
         parser: RequestParser::new(max_bulk),
         rbuf: BytesMut::with_capacity(16 * 1024),
         wbuf: BytesMut::with_capacity(16 * 1024),
-        stream,
+        reader,
     };
     if let Err(e) = conn.run().await {
         tracing::debug!("client {peer} closed: {e}");
@@ -82,11 +95,96 @@ struct Conn {
     shared: Rc<Shared>,
     client: Rc<RefCell<Client>>,
     rx: mpsc::UnboundedReceiver<Outgoing>,
-    watermark: Option<watch::Receiver<u64>>,
+    watermark: Watermark,
+    /// The socket's write half, and the replies left with the [`Release`]
+    /// to be sent after the AOF write covering them (only with a
+    /// [`Watermark::Local`]).
+    outbox: Rc<Outbox>,
+    /// The LSN the outbox's replies wait for.
+    deferred_lsn: u64,
     parser: RequestParser,
     rbuf: BytesMut,
     wbuf: BytesMut,
-    stream: TcpStream,
+    reader: OwnedReadHalf,
+}
+
+/// A connection's replies waiting in the [`Release`] for their write.
+/// Sent without blocking by whoever moves the watermark; what does not fit
+/// in the socket is left for the connection, which is woken for it.
+struct Outbox {
+    writer: OwnedWriteHalf,
+    buf: RefCell<BytesMut>,
+    /// Set when a send could not finish: the connection sends the rest.
+    stuck: Cell<bool>,
+    /// The connection's task while it reads with replies in the outbox.
+    waker: Cell<Option<std::task::Waker>>,
+}
+
+impl Deferred for Outbox {
+    fn send(&self) -> u64 {
+        let mut buf = self.buf.borrow_mut();
+        let mut sent = 0;
+        while !buf.is_empty() {
+            match self.writer.try_write(&buf) {
+                Ok(n) => {
+                    buf.advance(n);
+                    sent += n as u64;
+                }
+                // A full socket or an error: the connection's own write
+                // waits for room or reports the error.
+                Err(_) => break,
+            }
+        }
+        if !buf.is_empty() {
+            self.stuck.set(true);
+            if let Some(w) = self.waker.take() {
+                w.wake();
+            }
+        }
+        sent
+    }
+}
+
+/// Resolves when the outbox holds replies its sender could not finish.
+fn stuck(outbox: &Outbox) -> impl std::future::Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| {
+        if outbox.stuck.get() {
+            return std::task::Poll::Ready(());
+        }
+        outbox.waker.set(Some(cx.waker().clone()));
+        std::task::Poll::Pending
+    })
+}
+
+async fn write_all(stream: &OwnedWriteHalf, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        match stream.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// What a connection's replies wait for.
+enum Watermark {
+    /// Persistence that never holds replies back.
+    Open,
+    /// The sink's watermark on the event-loop thread (the AOF sink).
+    Local(Rc<Release>),
+    /// A sink that only publishes a channel (test sinks).
+    Channel(watch::Receiver<u64>),
+}
+
+impl Watermark {
+    fn of(d: &dyn Durability) -> Watermark {
+        match (d.release(), d.watermark()) {
+            (Some(r), _) => Watermark::Local(r),
+            (None, Some(rx)) => Watermark::Channel(rx),
+            (None, None) => Watermark::Open,
+        }
+    }
 }
 
 /// Why a connection ends.
@@ -108,7 +206,7 @@ impl Conn {
             // pop and a waker registration per request.
             tokio::select! {
                 biased;
-                n = self.stream.read_buf(&mut self.rbuf) => {
+                n = self.reader.read_buf(&mut self.rbuf) => {
                     if n? == 0 {
                         return Err(ConnEnd::Eof);
                     }
@@ -125,6 +223,10 @@ impl Conn {
                 msg = self.rx.recv() => {
                     let lsn = self.on_message(msg)?;
                     self.write_out(lsn).await?;
+                }
+                // Only a send can set it, and only while replies wait.
+                _ = stuck(&self.outbox), if !self.outbox.buf.borrow().is_empty() => {
+                    self.settle().await?
                 }
             }
         }
@@ -219,7 +321,7 @@ impl Conn {
             }
         }
         self.shared.ex.borrow_mut().durability.flush();
-        self.write_out(max_lsn).await
+        self.write_or_defer(max_lsn).await
     }
 
     /// Before the rest of a pipelined batch runs, looks its keys up in one
@@ -297,7 +399,7 @@ impl Conn {
                     }
                     // Served just before the timeout: the reply is queued.
                 }
-                n = self.stream.read_buf(&mut self.rbuf) => {
+                n = self.reader.read_buf(&mut self.rbuf) => {
                     if n? == 0 {
                         return Err(ConnEnd::Eof);
                     }
@@ -312,24 +414,93 @@ impl Conn {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        if let Some(wm) = self.watermark.as_mut() {
-            if *wm.borrow() < lsn {
-                // The records may still sit in the sink's batch buffer (a
-                // mid-batch flush of replies, a reply to a served blocked
-                // client): hand them to the writer before waiting.
-                self.shared.ex.borrow_mut().durability.flush();
+        // Replies go out in order: deferred ones first.
+        if !self.outbox.buf.borrow().is_empty() {
+            self.settle().await?;
+        }
+        match &mut self.watermark {
+            Watermark::Open => {}
+            Watermark::Local(r) => {
+                if !r.covers(lsn) {
+                    // The records may still sit in the sink's batch buffer
+                    // (a mid-batch flush of replies, a reply to a served
+                    // blocked client): hand them to the writer before
+                    // waiting. With AOF off this releases them at once.
+                    self.shared.ex.borrow_mut().durability.flush();
+                    if r.wait(lsn).await.is_err() {
+                        // The writer is gone: the write can never be
+                        // acknowledged.
+                        return Err(ConnEnd::Closed);
+                    }
+                }
             }
-            while *wm.borrow_and_update() < lsn {
-                if wm.changed().await.is_err() {
-                    // The writer is gone: the write can never be acknowledged.
-                    return Err(ConnEnd::Closed);
+            Watermark::Channel(wm) => {
+                if *wm.borrow() < lsn {
+                    self.shared.ex.borrow_mut().durability.flush();
+                }
+                while *wm.borrow_and_update() < lsn {
+                    if wm.changed().await.is_err() {
+                        return Err(ConnEnd::Closed);
+                    }
                 }
             }
         }
         let n = self.wbuf.len() as u64;
-        self.stream.write_all(&self.wbuf).await?;
+        // One try first, outside an awaited future: the socket almost
+        // always takes the whole reply.
+        let done = match self.outbox.writer.try_write(&self.wbuf) {
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e.into()),
+        };
+        if done < self.wbuf.len() {
+            write_all(&self.outbox.writer, &self.wbuf[done..]).await?;
+        }
         self.wbuf.clear();
         self.shared.ex.borrow_mut().stats.net_output_bytes += n;
+        Ok(())
+    }
+
+    /// At the end of a batch: when the replies must wait for the AOF write,
+    /// leaves them in the outbox for the [`Release`] to send after that
+    /// write and goes back to reading, so the connection is not woken just
+    /// to send them. Otherwise as [`Conn::write_out`].
+    async fn write_or_defer(&mut self, lsn: u64) -> Result<(), ConnEnd> {
+        if let Watermark::Local(r) = &self.watermark {
+            let ob = &self.outbox;
+            if !self.wbuf.is_empty() && !r.covers(lsn) && ob.buf.borrow().is_empty() {
+                std::mem::swap(&mut self.wbuf, &mut *ob.buf.borrow_mut());
+                self.deferred_lsn = lsn;
+                let d: Rc<dyn Deferred> = ob.clone();
+                r.clone().defer(lsn, d);
+                return Ok(());
+            }
+        }
+        self.write_out(lsn).await
+    }
+
+    /// Waits until the outbox's replies are sent: by the [`Release`] once
+    /// the watermark covers them, or here if that send could not finish.
+    async fn settle(&mut self) -> Result<(), ConnEnd> {
+        let ob = self.outbox.clone();
+        if ob.buf.borrow().is_empty() {
+            return Ok(());
+        }
+        if let Watermark::Local(r) = &self.watermark {
+            if !r.covers(self.deferred_lsn) {
+                self.shared.ex.borrow_mut().durability.flush();
+                if r.wait(self.deferred_lsn).await.is_err() {
+                    return Err(ConnEnd::Closed);
+                }
+            }
+        }
+        // Covered, so the release tried to send it: what is left did not fit.
+        let rest = std::mem::take(&mut *ob.buf.borrow_mut());
+        ob.stuck.set(false);
+        if !rest.is_empty() {
+            write_all(&self.outbox.writer, &rest).await?;
+            self.shared.ex.borrow_mut().stats.net_output_bytes += rest.len() as u64;
+        }
         Ok(())
     }
 }
