@@ -206,10 +206,7 @@ pub fn encode_entry(
     expire_ms: u64,
     opts: &SaveOptions,
 ) -> Result<()> {
-    if expire_ms != 0 {
-        b.push(OP_EXPIRETIME_MS);
-        b.extend_from_slice(&(expire_ms as i64).to_le_bytes());
-    }
+    put_expiry(b, expire_ms);
     let type_pos = b.len();
     b.push(0);
     put_string(b, key, opts.compression);
@@ -226,13 +223,18 @@ pub fn encode_str_entry(
     expire_ms: u64,
     opts: &SaveOptions,
 ) {
+    put_expiry(b, expire_ms);
+    b.push(TYPE_STRING);
+    put_string(b, key, opts.compression);
+    put_string(b, value, opts.compression);
+}
+
+/// A key's expiry opcode, when it has one (`expire_ms` 0 = none).
+fn put_expiry(b: &mut Vec<u8>, expire_ms: u64) {
     if expire_ms != 0 {
         b.push(OP_EXPIRETIME_MS);
         b.extend_from_slice(&(expire_ms as i64).to_le_bytes());
     }
-    b.push(TYPE_STRING);
-    put_string(b, key, opts.compression);
-    put_string(b, value, opts.compression);
 }
 
 /// Writes a whole keyspace: every non-empty db, every key (expired keys
@@ -255,42 +257,30 @@ pub fn write_keyspace<W: Write>(ks: &Keyspace, w: W, opts: SaveOptions) -> Resul
 
 /// Appends an RDB length in its shortest form.
 pub fn put_len(b: &mut Vec<u8>, v: u64) {
-    if v < 64 {
-        b.push(v as u8);
-    } else if v < 16384 {
-        b.push(0x40 | (v >> 8) as u8);
-        b.push(v as u8);
-    } else if v <= u64::from(u32::MAX) {
-        b.push(0x80);
-        b.extend_from_slice(&(v as u32).to_be_bytes());
-    } else {
-        b.push(0x81);
-        b.extend_from_slice(&v.to_be_bytes());
-    }
+    let mut t = [0u8; 9];
+    let n = len_into(&mut t, v);
+    b.extend_from_slice(&t[..n]);
 }
 
-/// Writes `v` as [`put_len`] encodes it into the front of `out` (at least
-/// 9 bytes) and returns how many bytes that took.
+/// Writes the RDB length `v` in its shortest form into the front of `out`
+/// (at least 9 bytes) and returns how many bytes that took.
 fn len_into(out: &mut [u8], v: u64) -> usize {
-    let mut tmp = [0u8; 9];
-    let n = if v < 64 {
-        tmp[0] = v as u8;
+    if v < 64 {
+        out[0] = v as u8;
         1
     } else if v < 16384 {
-        tmp[0] = 0x40 | (v >> 8) as u8;
-        tmp[1] = v as u8;
+        out[0] = 0x40 | (v >> 8) as u8;
+        out[1] = v as u8;
         2
     } else if v <= u64::from(u32::MAX) {
-        tmp[0] = 0x80;
-        tmp[1..5].copy_from_slice(&(v as u32).to_be_bytes());
+        out[0] = 0x80;
+        out[1..5].copy_from_slice(&(v as u32).to_be_bytes());
         5
     } else {
-        tmp[0] = 0x81;
-        tmp[1..9].copy_from_slice(&v.to_be_bytes());
+        out[0] = 0x81;
+        out[1..9].copy_from_slice(&v.to_be_bytes());
         9
-    };
-    out[..n].copy_from_slice(&tmp[..n]);
-    n
+    }
 }
 
 /// Appends an RDB string as Redis's `rdbSaveRawString` would: integer
