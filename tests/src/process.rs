@@ -137,7 +137,7 @@ impl DirServer {
     /// True once the listening socket accepts connections (Redoubt binds
     /// before it loads, so this is true during loading too).
     pub fn accepts(&self) -> bool {
-        TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        listening(self.port)
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -427,4 +427,12 @@ pub fn load_rdb(path: &Path) -> Result<redoubt_persist::Keyspace, String> {
     redoubt_persist::rdb::load_keyspace(&bytes[..], Some(bytes.len() as u64), &mut ks, &opts)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(ks)
+}
+
+/// Whether a server listens on `port` of 127.0.0.1. A connection whose
+/// two ends are the same address is TCP's self-connect (the port is in the
+/// ephemeral range and nobody listens yet): it would hold the port and
+/// keep the server from binding it, so it does not count.
+fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }

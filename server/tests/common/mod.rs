@@ -32,6 +32,14 @@ fn free_port() -> u16 {
         .expect("no free port")
 }
 
+/// Whether a server listens on `port` of 127.0.0.1. A connection whose
+/// two ends are the same address is TCP's self-connect (the port is in the
+/// ephemeral range and nobody listens yet): it would hold the port and
+/// keep the server from binding it, so it does not count.
+fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+}
+
 fn spawn(program: &str, extra: &[&str]) -> Option<Server> {
     // A port picked this way can be taken by someone else before the
     // server binds it; try a few.
@@ -47,7 +55,7 @@ fn spawn(program: &str, extra: &[&str]) -> Option<Server> {
         let mut server = Server { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if listening(port) {
                 return Some(server);
             }
             if let Ok(Some(_)) = server.child.try_wait() {

@@ -77,10 +77,18 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Whether a server listens on `port` of 127.0.0.1. A connection whose
+/// two ends are the same address is TCP's self-connect (the port is in the
+/// ephemeral range and nobody listens yet): it would hold the port and
+/// keep the server from binding it, so it does not count.
+fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+}
+
 fn wait_up(port: u16) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if listening(port) {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
