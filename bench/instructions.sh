@@ -10,6 +10,7 @@
 #   TESTS=get PIPELINES=1 bench/instructions.sh
 #   CACHE_SIM=1 TESTS=sadd PIPELINES=16 WARMUP=1500000 bench/instructions.sh
 #   AOF=everysec TESTS=set OUT=/tmp/b.md bench/instructions.sh
+#   KEEP=/tmp/prof TESTS=hset PIPELINES=1 bench/instructions.sh  # keep profiles
 #
 # AOF=always|everysec|no runs both servers with appendonly yes and that
 # appendfsync (default: persistence off).
@@ -118,6 +119,11 @@ measure() {
     # The dump taken after zeroing (the server writes another at exit).
     out=$(ls -t "$dir"/cg.out* | head -1)
     cp "$out" "$dir/counted"
+    # KEEP=dir keeps each counted profile, for callgrind_annotate.
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP"
+        cp "$out" "$KEEP/$(basename "$bin").$t.P$p.cg"
+    fi
     kill "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || true
     PID=""

@@ -46,7 +46,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BEGIN_MARK='<!-- BEGIN bench/throughput.sh (generated; edits inside are overwritten) -->'
 END_MARK='<!-- END bench/throughput.sh -->'
 
-for tool in "$REDIS_SERVER" "$REDIS_CLI" "$REDIS_BENCHMARK" taskset; do
+TIME_BIN=${TIME_BIN:-/usr/bin/time} # GNU time, for the client's CPU time
+for tool in "$REDIS_SERVER" "$REDIS_CLI" "$REDIS_BENCHMARK" taskset "$TIME_BIN"; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
@@ -110,7 +111,16 @@ cpu_per_req() {
         'BEGIN { if (n > 0) printf "%.2f", (b - a) * 1e6 / hz / n; else print "n/a" }'
 }
 
-# bench PORT TEST PIPELINE REQUESTS -> "rps p50 p99"
+# The client's own CPU time per request, in µs, from the time(1) output
+# in FILE ("user system" in seconds) for REQUESTS: at -P 1 redis-benchmark
+# is often the busier side, so the rate follows its cost per request, which
+# the server's reply pattern can change.
+client_per_req() {
+    awk -v n="$2" '{ if (n > 0) printf "%.2f", ($1 + $2) * 1e6 / n; else print "n/a" }' "$1"
+}
+
+# bench PORT TEST PIPELINE REQUESTS -> "rps p50 p99" (the client's CPU time
+# goes to $WORK/client.time)
 bench() {
     local port=$1 test=$2 pipeline=$3 n=$4
     local what=(-t "$test")
@@ -118,7 +128,8 @@ bench() {
         "$REDIS_CLI" -p "$port" DEL bench:stream >/dev/null
         what=(XADD bench:stream MAXLEN '~' 1000000 '*' field value)
     fi
-    taskset -c "$BENCH_CPU" "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$port" \
+    "$TIME_BIN" -f '%U %S' -o "$WORK/client.time" \
+        taskset -c "$BENCH_CPU" "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$port" \
         -c "$CLIENTS" -r "$KEYSPACE" -d "$SIZE" -n "$n" -P "$pipeline" --csv --precision 3 \
         "${what[@]}" |
         awk -F, '
@@ -147,17 +158,19 @@ spread() {
 }
 
 # run_one NAME TEST PIPELINE REQUESTS: one run against one server; appends
-# to the RPS_/P50_/P99_/CPU_<NAME> arrays.
+# to the RPS_/P50_/P99_/CPU_/CLI_<NAME> arrays.
 run_one() {
     local name=$1 t=$2 p=$3 n=$4 t0 rps p50 p99
     local port_var=PORT_$name pid_var=PID_$name
-    local -n rps_out=RPS_$name p50_out=P50_$name p99_out=P99_$name cpu_out=CPU_$name
+    local -n rps_out=RPS_$name p50_out=P50_$name p99_out=P99_$name cpu_out=CPU_$name \
+        cli_out=CLI_$name
     t0=$(cpu_ticks "${!pid_var}")
     read -r rps p50 p99 < <(bench "${!port_var}" "$t" "$p" "$n")
     rps_out+=("$rps")
     p50_out+=("$p50")
     p99_out+=("$p99")
     cpu_out+=("$(cpu_per_req "$t0" "$(cpu_ticks "${!pid_var}")" "$n")")
+    cli_out+=("$(client_per_req "$WORK/client.time" "$n")")
 }
 
 ALL_TESTS=$TESTS
@@ -171,8 +184,8 @@ for p in $PIPELINES; do
         rounds=$ROUNDS_PN
     fi
     for t in ${ALL_TESTS//,/ }; do
-        RPS_redoubt=() P50_redoubt=() P99_redoubt=() CPU_redoubt=()
-        RPS_redis=() P50_redis=() P99_redis=() CPU_redis=()
+        RPS_redoubt=() P50_redoubt=() P99_redoubt=() CPU_redoubt=() CLI_redoubt=()
+        RPS_redis=() P50_redis=() P99_redis=() CPU_redis=() CLI_redis=()
         for r in $(seq 1 "$rounds"); do
             echo "-P $p $t (round $r/$rounds): redoubt..." >&2
             run_one redoubt "$t" "$p" "$n"
@@ -181,7 +194,7 @@ for p in $PIPELINES; do
         done
         a_rps=$(median "${RPS_redoubt[@]}")
         b_rps=$(median "${RPS_redis[@]}")
-        ROWS+="| $t | $p | $(rate "$a_rps") | $(spread "${RPS_redoubt[@]}") | $(rate "$b_rps") | $(spread "${RPS_redis[@]}") | **$(ratio "$a_rps" "$b_rps")** | $(median "${P50_redoubt[@]}") | $(median "${P50_redis[@]}") | $(median "${P99_redoubt[@]}") | $(median "${P99_redis[@]}") | $(median "${CPU_redoubt[@]}") | $(median "${CPU_redis[@]}") |"$'\n'
+        ROWS+="| $t | $p | $(rate "$a_rps") | $(spread "${RPS_redoubt[@]}") | $(rate "$b_rps") | $(spread "${RPS_redis[@]}") | **$(ratio "$a_rps" "$b_rps")** | $(median "${P50_redoubt[@]}") | $(median "${P50_redis[@]}") | $(median "${P99_redoubt[@]}") | $(median "${P99_redis[@]}") | $(median "${CPU_redoubt[@]}") | $(median "${CPU_redis[@]}") | $(median "${CLI_redoubt[@]}") | $(median "${CLI_redis[@]}") |"$'\n'
     done
 done
 
@@ -229,9 +242,12 @@ lowest and highest requests per second among them. Latencies in ms.
 Ratio = Redoubt / Redis median requests per second (higher is better for
 Redoubt). CPU = the server's own CPU time (user + system) per request in
 µs, which other load on the machine disturbs less than requests per second.
+Client CPU = redis-benchmark's CPU time per request in µs against each
+server: where it is near the whole run's time (the client busy all along,
+usual at \`-P 1\`), the client sets the rate.
 
-| test | -P | Redoubt req/s | spread | Redis req/s | spread | ratio | Redoubt p50 | Redis p50 | Redoubt p99 | Redis p99 | Redoubt CPU | Redis CPU |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| test | -P | Redoubt req/s | spread | Redis req/s | spread | ratio | Redoubt p50 | Redis p50 | Redoubt p99 | Redis p99 | Redoubt CPU | Redis CPU | client CPU vs Redoubt | client CPU vs Redis |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${ROWS%$'\n'}
 
 Memory of freshly started servers before and after

@@ -99,6 +99,10 @@ pub struct Executor {
     /// Per command: whether it may look keys up outside its client's
     /// database (and so expire them there).
     cross_db: Vec<bool>,
+    /// Per command: whether it is a container command (CONFIG, OBJECT,
+    /// XINFO...) whose subcommand is checked before it runs, so the other
+    /// commands skip the search of [`SUBCOMMANDS`] by name.
+    has_subcommands: Vec<bool>,
 }
 
 /// The commands that look keys up in a database other than their client's
@@ -192,6 +196,10 @@ impl Executor {
             .map(|_| char::from_digit(rand::Rng::gen_range(&mut rng, 0..16), 16).unwrap_or('0'))
             .collect();
         let cross_db = specs.iter().map(|s| CROSS_DB.contains(&s.name)).collect();
+        let has_subcommands = specs
+            .iter()
+            .map(|s| SUBCOMMANDS.iter().any(|(n, _)| *n == s.name))
+            .collect();
         Executor {
             config,
             ks: Keyspace::new(dbs),
@@ -224,6 +232,7 @@ impl Executor {
             serving: None,
             clock: None,
             cross_db,
+            has_subcommands,
         }
     }
 
@@ -321,7 +330,10 @@ impl Executor {
             }
             return commands::wrong_args(spec.name);
         }
-        if let Some(err) = check_subcommand(spec.name, args) {
+        if let Some(err) = self.has_subcommands[idx]
+            .then(|| check_subcommand(spec.name, args))
+            .flatten()
+        {
             // Redis 7 looks subcommands up like commands: an unknown one or
             // a wrong arity is rejected before queueing or running.
             if client.multi.is_some() {

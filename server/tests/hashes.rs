@@ -290,3 +290,48 @@ fn same_replies_as_redis() {
         ],
     );
 }
+
+/// Every write that may create its hash (built aside, then inserted), on a
+/// missing key, an expired one, an existing one and one of another type.
+#[test]
+fn writes_creating_the_hash_match_redis() {
+    let Some(r) = Server::redis() else { return };
+    let s = Server::start();
+    let (mut a, mut b) = (s.conn(), r.conn());
+    let long = "v".repeat(70);
+    let script: &[&[&str]] = &[
+        &["hset", "h1", "a", "1", "b", "2"],
+        &["hgetall", "h1"],
+        &["object", "encoding", "h1"],
+        &["hset", "h2", "a", &long],
+        &["object", "encoding", "h2"],
+        &["hmset", "h3", "x", "1"],
+        &["hsetnx", "h4", "x", "1"],
+        &["hsetnx", "h4", "x", "2"],
+        &["hincrby", "h5", "n", "7"],
+        &["hincrbyfloat", "h6", "n", "1.5"],
+        &["hgetall", "h4"],
+        &["hgetall", "h5"],
+        &["hgetall", "h6"],
+        &["set", "str", "x"],
+        &["hset", "str", "a", "1"],
+        &["hsetnx", "str", "a", "1"],
+        &["hincrby", "str", "a", "1"],
+        &["hincrbyfloat", "str", "a", "1"],
+        &["get", "str"],
+        &["hset", "gone", "old", "1"],
+        &["pexpire", "gone", "1"],
+    ];
+    compare(&mut a, &mut b, script);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    compare(
+        &mut a,
+        &mut b,
+        &[
+            &["hset", "gone", "new", "2"],
+            &["hgetall", "gone"],
+            &["ttl", "gone"],
+            &["dbsize"],
+        ],
+    );
+}

@@ -248,3 +248,46 @@ fn same_replies_as_redis() {
         ],
     );
 }
+
+/// Every write that may create its set (built aside, then inserted), on a
+/// missing key, an expired one, an existing one and one of another type.
+#[test]
+fn writes_creating_the_set_match_redis() {
+    let Some(r) = Server::redis() else { return };
+    let s = Server::start();
+    let (mut a, mut b) = (s.conn(), r.conn());
+    compare(
+        &mut a,
+        &mut b,
+        &[
+            &["sadd", "ints", "3", "1", "2", "1"],
+            &["object", "encoding", "ints"],
+            &["smembers", "ints"],
+            &["sadd", "strs", "b", "a"],
+            &["object", "encoding", "strs"],
+            &["scard", "strs"],
+            &["smove", "ints", "moved", "2"],
+            &["smembers", "moved"],
+            &["object", "encoding", "moved"],
+            &["smove", "strs", "moved2", "a"],
+            &["object", "encoding", "moved2"],
+            &["set", "str", "x"],
+            &["sadd", "str", "a"],
+            &["smove", "strs", "str", "b"],
+            &["get", "str"],
+            &["sadd", "gone", "old"],
+            &["pexpire", "gone", "1"],
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    compare(
+        &mut a,
+        &mut b,
+        &[
+            &["sadd", "gone", "new"],
+            &["smembers", "gone"],
+            &["ttl", "gone"],
+            &["dbsize"],
+        ],
+    );
+}

@@ -77,15 +77,21 @@ fn get_hash<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashValue
     }
 }
 
-/// The hash at `key`, created empty if missing.
-fn get_or_create<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<&'a mut HashValue, Reply> {
-    if get_hash(ctx, key)?.is_none() {
-        ctx.set_value(key, Value::Hash(Box::default()));
+/// Runs `f` on the hash at `key`, created if missing. An existing hash
+/// (every HSET but a key's first) costs one keyspace lookup; a new one is
+/// built aside and inserted once `f` has filled it.
+fn with_or_create<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(&mut HashValue) -> R,
+) -> Result<R, Reply> {
+    if let Some(h) = get_hash(ctx, key)? {
+        return Ok(f(h));
     }
-    match get_hash(ctx, key)? {
-        Some(h) => Ok(h),
-        None => Err(Reply::err("ERR internal error")),
-    }
+    let mut h = Box::<HashValue>::default();
+    let r = f(&mut h);
+    ctx.set_value(key, Value::Hash(h));
+    Ok(r)
 }
 
 /// Promotes to `hashtable` if any of `args` is too long for a listpack
@@ -120,15 +126,17 @@ fn hset_generic(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, Reply>
     }
     let max_value = ctx.ex.config.hash_max_listpack_value;
     let max_entries = ctx.ex.config.hash_max_listpack_entries;
-    let h = get_or_create(ctx, &args[1])?;
-    convert_for_args(h, &args[2..], max_value);
-    let mut created = 0;
-    for pair in args[2..].chunks_exact(2) {
-        if set_field(h, &pair[0], &pair[1], max_value) {
-            created += 1;
+    let created = with_or_create(ctx, &args[1], |h| {
+        convert_for_args(h, &args[2..], max_value);
+        let mut created = 0;
+        for pair in args[2..].chunks_exact(2) {
+            if set_field(h, &pair[0], &pair[1], max_value) {
+                created += 1;
+            }
         }
-    }
-    convert_for_len(h, max_entries);
+        convert_for_len(h, max_entries);
+        created
+    })?;
     ctx.modified(&args[1]);
     Ok(created)
 }
@@ -150,10 +158,11 @@ fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 return Ok(Reply::Int(0));
             }
         }
-        let h = get_or_create(ctx, &args[1])?;
-        convert_for_args(h, &args[2..4], max_value);
-        set_field(h, &args[2], &args[3], max_value);
-        convert_for_len(h, max_entries);
+        with_or_create(ctx, &args[1], |h| {
+            convert_for_args(h, &args[2..4], max_value);
+            set_field(h, &args[2], &args[3], max_value);
+            convert_for_len(h, max_entries);
+        })?;
         ctx.modified(&args[1]);
         Ok(Reply::Int(1))
     })())
@@ -288,9 +297,10 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let new = old
             .checked_add(incr)
             .ok_or_else(|| Reply::err("ERR increment or decrement would overflow"))?;
-        let h = get_or_create(ctx, &args[1])?;
-        set_field(h, &args[2], new.to_string().as_bytes(), max_value);
-        convert_for_len(h, max_entries);
+        with_or_create(ctx, &args[1], |h| {
+            set_field(h, &args[2], new.to_string().as_bytes(), max_value);
+            convert_for_len(h, max_entries);
+        })?;
         ctx.modified(&args[1]);
         Ok(Reply::Int(new))
     })())
@@ -324,11 +334,12 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Err(e) => return Err(e),
         };
         let new = Bytes::from(new);
-        let h = get_or_create(ctx, &args[1])?;
-        // The field and the result count toward promotion, not the
-        // increment as written.
-        set_field(h, &args[2], &new, max_value);
-        convert_for_len(h, max_entries);
+        with_or_create(ctx, &args[1], |h| {
+            // The field and the result count toward promotion, not the
+            // increment as written.
+            set_field(h, &args[2], &new, max_value);
+            convert_for_len(h, max_entries);
+        })?;
         ctx.modified(&args[1]);
         // Logged as the value it produced, so replay does not redo the
         // float arithmetic.

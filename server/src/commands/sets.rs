@@ -83,15 +83,21 @@ fn get_set<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut SetValue>,
     }
 }
 
-/// The set at `key`, created empty if missing.
-fn get_or_create<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<&'a mut SetValue, Reply> {
-    if get_set(ctx, key)?.is_none() {
-        ctx.set_value(key, Value::Set(Box::default()));
+/// Runs `f` on the set at `key`, created if missing. An existing set
+/// (every SADD but a key's first) costs one keyspace lookup; a new one is
+/// built aside and inserted once `f` has filled it.
+fn with_or_create<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(&mut SetValue) -> R,
+) -> Result<R, Reply> {
+    if let Some(s) = get_set(ctx, key)? {
+        return Ok(f(s));
     }
-    match get_set(ctx, key)? {
-        Some(s) => Ok(s),
-        None => Err(Reply::err("ERR internal error")),
-    }
+    let mut s = Box::<SetValue>::default();
+    let r = f(&mut s);
+    ctx.set_value(key, Value::Set(s));
+    Ok(r)
 }
 
 /// Adds one member (copied); true when it was new. Promotes to hashtable
@@ -163,13 +169,15 @@ fn random_member(s: &SetValue) -> Option<Bytes> {
 fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply((|| {
         let max = ctx.ex.config.set_max_intset_entries;
-        let s = get_or_create(ctx, &args[1])?;
-        let mut added = 0;
-        for m in &args[2..] {
-            if add_member(s, m, max) {
-                added += 1;
+        let added = with_or_create(ctx, &args[1], |s| {
+            let mut added = 0;
+            for m in &args[2..] {
+                if add_member(s, m, max) {
+                    added += 1;
+                }
             }
-        }
+            added
+        })?;
         if added > 0 {
             ctx.modified(&args[1]);
         }
@@ -395,8 +403,7 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         delete_if_empty(ctx, src);
         ctx.modified(src);
-        let d = get_or_create(ctx, dst)?;
-        add_member(d, m, max);
+        with_or_create(ctx, dst, |d| add_member(d, m, max))?;
         ctx.modified(dst);
         Ok(Reply::Int(1))
     })())
