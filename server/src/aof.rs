@@ -159,6 +159,9 @@ pub struct Aof {
     /// `flush` then only wakes it, so one write covers every connection
     /// served in the same turn of the loop.
     flusher: Option<Arc<Notify>>,
+    /// The flusher was woken and has not run yet: the other connections
+    /// served in the same turn need not wake it again.
+    flush_asked: bool,
     /// Wakes the flusher task; also rung from the fsync thread when a
     /// background fsync ends, so a write still in the writer's buffer (one
     /// that failed) is retried then (every client waits on it, so no new
@@ -203,6 +206,7 @@ impl Aof {
             older_incrs_size: 0,
             env: WriterEnv::default(),
             flusher: None,
+            flush_asked: false,
             kick: Arc::new(Notify::new()),
             base_pending: None,
             prestart: false,
@@ -298,7 +302,15 @@ impl Aof {
         });
         let mut core = core;
         let kick = self.kick.clone();
-        core.on_fsync_done(Arc::new(move || kick.notify_one()));
+        let stats = core.stats.clone();
+        // Only a write left in the buffer (one that failed) needs the
+        // flusher; otherwise waking the event loop from the fsync thread
+        // once a second buys nothing.
+        core.on_fsync_done(Arc::new(move || {
+            if stats.buffer_len.load(Ordering::Acquire) > 0 {
+                kick.notify_one();
+            }
+        }));
         let h = self.wrap(core, p)?;
         // Everything before `start_lsn` is either in the files already or
         // was never logged: replies waiting on it must not wait for the
@@ -407,6 +419,7 @@ impl Aof {
     /// Hands the buffered records to the writer now (inline: writes them).
     /// With AOF off, releases the replies waiting on the LSNs executed.
     pub fn flush_now(&mut self) {
+        self.flush_asked = false;
         match &self.writer {
             Some(w) => {
                 if !self.buf.is_empty() {
@@ -475,7 +488,8 @@ impl Durability for Aof {
     fn flush(&mut self) {
         match &self.flusher {
             Some(n) if self.writer.is_some() => {
-                if !self.buf.is_empty() {
+                if !self.buf.is_empty() && !self.flush_asked {
+                    self.flush_asked = true;
                     n.notify_one();
                 }
             }
@@ -1520,6 +1534,40 @@ mod tests {
             // The flusher counted what the send wrote for INFO.
             assert_eq!(release.take_sent(), 0);
         });
+    }
+
+    /// The connections served in one turn wake the flusher once; its run
+    /// writes all their records, and the next turn wakes it again.
+    #[test]
+    fn one_turn_wakes_the_flusher_once_and_the_next_turn_again() {
+        let s = SimStorage::new();
+        let mut ex = exec(&cfg(AppendFsync::EverySec), &s);
+        let notify = Arc::new(Notify::new());
+        get(&mut ex).unwrap().flusher = Some(notify.clone());
+        let permit = |n: &Notify| {
+            use std::future::Future;
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            std::pin::pin!(n.notified()).poll(&mut cx).is_ready()
+        };
+        let mut cl = pseudo_client();
+        let asked = |ex: &mut Executor| get(ex).unwrap().flush_asked;
+        // Nothing logged: nothing to wake for.
+        ex.durability.flush();
+        assert!(!asked(&mut ex) && !permit(&notify));
+        for round in 0..2 {
+            for k in ["a", "b", "c"] {
+                run(&mut ex, &mut cl, &["SET", k, "v"]);
+                ex.durability.flush();
+            }
+            assert!(asked(&mut ex), "round {round}");
+            assert!(permit(&notify), "round {round}");
+            let lsn = ex.lsn;
+            let release = ex.durability.release().unwrap();
+            assert!(!release.covers(lsn));
+            // The flusher's run.
+            get(&mut ex).unwrap().flush_now();
+            assert!(release.covers(lsn) && !asked(&mut ex), "round {round}");
+        }
     }
 
     /// A deferred reply that notes the AOF file's length when it is sent.
