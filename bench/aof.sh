@@ -13,6 +13,9 @@
 #      server's CPU time (task-clock) and its fdatasync calls are counted
 #      over each run's fixed request count: steadier than requests/s on a
 #      shared machine, and the fsyncs per request show the group commit;
+#      so are its epoll_wait calls (turns of the event loop: both servers
+#      write the AOF once per turn, so fewer requests per turn cost more
+#      CPU each) and its context switches;
 #   2. write stalls under everysec without a rewrite: $STALL_KEYS keys of
 #      256 bytes (DEBUG POPULATE) overwritten by SET -P 16 -c 50 while
 #      bench/stall_probe.py sends one SET per ms on its own connection and
@@ -23,14 +26,17 @@
 #      same files for both servers; best of $LOAD_RUNS).
 # Results go to BENCHMARKS.md between the aof.sh markers.
 #
-#   N1=200000 N16=1000000 ROUNDS=3 ROUNDS_P1=5 STALL_KEYS=2000000 STALL_REQUESTS=3000000 \
+#   N1=200000 N16=1000000 ROUNDS=3 ROUNDS_P1=9 STALL_KEYS=2000000 STALL_REQUESTS=3000000 \
 #     LOAD_KEYS=2000000 INCR_KEYS=200000 LOAD_RUNS=3 bench/aof.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${N1:-200000}
 N16=${N16:-1000000}
 ROUNDS=${ROUNDS:-3}
-ROUNDS_P1=${ROUNDS_P1:-5}
+# -P 1 rates spread by +-12% between runs even on an idle machine (the
+# client's own CPU sets them), as much as the 10% margin of the everysec
+# target: 9 rounds keep the median's error well inside it.
+ROUNDS_P1=${ROUNDS_P1:-9}
 STALL_KEYS=${STALL_KEYS:-2000000}
 STALL_REQUESTS=${STALL_REQUESTS:-3000000}
 LOAD_KEYS=${LOAD_KEYS:-2000000}
@@ -72,25 +78,29 @@ setload() {
 
 # perf counts the server's CPU time and fdatasync calls when it can.
 PERF=0
-if command -v perf >/dev/null && perf stat -e task-clock,syscalls:sys_enter_fdatasync -o /dev/null true 2>/dev/null; then
+PERF_EVENTS=task-clock,syscalls:sys_enter_fdatasync,syscalls:sys_enter_epoll_wait,context-switches
+if command -v perf >/dev/null && perf stat -e "$PERF_EVENTS" -o /dev/null true 2>/dev/null; then
   PERF=1
 fi
 perf_start() { # pid out
   [ "$PERF" = 1 ] || return 0
-  perf stat -x, -e task-clock,syscalls:sys_enter_fdatasync -p "$1" -o "$2" 2>/dev/null &
+  perf stat -x, -e "$PERF_EVENTS" -p "$1" -o "$2" 2>/dev/null &
   echo $! >"$2.pid"
   sleep 0.2
 }
-# "cpu_us_per_request fdatasyncs_per_1000_requests" (or "- -").
+# "cpu_us_per_request fdatasyncs_per_1000_requests epoll_waits_per_request
+# context_switches_per_1000_requests" (or "- - - -").
 perf_end() { # out requests
-  [ "$PERF" = 1 ] || { echo "- -"; return 0; }
+  [ "$PERF" = 1 ] || { echo "- - - -"; return 0; }
   local pp; pp=$(cat "$1.pid")
   kill -INT "$pp" 2>/dev/null || true
   while kill -0 "$pp" 2>/dev/null; do sleep 0.05; done
-  awk -F, -v n="$2" '/task-clock/ {c=$1} /fdatasync/ {f=$1} END {printf "%.2f %.1f\n", c*1000/n, f*1000/n}' "$1"
+  awk -F, -v n="$2" '/task-clock/ {c=$1} /fdatasync/ {f=$1} /epoll_wait/ {e=$1} /context-switches/ {s=$1}
+    END {printf "%.2f %.1f %.3f %.1f\n", c*1000/n, f*1000/n, e/n, s*1000/n}' "$1"
 }
 
-# One configuration, one server: "rps p50 p99 cpu_us fsyncs_per_1000".
+# One configuration, one server: "rps p50 p99 cpu_us fsyncs_per_1000
+# epolls_per_request cs_per_1000".
 setrun() { # name mode p
   local name=$1 mode=$2 p=$3 dir port pid n r c
   dir=$WORK/$name-$mode-$p; rm -rf "$dir"; mkdir -p "$dir"; port=$(free_port)
@@ -108,7 +118,7 @@ setrun() { # name mode p
   echo "$r $c"
 }
 
-# R[name-mode-p] holds one "rps p50 p99 cpu fsyncs" line per round.
+# R[name-mode-p] holds one "rps p50 p99 cpu fsyncs epolls cs" line per round.
 declare -A R
 MAX_ROUNDS=$((ROUNDS > ROUNDS_P1 ? ROUNDS : ROUNDS_P1))
 for round in $(seq "$MAX_ROUNDS"); do
@@ -218,10 +228,9 @@ done
 
 spread() { local a; a=($(stats3 "$1" 1)); printf '%.0f (%.0f-%.0f)' "${a[0]}" "${a[1]}" "${a[2]}"; }
 row() { # label key
-  printf '| %s | %s | %s | %s / %s | %s / %s | %s / %s | %s / %s |\n' "$1" \
-    "$(spread "redoubt-$2")" "$(spread "redis-$2")" \
-    "$(med "redoubt-$2" 2)" "$(med "redis-$2" 2)" "$(med "redoubt-$2" 3)" "$(med "redis-$2" 3)" \
-    "$(med "redoubt-$2" 4)" "$(med "redis-$2" 4)" "$(med "redoubt-$2" 5)" "$(med "redis-$2" 5)"
+  local i cols=""
+  for i in 2 3 4 5 6 7; do cols+=" | $(med "redoubt-$2" $i) / $(med "redis-$2" $i)"; done
+  printf '| %s | %s | %s%s |\n' "$1" "$(spread "redoubt-$2")" "$(spread "redis-$2")" "$cols"
 }
 ratio() { python3 -c "b = $2; print(f'{$1 / b:.2f}' if b else '-')"; }
 rps() { med "$1" 1; }
@@ -241,10 +250,10 @@ loadrow() { # label set bytes
   echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), server on core $SERVER_CORE, redis-benchmark on core $CLIENT_CORE;"
   echo "Redoubt $(git rev-parse --short HEAD) vs $(redis-server --version | awk '{print $3}' | tr -d v=). SET, 64-byte values, 100k random keys, 50 clients;"
   echo "-P 1: $N1 requests, each configuration $ROUNDS_P1 times; -P 16: $N16 requests, $ROUNDS times; the servers alternating: medians, requests/s with (min-max)."
-  echo "Both servers acknowledge a write only after write() (everysec) or fdatasync (always). CPU: the server's task-clock per request; fsyncs: fdatasync calls per 1000 requests (perf)."
+  echo "Both servers acknowledge a write only after write() (everysec) or fdatasync (always). CPU: the server's task-clock per request; fsyncs: fdatasync calls per 1000 requests; turns: epoll_wait calls per request (each server writes the AOF once per turn); switches: the server's context switches per 1000 requests (perf)."
   echo
-  echo "| appendfsync, pipeline | Redoubt rps | Redis rps | p50 ms Redoubt / Redis | p99 ms Redoubt / Redis | CPU us/req Redoubt / Redis | fsyncs/1000 req Redoubt / Redis |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| appendfsync, pipeline | Redoubt rps | Redis rps | p50 ms Redoubt / Redis | p99 ms Redoubt / Redis | CPU us/req Redoubt / Redis | fsyncs/1000 req Redoubt / Redis | turns/req Redoubt / Redis | switches/1000 req Redoubt / Redis |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   row "AOF off, -P 1" off-1
   row "AOF off, -P 16" off-16
   row "everysec, -P 1" everysec-1

@@ -27,7 +27,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{watch, Notify};
@@ -159,6 +159,16 @@ pub struct Aof {
     /// `flush` then only wakes it, so one write covers every connection
     /// served in the same turn of the loop.
     flusher: Option<Arc<Notify>>,
+    /// The flusher was woken and has not run yet: the other connections
+    /// served in the same turn need not wake it again.
+    flush_asked: bool,
+    /// Set while the writer runs on the event loop's thread: it then moves
+    /// the channel's value without waking its receivers, since the sink
+    /// advances the [`Release`] itself right after each write (see
+    /// [`Aof::release_published`]); only a writer on its own thread needs
+    /// the relay woken. Waking it every turn would cost a task poll and a
+    /// watch notification per write for nothing.
+    quiet_publish: Arc<AtomicBool>,
     /// Wakes the flusher task; also rung from the fsync thread when a
     /// background fsync ends, so a write still in the writer's buffer (one
     /// that failed) is retried then (every client waits on it, so no new
@@ -203,6 +213,8 @@ impl Aof {
             older_incrs_size: 0,
             env: WriterEnv::default(),
             flusher: None,
+            flush_asked: false,
+            quiet_publish: Arc::new(AtomicBool::new(false)),
             kick: Arc::new(Notify::new()),
             base_pending: None,
             prestart: false,
@@ -258,6 +270,7 @@ impl Aof {
         p: Policy,
     ) -> io::Result<()> {
         let tx = self.tx.clone();
+        let quiet = self.quiet_publish.clone();
         let core = WriterCore::new(WriterParts {
             storage: self.storage.clone(),
             path: self.dir.path(&name),
@@ -271,10 +284,11 @@ impl Aof {
                 .clone()
                 .unwrap_or_else(|| Arc::new(SystemClock::default())),
             publish: Box::new(move |lsn| {
+                let wake = !quiet.load(Ordering::Acquire);
                 tx.send_if_modified(|v| {
                     if lsn > *v {
                         *v = lsn;
-                        true
+                        wake
                     } else {
                         false
                     }
@@ -298,7 +312,15 @@ impl Aof {
         });
         let mut core = core;
         let kick = self.kick.clone();
-        core.on_fsync_done(Arc::new(move || kick.notify_one()));
+        let stats = core.stats.clone();
+        // Only a write left in the buffer (one that failed) needs the
+        // flusher; otherwise waking the event loop from the fsync thread
+        // once a second buys nothing.
+        core.on_fsync_done(Arc::new(move || {
+            if stats.buffer_len.load(Ordering::Acquire) > 0 {
+                kick.notify_one();
+            }
+        }));
         let h = self.wrap(core, p)?;
         // Everything before `start_lsn` is either in the files already or
         // was never logged: replies waiting on it must not wait for the
@@ -333,6 +355,8 @@ impl Aof {
     }
 
     fn wrap(&self, core: WriterCore, p: Policy) -> io::Result<WriterHandle> {
+        self.quiet_publish
+            .store(self.runs_inline(p), Ordering::Release);
         if self.runs_inline(p) {
             Ok(WriterHandle::inline(core))
         } else {
@@ -351,6 +375,9 @@ impl Aof {
 
     /// Writes the buffer, fsyncs, stops the writer (shutdown, appendonly no).
     pub fn stop(&mut self) -> io::Result<()> {
+        // The last writes wake every receiver: once the writer is gone no
+        // later write will.
+        self.quiet_publish.store(false, Ordering::Release);
         self.flush_now();
         self.current_incr = None;
         self.stats = None;
@@ -384,6 +411,7 @@ impl Aof {
         if w.is_inline() == self.runs_inline(p) {
             w.send(Msg::SetPolicy(p));
             self.writer = Some(w);
+            self.release_published();
             return;
         }
         // Move the writer (and whatever it has not written yet) between the
@@ -392,6 +420,9 @@ impl Aof {
             core.set_policy(p);
             self.wrap(core, p)
         });
+        // The switch may have published quietly (a sync under the old
+        // policy): bring the connections' watermark up to it.
+        self.release_published();
         match moved {
             Ok(h) => self.writer = Some(h),
             Err(e) => {
@@ -407,6 +438,7 @@ impl Aof {
     /// Hands the buffered records to the writer now (inline: writes them).
     /// With AOF off, releases the replies waiting on the LSNs executed.
     pub fn flush_now(&mut self) {
+        self.flush_asked = false;
         match &self.writer {
             Some(w) => {
                 if !self.buf.is_empty() {
@@ -475,7 +507,16 @@ impl Durability for Aof {
     fn flush(&mut self) {
         match &self.flusher {
             Some(n) if self.writer.is_some() => {
-                if !self.buf.is_empty() {
+                if self.buf.is_empty() {
+                    // Nothing to write, but a quiet publish (a sync or a
+                    // switch of files, which write what the buffer held)
+                    // may lie ahead of the connections' watermark: catch up
+                    // before a connection waits on it.
+                    if self.release.mark() < self.logged_lsn {
+                        self.release_published();
+                    }
+                } else if !self.flush_asked {
+                    self.flush_asked = true;
                     n.notify_one();
                 }
             }
@@ -1522,6 +1563,40 @@ mod tests {
         });
     }
 
+    /// The connections served in one turn wake the flusher once; its run
+    /// writes all their records, and the next turn wakes it again.
+    #[test]
+    fn one_turn_wakes_the_flusher_once_and_the_next_turn_again() {
+        let s = SimStorage::new();
+        let mut ex = exec(&cfg(AppendFsync::EverySec), &s);
+        let notify = Arc::new(Notify::new());
+        get(&mut ex).unwrap().flusher = Some(notify.clone());
+        let permit = |n: &Notify| {
+            use std::future::Future;
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            std::pin::pin!(n.notified()).poll(&mut cx).is_ready()
+        };
+        let mut cl = pseudo_client();
+        let asked = |ex: &mut Executor| get(ex).unwrap().flush_asked;
+        // Nothing logged: nothing to wake for.
+        ex.durability.flush();
+        assert!(!asked(&mut ex) && !permit(&notify));
+        for round in 0..2 {
+            for k in ["a", "b", "c"] {
+                run(&mut ex, &mut cl, &["SET", k, "v"]);
+                ex.durability.flush();
+            }
+            assert!(asked(&mut ex), "round {round}");
+            assert!(permit(&notify), "round {round}");
+            let lsn = ex.lsn;
+            let release = ex.durability.release().unwrap();
+            assert!(!release.covers(lsn));
+            // The flusher's run.
+            get(&mut ex).unwrap().flush_now();
+            assert!(release.covers(lsn) && !asked(&mut ex), "round {round}");
+        }
+    }
+
     /// A deferred reply that notes the AOF file's length when it is sent.
     struct Sent {
         file_len: Box<dyn Fn() -> u64>,
@@ -1789,6 +1864,47 @@ mod tests {
             ex.lsn,
             "the cron left the failed write for after the rewrite"
         );
+    }
+
+    /// A writer on the event loop's thread (everysec, no) moves the
+    /// connections' watermark itself and leaves the channel's receivers
+    /// asleep: no relay wake per write. A writer on its own thread
+    /// (always) wakes them, since the relay carries its watermark over.
+    #[test]
+    fn only_a_writer_on_its_own_thread_wakes_the_watermark_channel() {
+        let s = SimStorage::new();
+        let mut ex = exec(&cfg(AppendFsync::EverySec), &s);
+        let mut cl = pseudo_client();
+        let mut wm = ex.durability.watermark().unwrap();
+        let release = ex.durability.release().unwrap();
+        let mut write = |ex: &mut Executor, key: &str| {
+            run(ex, &mut cl, &["SET", key, "v"]);
+            get(ex).unwrap().flush_now();
+            ex.lsn
+        };
+        for (round, p) in [Policy::EverySec, Policy::Always, Policy::No]
+            .into_iter()
+            .enumerate()
+        {
+            get(&mut ex).unwrap().set_policy(p);
+            wm.borrow_and_update();
+            let lsn = write(&mut ex, &format!("k{round}"));
+            if p == Policy::Always {
+                // Published by the writer's thread after its fsync.
+                for _ in 0..1000 {
+                    if wm.has_changed().unwrap() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                assert!(wm.has_changed().unwrap());
+                assert!(*wm.borrow() >= lsn);
+            } else {
+                assert!(release.covers(lsn), "{p:?}");
+                assert_eq!(*wm.borrow(), lsn, "{p:?}");
+                assert!(!wm.has_changed().unwrap(), "{p:?}");
+            }
+        }
     }
 
     #[test]

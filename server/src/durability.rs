@@ -190,9 +190,7 @@ impl Release {
             self.sent.set(self.sent.get() + d.send());
             return;
         }
-        let mut l = self.deferred.borrow_mut();
-        let at = l.partition_point(|(x, _)| *x <= lsn);
-        l.insert(at, (lsn, d));
+        insert_sorted(&mut self.deferred.borrow_mut(), lsn, d);
     }
 
     /// Bytes the deferred sends wrote since the last call.
@@ -221,10 +219,21 @@ impl Release {
     }
 
     fn register(&self, lsn: u64, waker: std::task::Waker) {
-        let mut w = self.waiters.borrow_mut();
-        let at = w.partition_point(|(l, _)| *l <= lsn);
-        w.insert(at, (lsn, waker));
+        insert_sorted(&mut self.waiters.borrow_mut(), lsn, waker);
     }
+}
+
+/// Inserts after every entry with an LSN up to `lsn`, so the list stays in
+/// LSN order and equal LSNs keep their arrival order. Connections defer in
+/// execution order, so the entry almost always goes at the end: that case
+/// skips the search.
+fn insert_sorted<T>(list: &mut Vec<(u64, T)>, lsn: u64, item: T) {
+    if list.last().is_none_or(|(x, _)| *x <= lsn) {
+        list.push((lsn, item));
+        return;
+    }
+    let at = list.partition_point(|(x, _)| *x <= lsn);
+    list.insert(at, (lsn, item));
 }
 
 /// Future of [`Release::wait`].
@@ -358,6 +367,27 @@ mod tests {
         assert_eq!(log.lock().unwrap().last(), Some(&"now"));
         assert_eq!(r.take_sent(), 20);
         assert_eq!(r.take_sent(), 0);
+    }
+
+    /// Deferrals arrive in execution order (the end of the list) except
+    /// when a connection defers an older batch late: both keep LSN order,
+    /// and equal LSNs leave in the order they came.
+    #[test]
+    fn deferrals_keep_lsn_order_whether_they_come_in_order_or_not() {
+        let r = Release::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let reply = |name| std::rc::Rc::new(Reply(name, log.clone()));
+        r.defer(2, reply("a2"));
+        r.defer(3, reply("b3"));
+        r.defer(3, reply("c3"));
+        r.defer(1, reply("d1"));
+        r.defer(2, reply("e2"));
+        r.defer(5, reply("f5"));
+        r.advance(3);
+        assert_eq!(*log.lock().unwrap(), ["d1", "a2", "e2", "b3", "c3"]);
+        r.advance(5);
+        assert_eq!(log.lock().unwrap().last(), Some(&"f5"));
+        assert_eq!(r.take_sent(), 60);
     }
 
     #[test]
