@@ -114,6 +114,8 @@ impl Executor {
         SaveOptions {
             version: self.config.rdb_version as u32,
             compression: self.config.rdbcompression,
+            // Snapshots only: DUMP keeps the exact compressor.
+            quick_lzf: true,
             checksum: self.config.rdbchecksum,
             limits: self.encoding_limits(),
             used_mem: crate::info::used_memory() as u64,
