@@ -78,6 +78,9 @@ const BATCH_BYTES: u64 = 256 * 1024;
 /// A flat batch's buffer grows to at most this (a record is at most 1 KiB
 /// plus its key), so that a full one is sent without slack.
 const FLAT_CAPACITY: usize = BATCH_BYTES as usize + 4096;
+/// A walker step this long (wall time) is logged at debug level with the
+/// CPU time it used.
+const LONG_STEP: Duration = Duration::from_millis(2);
 /// While clients keep the executor busy, the encoder runs in bursts of
 /// this much CPU time (a write that arrives meanwhile may wait for the
 /// rest of one on a shared core)...
@@ -124,6 +127,12 @@ pub struct SaveReport {
     /// The longest the executor spent on the snapshot in one walker step,
     /// or on one pre-image of a collection, in microseconds.
     pub longest_executor_us: u64,
+    /// The executor's CPU time in the longest walker step, in
+    /// microseconds: well under that step's wall time means the walker
+    /// was preempted rather than busy.
+    pub longest_step_cpu_us: u64,
+    /// The executor's CPU time in walker steps, in microseconds.
+    pub walker_cpu_us: u64,
     /// CPU time the encoder and writer threads used, in microseconds (the
     /// cost of a save to the core the executor shares with them).
     pub encoder_cpu_us: u64,
@@ -621,6 +630,10 @@ pub struct Snapshot {
     /// The budgets were set for this snapshot ([`Snapshot::size_budgets`]).
     budgets_sized: bool,
     longest_executor: Duration,
+    /// The executor's CPU time in the longest step.
+    longest_step_cpu: Duration,
+    /// The executor's CPU time in walker steps, all told.
+    walker_cpu: Duration,
     result: mpsc::Receiver<Result<u64, SnapshotError>>,
     /// Databases still being walked.
     next_db: usize,
@@ -824,6 +837,8 @@ impl Snapshot {
             walk_budget: WALK_BUDGET,
             budgets_sized: false,
             longest_executor: Duration::ZERO,
+            longest_step_cpu: Duration::ZERO,
+            walker_cpu: Duration::ZERO,
             result: res_rx,
             next_db: 0,
             walk_done: false,
@@ -909,8 +924,24 @@ impl Snapshot {
     /// durable. Returns true once the walk is complete.
     pub fn step(&mut self, ks: &mut Keyspace, max_segments: usize) -> Result<bool, SnapshotError> {
         let started = Instant::now();
+        let cpu = thread_cpu();
         let r = self.step_inner(ks, max_segments);
-        self.longest_executor = self.longest_executor.max(started.elapsed());
+        let took = started.elapsed();
+        let cpu = thread_cpu().saturating_sub(cpu);
+        self.walker_cpu += cpu;
+        if took > self.longest_executor {
+            self.longest_executor = took;
+            // Wall time counts preemption by other threads too: the CPU
+            // time says how much of the step was the walker's own work.
+            self.longest_step_cpu = cpu;
+        }
+        if took >= LONG_STEP {
+            tracing::debug!(
+                wall_us = took.as_micros() as u64,
+                cpu_us = cpu.as_micros() as u64,
+                "long snapshot step"
+            );
+        }
         self.peak = self.peak.max(self.pending_bytes());
         r
     }
@@ -1022,6 +1053,8 @@ impl Snapshot {
             flat_copies: flat,
             boxed_copies: boxed,
             longest_executor_us: self.longest_executor.max(longest_preimage).as_micros() as u64,
+            longest_step_cpu_us: self.longest_step_cpu.as_micros() as u64,
+            walker_cpu_us: self.walker_cpu.as_micros() as u64,
             encoder_cpu_us: self.shared.encoder_cpu_us.load(Ordering::Relaxed),
             writer_cpu_us: self.shared.writer_cpu_us.load(Ordering::Relaxed),
             encoder_sleeps: self.shared.encoder_sleeps.load(Ordering::Relaxed),
@@ -1652,6 +1685,7 @@ mod tests {
                 assert_eq!(report.encoder_unpaced, 0, "{report:?}");
             }
             assert!(report.encoder_cpu_us > 0, "{report:?}");
+            assert!(report.walker_cpu_us > 0, "{report:?}");
         }
     }
 

@@ -390,6 +390,8 @@ impl Executor {
                     preimages_copied = rep.preimages_copied,
                     preimages_encoded = rep.preimages_encoded,
                     longest_executor_us = rep.longest_executor_us,
+                    longest_step_cpu_us = rep.longest_step_cpu_us,
+                    walker_cpu_ms = rep.walker_cpu_us / 1000,
                     encoder_cpu_ms = rep.encoder_cpu_us / 1000,
                     writer_cpu_ms = rep.writer_cpu_us / 1000,
                     encoder_sleeps = rep.encoder_sleeps,
