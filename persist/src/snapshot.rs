@@ -884,6 +884,14 @@ impl Snapshot {
         !self.walk_done && self.shared.copies.load(Ordering::Relaxed) >= self.walk_budget
     }
 
+    /// Whether the executor has nothing to do for the snapshot now: the
+    /// walker waits for the encoder, or the walk is over and the encoder
+    /// and writer are finishing the file. Polling it then only takes CPU
+    /// from them when they share a core with the executor.
+    pub fn executor_idle(&self) -> bool {
+        self.walk_done || self.waiting()
+    }
+
     /// Tells the encoder whether clients keep the executor busy (it then
     /// takes at most [`BUSY_DUTY_PERCENT`] of a CPU) or not (flat out).
     pub fn set_busy(&self, busy: bool) {
@@ -1687,6 +1695,29 @@ mod tests {
             assert!(report.encoder_cpu_us > 0, "{report:?}");
             assert!(report.walker_cpu_us > 0, "{report:?}");
         }
+    }
+
+    /// The executor has nothing to do for a snapshot whose walker waits
+    /// for the encoder, nor for one whose walk is over.
+    #[test]
+    fn executor_is_idle_while_the_walker_waits_and_after_the_walk() {
+        let disk = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let mut ks = Keyspace::new(16);
+        for i in 0..20_000 {
+            ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(b"v"), 0);
+        }
+        let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 1, 1)).unwrap();
+        assert!(!snap.executor_idle());
+        // A walk budget of 0: one segment queued, then the walker waits.
+        snap.set_budgets(0, u64::MAX);
+        snap.step(&mut ks, 1).unwrap();
+        assert!(snap.waiting() && snap.executor_idle());
+        snap.set_budgets(u64::MAX, u64::MAX);
+        assert!(!snap.executor_idle());
+        while !snap.step(&mut ks, 64).unwrap() {}
+        assert!(snap.executor_idle());
+        snap.wait().unwrap();
     }
 
     /// A write to a key of an unvisited segment hands over that key only:

@@ -239,6 +239,16 @@ impl Executor {
         false
     }
 
+    /// Whether the running snapshot (BGSAVE or AOF rewrite) has nothing
+    /// for the executor to do now (see `Snapshot::executor_idle`).
+    pub fn snapshot_idle(&self) -> bool {
+        match (&self.save.bgsave, &self.save.aof_rewrite) {
+            (Some(s), _) => s.executor_idle(),
+            (None, Some(j)) => j.snap.executor_idle(),
+            (None, None) => false,
+        }
+    }
+
     /// Once per snapshot (BGSAVE or AOF rewrite), scales the bytes it may
     /// keep waiting for its encoder to the memory the dataset uses.
     fn size_snapshot_budgets(&mut self) {
