@@ -22,6 +22,7 @@
 #
 #   KEYS=2000000 SIZE=256 REQUESTS=6000000 bench/snapshot.sh
 #   MODE=bgrewriteaof bench/snapshot.sh
+#   REDOUBT_BIN=/path/to/redoubt-server BIG=0 OUT=/tmp/a.md bench/snapshot.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-2000000}
@@ -45,8 +46,13 @@ else
 fi
 
 command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)"; exit 1; }
-cargo build --release -q -p redoubt-server
-BIN=$PWD/target/release/redoubt-server
+# REDOUBT_BIN runs a given build instead (an A/B of two builds, one run each).
+if [ -n "${REDOUBT_BIN:-}" ]; then
+  BIN=$REDOUBT_BIN
+else
+  cargo build --release -q -p redoubt-server
+  BIN=$PWD/target/release/redoubt-server
+fi
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 

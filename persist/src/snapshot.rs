@@ -78,6 +78,9 @@ const BATCH_BYTES: u64 = 256 * 1024;
 /// A flat batch's buffer grows to at most this (a record is at most 1 KiB
 /// plus its key), so that a full one is sent without slack.
 const FLAT_CAPACITY: usize = BATCH_BYTES as usize + 4096;
+/// A walker step this long (wall time) is logged at debug level with the
+/// CPU time it used.
+const LONG_STEP: Duration = Duration::from_millis(2);
 /// While clients keep the executor busy, the encoder runs in bursts of
 /// this much CPU time (a write that arrives meanwhile may wait for the
 /// rest of one on a shared core)...
@@ -124,6 +127,12 @@ pub struct SaveReport {
     /// The longest the executor spent on the snapshot in one walker step,
     /// or on one pre-image of a collection, in microseconds.
     pub longest_executor_us: u64,
+    /// The executor's CPU time in the longest walker step, in
+    /// microseconds: well under that step's wall time means the walker
+    /// was preempted rather than busy.
+    pub longest_step_cpu_us: u64,
+    /// The executor's CPU time in walker steps, in microseconds.
+    pub walker_cpu_us: u64,
     /// CPU time the encoder and writer threads used, in microseconds (the
     /// cost of a save to the core the executor shares with them).
     pub encoder_cpu_us: u64,
@@ -621,6 +630,10 @@ pub struct Snapshot {
     /// The budgets were set for this snapshot ([`Snapshot::size_budgets`]).
     budgets_sized: bool,
     longest_executor: Duration,
+    /// The executor's CPU time in the longest step.
+    longest_step_cpu: Duration,
+    /// The executor's CPU time in walker steps, all told.
+    walker_cpu: Duration,
     result: mpsc::Receiver<Result<u64, SnapshotError>>,
     /// Databases still being walked.
     next_db: usize,
@@ -824,6 +837,8 @@ impl Snapshot {
             walk_budget: WALK_BUDGET,
             budgets_sized: false,
             longest_executor: Duration::ZERO,
+            longest_step_cpu: Duration::ZERO,
+            walker_cpu: Duration::ZERO,
             result: res_rx,
             next_db: 0,
             walk_done: false,
@@ -869,6 +884,14 @@ impl Snapshot {
         !self.walk_done && self.shared.copies.load(Ordering::Relaxed) >= self.walk_budget
     }
 
+    /// Whether the executor has nothing to do for the snapshot now: the
+    /// walker waits for the encoder, or the walk is over and the encoder
+    /// and writer are finishing the file. Polling it then only takes CPU
+    /// from them when they share a core with the executor.
+    pub fn executor_idle(&self) -> bool {
+        self.walk_done || self.waiting()
+    }
+
     /// Tells the encoder whether clients keep the executor busy (it then
     /// takes at most [`BUSY_DUTY_PERCENT`] of a CPU) or not (flat out).
     pub fn set_busy(&self, busy: bool) {
@@ -909,8 +932,24 @@ impl Snapshot {
     /// durable. Returns true once the walk is complete.
     pub fn step(&mut self, ks: &mut Keyspace, max_segments: usize) -> Result<bool, SnapshotError> {
         let started = Instant::now();
+        let cpu = thread_cpu();
         let r = self.step_inner(ks, max_segments);
-        self.longest_executor = self.longest_executor.max(started.elapsed());
+        let took = started.elapsed();
+        let cpu = thread_cpu().saturating_sub(cpu);
+        self.walker_cpu += cpu;
+        if took > self.longest_executor {
+            self.longest_executor = took;
+            // Wall time counts preemption by other threads too: the CPU
+            // time says how much of the step was the walker's own work.
+            self.longest_step_cpu = cpu;
+        }
+        if took >= LONG_STEP {
+            tracing::debug!(
+                wall_us = took.as_micros() as u64,
+                cpu_us = cpu.as_micros() as u64,
+                "long snapshot step"
+            );
+        }
         self.peak = self.peak.max(self.pending_bytes());
         r
     }
@@ -1022,6 +1061,8 @@ impl Snapshot {
             flat_copies: flat,
             boxed_copies: boxed,
             longest_executor_us: self.longest_executor.max(longest_preimage).as_micros() as u64,
+            longest_step_cpu_us: self.longest_step_cpu.as_micros() as u64,
+            walker_cpu_us: self.walker_cpu.as_micros() as u64,
             encoder_cpu_us: self.shared.encoder_cpu_us.load(Ordering::Relaxed),
             writer_cpu_us: self.shared.writer_cpu_us.load(Ordering::Relaxed),
             encoder_sleeps: self.shared.encoder_sleeps.load(Ordering::Relaxed),
@@ -1652,7 +1693,31 @@ mod tests {
                 assert_eq!(report.encoder_unpaced, 0, "{report:?}");
             }
             assert!(report.encoder_cpu_us > 0, "{report:?}");
+            assert!(report.walker_cpu_us > 0, "{report:?}");
         }
+    }
+
+    /// The executor has nothing to do for a snapshot whose walker waits
+    /// for the encoder, nor for one whose walk is over.
+    #[test]
+    fn executor_is_idle_while_the_walker_waits_and_after_the_walk() {
+        let disk = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let mut ks = Keyspace::new(16);
+        for i in 0..20_000 {
+            ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(b"v"), 0);
+        }
+        let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 1, 1)).unwrap();
+        assert!(!snap.executor_idle());
+        // A walk budget of 0: one segment queued, then the walker waits.
+        snap.set_budgets(0, u64::MAX);
+        snap.step(&mut ks, 1).unwrap();
+        assert!(snap.waiting() && snap.executor_idle());
+        snap.set_budgets(u64::MAX, u64::MAX);
+        assert!(!snap.executor_idle());
+        while !snap.step(&mut ks, 64).unwrap() {}
+        assert!(snap.executor_idle());
+        snap.wait().unwrap();
     }
 
     /// A write to a key of an unvisited segment hands over that key only:

@@ -82,6 +82,68 @@ fn redis_loads_what_we_write() {
     common::assert_same_listing("redis view of our file", &live, &want);
 }
 
+/// Snapshots compress string values with the quick LZF, which stores a
+/// value raw when its head holds no repeat: Redis loads such a file too,
+/// and the values that do compress are written as the exact compressor
+/// writes them.
+#[test]
+fn redis_loads_a_snapshot_written_with_quick_lzf() {
+    let mut ks = dataset();
+    let mut x = 1234u32;
+    let mut letters = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                b'0' + ((x >> 16) & 63) as u8
+            })
+            .collect()
+    };
+    let db = ks.db(3);
+    for i in 0..200 {
+        let mut v = letters(21 + i * 7);
+        if i % 3 == 1 {
+            // A repeat only past the quick compressor's probe.
+            v.extend(std::iter::repeat_n(b'r', 300));
+        }
+        if i % 3 == 2 {
+            v.extend_from_slice(&v.clone());
+        }
+        db.insert(format!("quick:{i}").as_bytes(), Value::str_from(&v), 0);
+    }
+    let quick = SaveOptions {
+        quick_lzf: true,
+        ..SaveOptions::default()
+    };
+    let exact = rdb::write_keyspace(&ks, Vec::new(), SaveOptions::default()).unwrap();
+    let ours = rdb::write_keyspace(&ks, Vec::new(), quick).unwrap();
+    // Some values are stored raw that the exact compressor shrinks.
+    assert!(
+        ours.len() > exact.len(),
+        "{} vs {}",
+        ours.len(),
+        exact.len()
+    );
+    let want = common::describe_keyspace(&ks);
+    let mut back = Keyspace::new(16);
+    rdb::load_keyspace(
+        &ours[..],
+        Some(ours.len() as u64),
+        &mut back,
+        &LoadOptions::new(0),
+    )
+    .unwrap();
+    common::assert_same_listing("self round trip", &common::describe_keyspace(&back), &want);
+    if !redis::redis_available() {
+        return;
+    }
+    let dir = redis::temp_dir("interop-quick");
+    std::fs::write(dir.join("quick.rdb"), &ours).unwrap();
+    let server = redis::start(&dir, "quick.rdb");
+    let mut c = Conn::connect(server.port).unwrap();
+    let live = redis::describe_live(&mut c);
+    common::assert_same_listing("redis view of our file", &live, &want);
+}
+
 #[test]
 fn our_file_is_as_small_as_redis() {
     // Re-encoding Redis's own fixture must not be meaningfully bigger.

@@ -114,6 +114,8 @@ impl Executor {
         SaveOptions {
             version: self.config.rdb_version as u32,
             compression: self.config.rdbcompression,
+            // Snapshots only: DUMP keeps the exact compressor.
+            quick_lzf: true,
             checksum: self.config.rdbchecksum,
             limits: self.encoding_limits(),
             used_mem: crate::info::used_memory() as u64,
@@ -235,6 +237,16 @@ impl Executor {
             return self.start_bgsave(false).is_ok();
         }
         false
+    }
+
+    /// Whether the running snapshot (BGSAVE or AOF rewrite) has nothing
+    /// for the executor to do now (see `Snapshot::executor_idle`).
+    pub fn snapshot_idle(&self) -> bool {
+        match (&self.save.bgsave, &self.save.aof_rewrite) {
+            (Some(s), _) => s.executor_idle(),
+            (None, Some(j)) => j.snap.executor_idle(),
+            (None, None) => false,
+        }
     }
 
     /// Once per snapshot (BGSAVE or AOF rewrite), scales the bytes it may
@@ -388,6 +400,8 @@ impl Executor {
                     preimages_copied = rep.preimages_copied,
                     preimages_encoded = rep.preimages_encoded,
                     longest_executor_us = rep.longest_executor_us,
+                    longest_step_cpu_us = rep.longest_step_cpu_us,
+                    walker_cpu_ms = rep.walker_cpu_us / 1000,
                     encoder_cpu_ms = rep.encoder_cpu_us / 1000,
                     writer_cpu_ms = rep.writer_cpu_us / 1000,
                     encoder_sleeps = rep.encoder_sleeps,

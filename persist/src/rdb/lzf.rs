@@ -112,14 +112,33 @@ fn match_len(input: &[u8], a: usize, b: usize, mut len: usize, maxlen: usize) ->
 /// returns false with `out` as it was when the compressed form would
 /// exceed `max_out` bytes. The output is the same as [`compress`]'s.
 pub fn compress_into(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
+    compress_until(input, max_out, out, usize::MAX)
+}
+
+/// Input bytes [`compress_into_quick`] scans for a first repeat before it
+/// gives up.
+pub const QUICK_PROBE: usize = 64;
+
+/// As [`compress_into`], but gives up when the first [`QUICK_PROBE`] bytes
+/// of a longer input hold no repeat the compressor can use. Random or
+/// already compressed bytes then cost a quarter of a full scan (of a
+/// 256-byte value) instead of the whole one; what it does compress is
+/// byte for byte what [`compress_into`] writes. For snapshots, where a
+/// string kept uncompressed is still a valid record; not for output that
+/// must equal Redis's (DUMP).
+pub fn compress_into_quick(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
+    compress_until(input, max_out, out, QUICK_PROBE)
+}
+
+fn compress_until(input: &[u8], max_out: usize, out: &mut Vec<u8>, give_up_at: usize) -> bool {
     let n = input.len();
     if n < 4 {
         return false;
     }
     HTAB.with(|t| match t.try_borrow_mut() {
-        Ok(mut htab) => compress_with(input, max_out, out, &mut htab),
+        Ok(mut htab) => compress_with(input, max_out, out, &mut htab, give_up_at),
         // Not reentrant in practice; a table of its own keeps it correct.
-        Err(_) => compress_with(input, max_out, out, &mut Vec::new()),
+        Err(_) => compress_with(input, max_out, out, &mut Vec::new(), give_up_at),
     })
 }
 
@@ -129,8 +148,19 @@ pub fn compress_into(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
 /// run's control byte are written.
 const SLACK: usize = MAX_LIT + 16;
 
-fn compress_with(input: &[u8], max_out: usize, out: &mut Vec<u8>, htab: &mut Vec<u32>) -> bool {
+/// Compresses as [`compress_into`] does; gives up once `give_up_at`
+/// input bytes are behind with no back reference found (checked when a
+/// full literal run closes, so the hot loop pays nothing for it).
+fn compress_with(
+    input: &[u8],
+    max_out: usize,
+    out: &mut Vec<u8>,
+    htab: &mut Vec<u32>,
+    give_up_at: usize,
+) -> bool {
     let n = input.len();
+    // No back reference written yet.
+    let mut matched = false;
     let base = out.len();
     let hlog = (usize::BITS - n.leading_zeros()).clamp(8, HLOG_MAX);
     let size = 1usize << hlog;
@@ -189,6 +219,7 @@ fn compress_with(input: &[u8], max_out: usize, out: &mut Vec<u8>, htab: &mut Vec
                 }
                 o[op] = (d & 0xff) as u8;
                 op += 1;
+                matched = true;
                 if op > max_out {
                     return fail(out);
                 }
@@ -221,7 +252,7 @@ fn compress_with(input: &[u8], max_out: usize, out: &mut Vec<u8>, htab: &mut Vec
         }
         if lit == MAX_LIT {
             o[lit_start] = (MAX_LIT - 1) as u8;
-            if op > max_out {
+            if op > max_out || (!matched && ip >= give_up_at) {
                 return fail(out);
             }
             lit_start = op;
@@ -467,6 +498,68 @@ mod tests {
             .collect();
         assert!(!compress_into(&rnd, 60, &mut out));
         assert_eq!(out, before);
+    }
+
+    fn quick(data: &[u8], max_out: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        compress_into_quick(data, max_out, &mut out).then_some(out)
+    }
+
+    /// The quick compressor writes what the exact one writes, or gives up
+    /// (never on an input it reaches a repeat in within its probe).
+    #[test]
+    fn quick_output_is_the_exact_one_or_none() {
+        let mut gave_up = 0;
+        for seed in 0..400u64 {
+            let n = [0, 3, 4, 21, 64, 256, 1000, 20_000][seed as usize % 8] + seed as usize % 5;
+            let data = mixed(seed, n);
+            for max_out in [n.saturating_sub(4), n / 2, n + 64] {
+                let q = quick(&data, max_out);
+                let exact = compress(&data, max_out);
+                if q.is_none() && exact.is_some() {
+                    gave_up += 1;
+                } else {
+                    assert_eq!(q, exact, "seed {seed} len {n} max {max_out}");
+                }
+            }
+        }
+        // `mixed` starts most inputs with a run or a repeat.
+        assert!(gave_up < 100, "{gave_up}");
+        for n in [21, 64, 65, 256, 5000] {
+            let data = vec![b'x'; n];
+            assert_eq!(quick(&data, n - 4), compress(&data, n - 4));
+        }
+    }
+
+    /// redis-benchmark's values: bytes of a 64-letter alphabet with no
+    /// repeat. The quick compressor gives up after its probe; with a repeat
+    /// only past the probe it gives up too, where the exact one compresses.
+    #[test]
+    fn quick_gives_up_on_a_head_without_repeats() {
+        let mut x = 1234u32;
+        let rnd: Vec<u8> = (0..256)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                b'0' + ((x >> 16) & 63) as u8
+            })
+            .collect();
+        let mut out = b"head".to_vec();
+        assert!(!compress_into_quick(&rnd, 252, &mut out));
+        assert_eq!(out, b"head");
+        assert_eq!(compress(&rnd, 252), None);
+        let mut late = rnd[..QUICK_PROBE + 40].to_vec();
+        late.extend(std::iter::repeat_n(b'z', 200));
+        let n = late.len();
+        assert!(compress(&late, n - 4).is_some());
+        assert_eq!(quick(&late, n - 4), None);
+        // Short inputs are scanned whole, as before.
+        let short = &rnd[..QUICK_PROBE - 1];
+        let mut short_rep = short.to_vec();
+        short_rep.extend_from_slice(&short[..16]);
+        assert_eq!(
+            quick(&short_rep, short_rep.len() - 4),
+            compress(&short_rep, short_rep.len() - 4)
+        );
     }
 
     #[test]
