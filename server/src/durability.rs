@@ -28,6 +28,13 @@ pub trait Durability {
     /// batch to the writer in one piece.
     fn flush(&mut self) {}
 
+    /// Whether the commands handed over are kept. False for a sink that
+    /// drops them, so a command may skip building the form it would be
+    /// logged as (see [`crate::commands::Ctx::logs_effects`]).
+    fn records(&self) -> bool {
+        true
+    }
+
     /// The watermark replies wait for; None means replies never wait.
     fn watermark(&self) -> Option<watch::Receiver<u64>>;
 
@@ -59,6 +66,10 @@ pub struct Volatile;
 
 impl Durability for Volatile {
     fn append(&mut self, _lsn: u64, _db: usize, _args: &[Bytes]) {}
+
+    fn records(&self) -> bool {
+        false
+    }
 
     fn watermark(&self) -> Option<watch::Receiver<u64>> {
         None

@@ -139,3 +139,40 @@ fn spop_and_hincrbyfloat_are_logged_as_effects() {
     h.run(&c, &["sadd", "t", "1"]);
     assert_eq!(h.take_log(), ["sadd t 1"]);
 }
+
+#[test]
+fn xadd_is_logged_with_its_id_and_an_exact_trim() {
+    let mut h = Harness::new();
+    let (c, _rx) = h.client();
+    h.run(&c, &["xadd", "s", "5-1", "f", "v"]);
+    h.run(&c, &["xadd", "s", "maxlen", "1", "*", "f", "w"]);
+    let log = h.take_log();
+    assert_eq!(log[0], "xadd s 5-1 f v");
+    // The automatic id is logged as the one chosen, the trim as exact.
+    let second = &log[1];
+    assert!(
+        second.starts_with("XADD s MAXLEN = 1 ") && second.ends_with(" f w"),
+        "{second}"
+    );
+    assert!(!second.contains('*'), "{second}");
+}
+
+#[test]
+fn without_a_log_xadd_still_takes_one_lsn() {
+    // With the AOF off nothing keeps the logged form, so XADD skips
+    // building it; the LSN (which replies wait on) moves all the same.
+    let mut ex = Executor::new(Config::default());
+    let (tx, _rx) = unbounded_channel();
+    let c = ex.register_client(|id| {
+        let mut c = Client::new(id, "127.0.0.1:1".into(), "127.0.0.1:2".into(), true, tx);
+        c.authenticated = true;
+        c
+    });
+    let args: Vec<Bytes> = ["xadd", "s", "maxlen", "~", "10", "*", "f", "v"]
+        .iter()
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .collect();
+    let before = ex.lsn;
+    ex.execute(&mut c.borrow_mut(), &args);
+    assert_eq!(ex.lsn, before + 1);
+}

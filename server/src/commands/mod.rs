@@ -222,6 +222,13 @@ impl<'a> Ctx<'a> {
         self.propagate = Propagate::As(cmds);
     }
 
+    /// Whether what this command logs is kept (the AOF is on). When it is
+    /// not, a command whose logged form costs work to build (XADD's) may
+    /// skip it: the LSN is taken either way.
+    pub fn logs_effects(&self) -> bool {
+        self.ex.durability.records()
+    }
+
     /// Blocks the client on `keys` until one is ready or `timeout_ms` (0 =
     /// forever) passes; returns the reply to give meanwhile. Inside MULTI a
     /// blocking command does not block: it answers `timeout_reply` at once.

@@ -473,7 +473,7 @@ fn xadd_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     };
     let id_bytes = id_arg(id);
     ctx.modified(key);
-    if rewrite_trim.is_some() || !matches!(t.id, Some((_, true))) {
+    if ctx.logs_effects() && (rewrite_trim.is_some() || !matches!(t.id, Some((_, true)))) {
         // XADD key [NOMKSTREAM] [strategy = n] id field value ...: sized
         // once, as this runs for every XADD with an automatic id.
         let mut cmd = Vec::with_capacity(6 + args.len() - t.id_at);
