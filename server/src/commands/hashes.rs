@@ -77,23 +77,6 @@ fn get_hash<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut HashValue
     }
 }
 
-/// Runs `f` on the hash at `key`, created if missing. An existing hash
-/// (every HSET but a key's first) costs one keyspace lookup; a new one is
-/// built aside and inserted once `f` has filled it.
-fn with_or_create<R>(
-    ctx: &mut Ctx,
-    key: &[u8],
-    f: impl FnOnce(&mut HashValue) -> R,
-) -> Result<R, Reply> {
-    if let Some(h) = get_hash(ctx, key)? {
-        return Ok(f(h));
-    }
-    let mut h = Box::<HashValue>::default();
-    let r = f(&mut h);
-    ctx.set_value(key, Value::Hash(h));
-    Ok(r)
-}
-
 /// Promotes to `hashtable` if any of `args` is too long for a listpack
 /// (Redis checks the arguments before writing them).
 fn convert_for_args(h: &mut HashValue, args: &[Bytes], max_value: u64) {
@@ -126,7 +109,7 @@ fn hset_generic(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<i64, Reply>
     }
     let max_value = ctx.ex.config.hash_max_listpack_value;
     let max_entries = ctx.ex.config.hash_max_listpack_entries;
-    let created = with_or_create(ctx, &args[1], |h| {
+    let created = ctx.with_or_create(&args[1], |h| {
         convert_for_args(h, &args[2..], max_value);
         let mut created = 0;
         for pair in args[2..].chunks_exact(2) {
@@ -158,7 +141,7 @@ fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 return Ok(Reply::Int(0));
             }
         }
-        with_or_create(ctx, &args[1], |h| {
+        ctx.with_or_create(&args[1], |h| {
             convert_for_args(h, &args[2..4], max_value);
             set_field(h, &args[2], &args[3], max_value);
             convert_for_len(h, max_entries);
@@ -297,7 +280,7 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let new = old
             .checked_add(incr)
             .ok_or_else(|| Reply::err("ERR increment or decrement would overflow"))?;
-        with_or_create(ctx, &args[1], |h| {
+        ctx.with_or_create(&args[1], |h| {
             set_field(h, &args[2], new.to_string().as_bytes(), max_value);
             convert_for_len(h, max_entries);
         })?;
@@ -334,7 +317,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             Err(e) => return Err(e),
         };
         let new = Bytes::from(new);
-        with_or_create(ctx, &args[1], |h| {
+        ctx.with_or_create(&args[1], |h| {
             // The field and the result count toward promotion, not the
             // increment as written.
             set_field(h, &args[2], &new, max_value);

@@ -280,6 +280,57 @@ impl<'a> Ctx<'a> {
     pub fn set_value(&mut self, key: &[u8], value: Value) {
         self.db().set(key, value, 0);
     }
+
+    /// Runs `f` on the `T` at `key`, created empty if missing
+    /// (WRONGTYPE for another type). An existing value (every HSET or SADD
+    /// but a key's first) costs one keyspace lookup; a new one is built
+    /// aside and inserted once `f` has filled it.
+    pub fn with_or_create<T: Container, R>(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, Reply> {
+        if let Some(e) = self.lookup(key) {
+            return T::of(&mut e.value).map(f).ok_or_else(wrongtype);
+        }
+        let mut v = Box::<T>::default();
+        let r = f(&mut v);
+        self.set_value(key, T::into_value(v));
+        Ok(r)
+    }
+}
+
+/// A value type [`Ctx::with_or_create`] can create.
+pub trait Container: Default {
+    /// The value as this type, if it is one.
+    fn of(v: &mut Value) -> Option<&mut Self>;
+    fn into_value(b: Box<Self>) -> Value;
+}
+
+impl Container for redoubt_persist::value::HashValue {
+    fn of(v: &mut Value) -> Option<&mut Self> {
+        match v {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    fn into_value(b: Box<Self>) -> Value {
+        Value::Hash(b)
+    }
+}
+
+impl Container for redoubt_persist::value::SetValue {
+    fn of(v: &mut Value) -> Option<&mut Self> {
+        match v {
+            Value::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn into_value(b: Box<Self>) -> Value {
+        Value::Set(b)
+    }
 }
 
 // ---- Redis's standard error replies -------------------------------------

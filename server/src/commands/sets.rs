@@ -83,23 +83,6 @@ fn get_set<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut SetValue>,
     }
 }
 
-/// Runs `f` on the set at `key`, created if missing. An existing set
-/// (every SADD but a key's first) costs one keyspace lookup; a new one is
-/// built aside and inserted once `f` has filled it.
-fn with_or_create<R>(
-    ctx: &mut Ctx,
-    key: &[u8],
-    f: impl FnOnce(&mut SetValue) -> R,
-) -> Result<R, Reply> {
-    if let Some(s) = get_set(ctx, key)? {
-        return Ok(f(s));
-    }
-    let mut s = Box::<SetValue>::default();
-    let r = f(&mut s);
-    ctx.set_value(key, Value::Set(s));
-    Ok(r)
-}
-
 /// Adds one member (copied); true when it was new. Promotes to hashtable
 /// as Redis would on this insertion.
 fn add_member(s: &mut SetValue, m: &[u8], max_intset: u64) -> bool {
@@ -169,7 +152,7 @@ fn random_member(s: &SetValue) -> Option<Bytes> {
 fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     reply((|| {
         let max = ctx.ex.config.set_max_intset_entries;
-        let added = with_or_create(ctx, &args[1], |s| {
+        let added = ctx.with_or_create(&args[1], |s| {
             let mut added = 0;
             for m in &args[2..] {
                 if add_member(s, m, max) {
@@ -403,7 +386,7 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         delete_if_empty(ctx, src);
         ctx.modified(src);
-        with_or_create(ctx, dst, |d| add_member(d, m, max))?;
+        ctx.with_or_create(dst, |d| add_member(d, m, max))?;
         ctx.modified(dst);
         Ok(Reply::Int(1))
     })())
