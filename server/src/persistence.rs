@@ -239,14 +239,14 @@ impl Executor {
         false
     }
 
-    /// Whether the running snapshot (BGSAVE or AOF rewrite) has nothing
-    /// for the executor to do now (see `Snapshot::executor_idle`).
+    /// Whether the running snapshots (BGSAVE, AOF rewrite) have nothing
+    /// for the executor to do now (see `Snapshot::executor_idle`): every
+    /// one of them, so one that is idle does not slow the other's walk.
     pub fn snapshot_idle(&self) -> bool {
-        match (&self.save.bgsave, &self.save.aof_rewrite) {
-            (Some(s), _) => s.executor_idle(),
-            (None, Some(j)) => j.snap.executor_idle(),
-            (None, None) => false,
-        }
+        let bgsave = self.save.bgsave.as_ref();
+        let rewrite = self.save.aof_rewrite.as_ref().map(|j| &j.snap);
+        let mut running = bgsave.into_iter().chain(rewrite).peekable();
+        running.peek().is_some() && running.all(|s| s.executor_idle())
     }
 
     /// Once per snapshot (BGSAVE or AOF rewrite), scales the bytes it may
