@@ -797,7 +797,7 @@ fn read_stream<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Stream> {
         s.max_deleted_id = read_stream_id_len(inp)?;
         s.entries_added = read_len(inp)?;
     } else {
-        s.first_id = s.entries.keys().next().copied().unwrap_or_default();
+        s.first_id = s.entries.first_id().unwrap_or_default();
         s.max_deleted_id = StreamId::MIN;
         s.entries_added = length;
     }
@@ -808,8 +808,8 @@ fn read_stream<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Stream> {
         return Err(inp.corrupt("stream nodes for a non-empty stream"));
     }
     let _ = live_total;
-    if let Some(last) = s.entries.keys().next_back() {
-        if *last > s.last_id {
+    if let Some(last) = s.entries.last_id() {
+        if last > s.last_id {
             return Err(inp.corrupt("stream last ID not below its newest entry"));
         }
     }
@@ -976,7 +976,8 @@ fn parse_stream_node(
             dead += 1;
         } else {
             live += 1;
-            s.entries.insert(id, fields);
+            s.entries
+                .insert(id, fields.iter().map(|(f, v)| (&f[..], &v[..])));
         }
     }
     if live != count || dead != deleted {
