@@ -298,14 +298,18 @@ impl Chunk {
         }
     }
 
-    /// Removes the entries below `at` (not all of them); returns how many.
-    fn drop_before(&mut self, at: StreamId) -> u32 {
+    /// Removes up to `max` leading entries while `more` holds for their
+    /// ids; returns how many went.
+    fn drop_front(&mut self, max: usize, more: &mut impl FnMut(StreamId) -> bool) -> u32 {
         let mut c = self.cursor();
         let mut gone = 0;
         let mut end = self.body as usize;
         let mut new_base = self.base;
-        while let Some((e, _, stop)) = c.next_span() {
-            if e.id >= at {
+        while (gone as usize) < max {
+            let Some((e, _, stop)) = c.next_span() else {
+                break;
+            };
+            if !more(e.id) {
                 break;
             }
             gone += 1;
@@ -583,15 +587,30 @@ impl StreamEntries {
     /// Removes every entry with an id below `at`, whole chunks at a time
     /// where they lie wholly below it; returns how many went.
     pub fn remove_before(&mut self, at: StreamId) -> usize {
+        self.remove_first_while(usize::MAX, |id| id < at)
+    }
+
+    /// Removes up to `max` entries from the head while `more` holds for
+    /// their ids (it must hold for a prefix of the ids, then not: a chunk
+    /// whose last id passes goes whole); returns how many went.
+    pub fn remove_first_while(
+        &mut self,
+        max: usize,
+        mut more: impl FnMut(StreamId) -> bool,
+    ) -> usize {
         let mut gone = 0usize;
-        while let Some(mut first) = self.chunks.first_entry() {
+        while gone < max {
+            let Some(mut first) = self.chunks.first_entry() else {
+                break;
+            };
             let c = first.get_mut();
-            if c.last < at {
+            if c.count as usize <= max - gone && more(c.last) {
                 gone += c.count as usize;
                 first.remove();
                 continue;
             }
-            gone += c.drop_before(at) as usize;
+            // Fewer than all of this chunk's entries go.
+            gone += c.drop_front(max - gone, &mut more) as usize;
             break;
         }
         self.len -= gone;

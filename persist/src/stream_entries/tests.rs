@@ -205,6 +205,7 @@ enum Op {
     Insert(u64, u64, u8, u16),
     Remove(u64, u64),
     RemoveBefore(u64, u64),
+    RemoveFirstWhile(usize, u64),
     PopFirst,
     Range(u64, u64, bool),
     Get(u64, u64),
@@ -216,6 +217,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u64..200, 0u64..4, 0u8..4, 0u16..300).prop_map(|(a, b, f, v)| Op::Insert(a, b, f, v)),
         2 => (0u64..200, 0u64..4).prop_map(|(a, b)| Op::Remove(a, b)),
         1 => (0u64..200, 0u64..4).prop_map(|(a, b)| Op::RemoveBefore(a, b)),
+        1 => (0usize..300, 0u64..250).prop_map(|(n, a)| Op::RemoveFirstWhile(n, a)),
         1 => Just(Op::PopFirst),
         1 => (0u64..200, 0u64..200, any::<bool>()).prop_map(|(a, b, r)| Op::Range(a, b, r)),
         1 => (0u64..200, 0u64..4).prop_map(|(a, b)| Op::Get(a, b)),
@@ -267,6 +269,14 @@ proptest! {
                     let gone = m.len();
                     m = rest;
                     prop_assert_eq!(s.remove_before(id(a, b)), gone);
+                }
+                Op::RemoveFirstWhile(max, a) => {
+                    let mut gone = 0;
+                    while gone < max && m.keys().next().is_some_and(|k| k.ms < a) {
+                        m.pop_first();
+                        gone += 1;
+                    }
+                    prop_assert_eq!(s.remove_first_while(max, |k| k.ms < a), gone);
                 }
                 Op::PopFirst => {
                     prop_assert_eq!(s.pop_first(), m.pop_first().map(|x| x.0));

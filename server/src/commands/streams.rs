@@ -436,22 +436,18 @@ fn trim(s: &mut Stream, t: &TrimArgs, limits: (u64, u64)) -> u64 {
         if t.approx {
             break;
         }
-        let mut k = 0;
-        while k < entries {
-            let Some(id) = s.entries.first_id() else {
-                break;
-            };
-            let stop = match t.strategy {
-                Strategy::MaxLen(m) => s.len() as u64 <= m,
-                Strategy::MinId(min) => id >= min,
-                Strategy::None => true,
-            };
-            if stop {
-                break;
+        // Inside the first node: entries from the head while over the cap
+        // or below the minimum id, at most the node's.
+        let k = match t.strategy {
+            Strategy::MaxLen(m) => {
+                let over = (s.len() as u64).saturating_sub(m).min(entries);
+                s.entries.remove_first_while(over as usize, |_| true)
             }
-            s.entries.pop_first();
-            k += 1;
-        }
+            Strategy::MinId(min) => s
+                .entries
+                .remove_first_while(entries as usize, |id| id < min),
+            Strategy::None => 0,
+        } as u64;
         s.nodes.delete_in_front(k);
         deleted += k;
         break;
