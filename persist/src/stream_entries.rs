@@ -30,6 +30,8 @@ use std::collections::BTreeMap;
 pub const CHUNK_ENTRIES: u32 = 128;
 /// A chunk takes no new entry once its buffer holds this many bytes.
 pub const CHUNK_BYTES: usize = 4096;
+/// A sealed chunk keeps up to 1/SEAL_SLACK of its size unused.
+const SEAL_SLACK: usize = 8;
 
 /// Stream entries in id order. Equality is by content: two equal streams
 /// may be chunked differently.
@@ -78,6 +80,16 @@ fn get_varint(buf: &[u8], pos: &mut usize) -> u64 {
         }
         shift += 7;
     }
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes `put_id` writes.
+fn id_len(prev: StreamId, id: StreamId) -> usize {
+    let dms = id.ms - prev.ms;
+    varint_len(dms) + varint_len(if dms == 0 { id.seq - prev.seq } else { id.seq })
 }
 
 fn put_id(out: &mut Vec<u8>, prev: StreamId, id: StreamId) {
@@ -205,12 +217,13 @@ impl ExactSizeIterator for Fields<'_> {}
 // ---- chunks ----------------------------------------------------------------------------
 
 impl Chunk {
-    /// A chunk whose master fields are those of `fields`; empty.
-    fn open<'f, I>(id: StreamId, fields: &I) -> Chunk
+    /// A chunk whose master fields are those of `fields`; empty, with room
+    /// for `expect` bytes.
+    fn open<'f, I>(id: StreamId, fields: &I, expect: usize) -> Chunk
     where
         I: ExactSizeIterator<Item = (&'f [u8], &'f [u8])> + Clone,
     {
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(expect);
         put_varint(&mut buf, fields.len() as u64);
         for (f, _) in fields.clone() {
             put_str(&mut buf, f);
@@ -252,23 +265,25 @@ impl Chunk {
                     name == f
                 })
         };
-        // Room for the whole entry at once: doubling up to a chunk's size
-        // (the open chunk is the only one with slack), exact past it.
-        let bound = 30
-            + fields
-                .clone()
-                .map(|(f, v)| 20 + f.len() + v.len())
-                .sum::<usize>();
-        let (len, cap) = (self.buf.len(), self.buf.capacity());
-        if cap - len < bound {
-            let want = (cap * 2).clamp(64, CHUNK_BYTES + bound).max(len + bound);
-            self.buf.reserve_exact(want - len);
-        }
         let prev = if self.count == 0 {
             self.base
         } else {
             self.last
         };
+        // Room for the whole entry at once: doubling up to a chunk's size
+        // (the open chunk is the only one with slack), exact past it.
+        let str_len = |s: &[u8]| varint_len(s.len() as u64) + s.len();
+        let need = id_len(prev, id)
+            + varint_len((n as u64) << 1)
+            + fields
+                .clone()
+                .map(|(f, v)| if same { 0 } else { str_len(f) } + str_len(v))
+                .sum::<usize>();
+        let (len, cap) = (self.buf.len(), self.buf.capacity());
+        if cap - len < need {
+            let want = (cap * 2).clamp(64, CHUNK_BYTES + need).max(len + need);
+            self.buf.reserve_exact(want - len);
+        }
         put_id(&mut self.buf, prev, id);
         put_varint(&mut self.buf, ((n as u64) << 1) | same as u64);
         for (f, v) in fields {
@@ -281,9 +296,13 @@ impl Chunk {
         self.last = id;
     }
 
-    /// Gives back the growth slack once no entry will be appended.
+    /// Gives back the growth slack once no entry will be appended, unless
+    /// it is small: shrinking moves the buffer to a smaller size class,
+    /// which writes it all again.
     fn seal(&mut self) {
-        self.buf.shrink_to_fit();
+        if self.buf.capacity() - self.buf.len() > self.buf.len() / SEAL_SLACK {
+            self.buf.shrink_to_fit();
+        }
     }
 
     fn cursor(&self) -> Cursor<'_> {
@@ -440,7 +459,7 @@ impl Builder {
             if let Some((_, c)) = self.done.last_mut() {
                 c.seal();
             }
-            self.done.push((id, Chunk::open(id, &fields)));
+            self.done.push((id, Chunk::open(id, &fields, 0)));
         }
         if let Some((_, c)) = self.done.last_mut() {
             c.push(id, fields);
@@ -489,6 +508,10 @@ impl StreamEntries {
         I::IntoIter: ExactSizeIterator + Clone,
     {
         let fields = fields.into_iter();
+        // Appended entries tend to look alike, so a new chunk gets room for
+        // what the last one held (plus a little): it is written once, not
+        // regrown by doubling and then shrunk, each a copy to new memory.
+        let mut expect = 0;
         if let Some(mut last) = self.chunks.last_entry() {
             let c = last.get_mut();
             if id > c.last {
@@ -498,11 +521,12 @@ impl StreamEntries {
                     return false;
                 }
                 c.seal();
+                expect = (c.buf.len() + c.buf.len() / (2 * SEAL_SLACK)).min(2 * CHUNK_BYTES);
             } else {
                 return self.insert_inside(id, fields);
             }
         }
-        let mut c = Chunk::open(id, &fields);
+        let mut c = Chunk::open(id, &fields, expect);
         c.push(id, fields);
         self.chunks.insert(id, c);
         self.len += 1;

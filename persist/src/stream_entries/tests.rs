@@ -79,9 +79,9 @@ fn appends_fill_chunks_and_iterate_in_order() {
     }
     check(&s, &m);
     assert!(s.chunk_count() >= 1000 / CHUNK_ENTRIES as usize);
-    // Sealed chunks carry no growth slack.
+    // Sealed chunks carry little growth slack.
     for c in s.chunks.values().take(s.chunk_count() - 1) {
-        assert_eq!(c.buf.len(), c.buf.capacity());
+        assert!(c.buf.capacity() - c.buf.len() <= c.buf.len() / SEAL_SLACK);
     }
     let e = s.get(id(100, 1)).unwrap();
     assert_eq!(owned(e), (id(100, 1), m[&id(100, 1)].clone()));
@@ -309,5 +309,45 @@ proptest! {
             .collect();
         prop_assert_eq!(&fresh, &s);
         prop_assert_eq!(&s.clone(), &s);
+    }
+}
+
+#[test]
+fn varint_lengths_match_what_is_written() {
+    for v in [0u64, 1, 127, 128, 16383, 16384, u32::MAX as u64, u64::MAX] {
+        let mut out = Vec::new();
+        put_varint(&mut out, v);
+        assert_eq!(out.len(), varint_len(v), "{v}");
+        let mut pos = 0;
+        assert_eq!(get_varint(&out, &mut pos), v);
+    }
+}
+
+#[test]
+fn appended_chunks_are_sized_from_the_one_before() {
+    // Alike entries: a chunk opens with room for what the last one held,
+    // so it fills without regrowing and is not shrunk (moved again) when
+    // the next one opens.
+    let mut s = StreamEntries::new();
+    let mut seen = 0;
+    for i in 0..10 * CHUNK_ENTRIES as u64 {
+        let v = format!("value{}", i % 10);
+        s.insert(
+            id(1_700_000_000_000 + i / 5, i % 5),
+            pairs(&fv("field", &v)),
+        );
+        let n = s.chunk_count();
+        if n > seen && n > 1 {
+            let mut back = s.chunks.values().rev();
+            let (new, prev) = (back.next().unwrap(), back.next().unwrap());
+            assert!(new.buf.capacity() >= prev.buf.len(), "chunk {n}");
+        }
+        seen = n;
+    }
+    let all: Vec<_> = s.chunks.values().collect();
+    for c in &all[1..all.len() - 1] {
+        // Filled within the room it opened with: never doubled.
+        assert!(c.buf.capacity() < 2 * c.buf.len());
+        assert!(c.buf.capacity() - c.buf.len() <= c.buf.len() / SEAL_SLACK);
     }
 }
