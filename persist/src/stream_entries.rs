@@ -19,8 +19,9 @@
 //! ```
 //!
 //! As in Redis's listpack nodes, an entry with the master field names stores
-//! only its values. Only the last chunk grows; a chunk is shrunk to its size
-//! when the next one opens, so growth slack is paid once per stream.
+//! only its values. Only the last chunk grows: it opens with room for what
+//! the chunk before it held, and is shrunk when the next one opens if much
+//! room is left, so growth slack is paid about once per stream.
 
 use crate::value::StreamId;
 use bytes::Bytes;
