@@ -3,11 +3,13 @@
 
     bench/collection_memory.py [TYPES] [COUNT]
     bench/collection_memory.py set,hash,zset,list 1000000   # the defaults
+    bench/collection_memory.py stream 1000000
 
 For each type, a fresh server of each kind (persistence off) gets one key
 with COUNT elements, added through `redis-cli --pipe` in commands of 1000
 elements (SADD / HSET / ZADD / RPUSH; members like `element:000000000042`,
-hash values and zset members of the same shape). Reports the RSS growth
+hash values and zset members of the same shape); a stream gets one
+`XADD k * field value:000000000042` per element, sent 1000 at a time. Reports the RSS growth
 divided by COUNT and the OBJECT ENCODING of the key. Environment:
 REDOUBT_BIN (default target/release/redoubt-server, built if missing),
 REDIS_SERVER (default redis-server).
@@ -59,6 +61,8 @@ def commands(kind, count):
         elif kind == "zset":
             pairs = [x for i in ids for x in (str(i), f"member:{i:012d}")]
             yield resp("ZADD", "k", *pairs)
+        elif kind == "stream":
+            yield "".join(resp("XADD", "k", "*", "field", f"value:{i:012d}") for i in ids)
         else:
             raise SystemExit(f"unknown type {kind}")
 

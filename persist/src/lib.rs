@@ -13,6 +13,7 @@ pub mod rdb;
 pub mod sharded;
 pub mod snapshot;
 pub mod storage;
+pub mod stream_entries;
 pub mod stream_nodes;
 pub mod value;
 pub mod zset;

@@ -9,9 +9,10 @@
 //! listpack sizes computed as Redis's listpack encoder computes them.
 //! (XINFO STREAM's radix-tree counts come from here too.)
 
+use crate::stream_entries::StreamEntries;
 use crate::value::StreamId;
 use bytes::Bytes;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Redis's STREAM_LISTPACK_MAX_SIZE.
 const LISTPACK_MAX: u64 = 1 << 30;
@@ -127,36 +128,31 @@ impl StreamNodes {
     /// Rebuilds the layout if it does not describe `entries` (a stream loaded
     /// from disk or built field by field), as if the entries were appended
     /// in order.
-    pub fn sync(
-        &mut self,
-        entries: &BTreeMap<StreamId, Vec<(Bytes, Bytes)>>,
-        max_bytes: u64,
-        max_entries: u64,
-    ) {
+    pub fn sync(&mut self, entries: &StreamEntries, max_bytes: u64, max_entries: u64) {
         if self.total == entries.len() as u64 {
             return;
         }
         self.nodes.clear();
         self.total = 0;
-        for (id, fields) in entries {
-            self.append(*id, fields, max_bytes, max_entries);
+        for e in entries.iter() {
+            self.append(e.id, e.fields(), max_bytes, max_entries);
         }
     }
 
     /// Records an appended entry, opening a new node when Redis would.
-    pub fn append(
-        &mut self,
-        id: StreamId,
-        fields: &[(Bytes, Bytes)],
-        max_bytes: u64,
-        max_entries: u64,
-    ) {
+    pub fn append<'f, I>(&mut self, id: StreamId, fields: I, max_bytes: u64, max_entries: u64)
+    where
+        I: ExactSizeIterator<Item = (&'f [u8], &'f [u8])> + Clone,
+    {
         let max_bytes = if max_bytes == 0 || max_bytes > LISTPACK_MAX {
             LISTPACK_MAX
         } else {
             max_bytes
         };
-        let totelelen: u64 = fields.iter().map(|(f, v)| (f.len() + v.len()) as u64).sum();
+        let totelelen: u64 = fields
+            .clone()
+            .map(|(f, v)| (f.len() + v.len()) as u64)
+            .sum();
         let need_new = match self.nodes.back() {
             None => true,
             Some(n) => {
@@ -168,11 +164,14 @@ impl StreamNodes {
             // Header (6) + end (1), then the master entry: count, deleted,
             // number of fields, the fields, and a 0 terminator.
             let mut bytes = 7 + lp_int_len(1) + lp_int_len(0) + lp_int_len(fields.len() as i64);
-            bytes += fields.iter().map(|(f, _)| lp_str_len(f)).sum::<u64>();
+            bytes += fields.clone().map(|(f, _)| lp_str_len(f)).sum::<u64>();
             bytes += lp_int_len(0);
             self.nodes.push_back(Node {
                 master: id,
-                master_fields: fields.iter().map(|(f, _)| f.clone()).collect(),
+                master_fields: fields
+                    .clone()
+                    .map(|(f, _)| Bytes::copy_from_slice(f))
+                    .collect(),
                 bytes,
                 // The master entry is written counting this entry already.
                 count: 0,
@@ -184,19 +183,21 @@ impl StreamNodes {
             return;
         };
         let same = n.master_fields.len() == fields.len()
-            && n.master_fields.iter().zip(fields).all(|(m, (f, _))| m == f);
+            && n.master_fields
+                .iter()
+                .zip(fields.clone())
+                .all(|(m, (f, _))| m.as_ref() == f);
         let flags = if same { 2 } else { 0 };
         let mut b = lp_int_len(flags)
             + lp_int_len(id.ms.wrapping_sub(n.master.ms) as i64)
             + lp_int_len(id.seq.wrapping_sub(n.master.seq) as i64);
         let nf = fields.len() as i64;
         if same {
-            b += fields.iter().map(|(_, v)| lp_str_len(v)).sum::<u64>();
+            b += fields.clone().map(|(_, v)| lp_str_len(v)).sum::<u64>();
             b += lp_int_len(nf + 3);
         } else {
             b += lp_int_len(nf);
             b += fields
-                .iter()
                 .map(|(f, v)| lp_str_len(f) + lp_str_len(v))
                 .sum::<u64>();
             b += lp_int_len(nf * 2 + 4);
@@ -309,9 +310,14 @@ mod tests {
     #[test]
     fn nodes_split_by_count() {
         let mut n = StreamNodes::default();
-        let f = vec![(Bytes::from("a"), Bytes::from("1"))];
+        let f = [(Bytes::from("a"), Bytes::from("1"))];
         for i in 1..=250u64 {
-            n.append(StreamId::new(i, 0), &f, 4096, 100);
+            n.append(
+                StreamId::new(i, 0),
+                f.iter().map(|(a, b)| (&a[..], &b[..])),
+                4096,
+                100,
+            );
         }
         assert_eq!(n.len(), 3);
         assert_eq!(n.nodes[2].count, 50);

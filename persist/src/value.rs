@@ -157,8 +157,8 @@ impl std::fmt::Display for StreamId {
 /// Everything an RDB stream holds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stream {
-    /// Entries in id order; each is its field/value pairs.
-    pub entries: BTreeMap<StreamId, Vec<(Bytes, Bytes)>>,
+    /// Entries in id order, packed (see [`crate::stream_entries`]).
+    pub entries: crate::stream_entries::StreamEntries,
     pub last_id: StreamId,
     /// First id still in the stream (0-0 when empty), as RDB v10+ records it.
     pub first_id: StreamId,

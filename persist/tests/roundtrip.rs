@@ -62,17 +62,18 @@ fn stream_s(version: u32) -> impl Strategy<Value = Stream> {
             } else {
                 StreamId::new(id.ms + dms, dseq)
             };
-            s.entries.insert(id, fields);
+            s.entries
+                .insert(id, fields.iter().map(|(f, v)| (&f[..], &v[..])));
         }
         s.last_id = if extra == 0 {
             id
         } else {
             StreamId::new(id.ms + extra, 0)
         };
-        s.first_id = s.entries.keys().next().copied().unwrap_or_default();
+        s.first_id = s.entries.first_id().unwrap_or_default();
         s.max_deleted_id = StreamId::new(extra, 1);
         s.entries_added = s.entries.len() as u64 + extra;
-        let ids: Vec<StreamId> = s.entries.keys().copied().collect();
+        let ids: Vec<StreamId> = s.entries.iter().map(|e| e.id).collect();
         for (gi, (name, last, er, ncons, seen, active)) in gs.into_iter().enumerate() {
             let mut g = ConsumerGroup {
                 last_id: StreamId::new(last % 3, 0),

@@ -252,9 +252,9 @@ pub fn value_digest(v: &Value) -> [u8; 20] {
             }
         }
         Value::Stream(s) => {
-            for (id, fields) in &s.entries {
-                d.chain(&Digest::of(&[id.to_string().as_bytes()]).0);
-                for (f, v) in fields {
+            for e in s.entries.iter() {
+                d.chain(&Digest::of(&[e.id.to_string().as_bytes()]).0);
+                for (f, v) in e.fields() {
                     d.chain(&Digest::of(&[f, v]).0);
                 }
             }

@@ -334,3 +334,109 @@ fn encodings_and_getkeys_match_redis() {
         check(args);
     }
 }
+
+/// Streams long enough to span many packed chunks and many Redis nodes:
+/// explicit ids (auto ids follow each server's clock), field shapes that do
+/// and do not match a node's first entry, deletions at chunk edges, exact
+/// and approximate trims, and reads in both directions, compared reply by
+/// reply with Redis.
+#[test]
+fn long_streams_match_redis() {
+    let Some(redis) = Server::redis() else {
+        redoubt_tests::skip_without_redis("long_streams_match_redis");
+        return;
+    };
+    let redoubt = Server::redoubt();
+    let mut a = Side::open(&redis);
+    let mut b = Side::open(&redoubt);
+    let mut check = |args: Vec<String>| {
+        let args: Vec<Vec<u8>> = args.into_iter().map(String::into_bytes).collect();
+        let ra = a.run(0, &args);
+        let rb = b.run(0, &args);
+        assert_eq!(show(&rb), show(&ra), "{}", format_args(&args));
+    };
+    let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // A fixed linear congruential sequence: the same commands every run.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = move |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    for key in ["s1", "s2", "s3"] {
+        let mut ms = 1u64;
+        let mut ids = Vec::new();
+        for i in 0..1500u64 {
+            ms += rnd(3);
+            let id = format!("{ms}-{i}");
+            ids.push(id.clone());
+            let mut c = v(&["XADD", key, &id]);
+            match rnd(10) {
+                0 => c.extend(v(&["other", "x", "f2", &i.to_string()])),
+                1 => c.extend(v(&["field", &"w".repeat(300 + i as usize % 700)])),
+                2 => c.extend(v(&["field", ""])),
+                _ => c.extend(v(&["field", &format!("value{i}")])),
+            }
+            check(c);
+            if key == "s2" && i % 97 == 0 {
+                check(v(&["XTRIM", key, "MAXLEN", "~", "700"]));
+            }
+            if key == "s3" && i % 50 == 49 {
+                check(v(&["XTRIM", key, "MINID", &format!("{}", ms / 3)]));
+            }
+        }
+        // Single ids (some already gone), then a run that empties whole
+        // chunks and nodes.
+        for _ in 0..200 {
+            let id = ids[rnd(ids.len() as u64) as usize].clone();
+            check(v(&["XDEL", key, &id]));
+        }
+        let from = 700 + rnd(100) as usize;
+        for id in &ids[from..from + 300] {
+            check(v(&["XDEL", key, id]));
+        }
+        for _ in 0..60 {
+            let lo = format!("{}", rnd(3000));
+            let hi = format!("{}", rnd(3000));
+            let count = format!("{}", rnd(40) + 1);
+            check(v(&["XRANGE", key, &lo, &hi, "COUNT", &count]));
+            check(v(&["XREVRANGE", key, &hi, &lo, "COUNT", &count]));
+            check(v(&["XREAD", "COUNT", &count, "STREAMS", key, &lo]));
+        }
+        check(v(&["XRANGE", key, "-", "+"]));
+        check(v(&["XREVRANGE", key, "+", "-"]));
+        check(v(&["XLEN", key]));
+        check(v(&["XINFO", "STREAM", key]));
+        check(v(&["XINFO", "STREAM", key, "FULL", "COUNT", "0"]));
+        check(v(&["XTRIM", key, "MAXLEN", "=", "333"]));
+        check(v(&["XINFO", "STREAM", key]));
+        check(v(&["XTRIM", key, "MAXLEN", "~", "100"]));
+        check(v(&["XINFO", "STREAM", key]));
+        check(v(&["XRANGE", key, "-", "+"]));
+        check(v(&["XGROUP", "CREATE", key, "g", "0"]));
+        check(v(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "50",
+            "STREAMS",
+            key,
+            ">",
+        ]));
+        check(v(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "20",
+            "STREAMS",
+            key,
+            "0",
+        ]));
+        check(v(&["XINFO", "GROUPS", key]));
+    }
+}

@@ -307,10 +307,10 @@ fn write_stream(buf: &mut Vec<u8>, key: &[u8], st: &crate::value::Stream) {
             &[b"XADD".as_slice(), key, b"MAXLEN", b"0", b"0-1", b"x", b"y"],
         );
     }
-    for (id, fields) in &st.entries {
-        let ids = id.to_string();
+    for e in st.entries.iter() {
+        let ids = e.id.to_string();
         let mut args: Vec<&[u8]> = vec![b"XADD", key, ids.as_bytes()];
-        for (f, v) in fields {
+        for (f, v) in e.fields() {
             args.push(f);
             args.push(v);
         }

@@ -797,7 +797,7 @@ fn read_stream<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Stream> {
         s.max_deleted_id = read_stream_id_len(inp)?;
         s.entries_added = read_len(inp)?;
     } else {
-        s.first_id = s.entries.keys().next().copied().unwrap_or_default();
+        s.first_id = s.entries.first_id().unwrap_or_default();
         s.max_deleted_id = StreamId::MIN;
         s.entries_added = length;
     }
@@ -808,8 +808,8 @@ fn read_stream<R: Read>(inp: &mut Input<R>, t: u8) -> Result<Stream> {
         return Err(inp.corrupt("stream nodes for a non-empty stream"));
     }
     let _ = live_total;
-    if let Some(last) = s.entries.keys().next_back() {
-        if *last > s.last_id {
+    if let Some(last) = s.entries.last_id() {
+        if last > s.last_id {
             return Err(inp.corrupt("stream last ID not below its newest entry"));
         }
     }
@@ -907,6 +907,21 @@ fn estimate_entries_read(s: &Stream, id: StreamId) -> i64 {
     ENTRIES_READ_UNKNOWN
 }
 
+/// Appends an element's text (integers in decimal) to `text`, and where it
+/// lies to `spans`.
+fn put_text(text: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>, e: Elem<'_>) {
+    let start = text.len();
+    match e {
+        Elem::Str(s) => text.extend_from_slice(s),
+        Elem::Int(i) => {
+            use std::io::Write;
+            // Writing to a Vec cannot fail.
+            let _ = write!(text, "{i}");
+        }
+    }
+    spans.push((start, text.len()));
+}
+
 /// Parses one stream node listpack; returns its live entry count.
 fn parse_stream_node(
     blob: &[u8],
@@ -929,6 +944,11 @@ fn parse_stream_node(
     for _ in 0..nfields {
         master_fields.push(lp.must("a master field")?.to_bytes());
     }
+    // Each entry's strings go back to back into one buffer reused from
+    // entry to entry (`spans` marks them), and from there into the packed
+    // stream: no allocation per entry or string.
+    let mut text: Vec<u8> = Vec::new();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     if lp.must_int("the master entry terminator")? != 0 {
         return Err("a 0 master entry terminator".into());
     }
@@ -942,26 +962,23 @@ fn parse_stream_node(
             seq: master.seq.wrapping_add(seq as u64),
         };
         let same = flags & 2 != 0;
-        let (n, mut fields) = if same {
-            (master_fields.len(), Vec::with_capacity(master_fields.len()))
+        let n = if same {
+            master_fields.len()
         } else {
             let n = lp.must_int("entry field count")?;
             if n < 0 || n as usize > blob.len() {
                 return Err("a sane entry field count".into());
             }
-            (n as usize, Vec::new())
+            n as usize
         };
-        if same {
-            for f in &master_fields {
-                let v = lp.must("an entry value")?.to_bytes();
-                fields.push((f.clone(), v));
+        text.clear();
+        spans.clear();
+        for i in 0..n {
+            match master_fields.get(i).filter(|_| same) {
+                Some(f) => put_text(&mut text, &mut spans, Elem::Str(f)),
+                None => put_text(&mut text, &mut spans, lp.must("an entry field")?),
             }
-        } else {
-            for _ in 0..n {
-                let f = lp.must("an entry field")?.to_bytes();
-                let v = lp.must("an entry value")?.to_bytes();
-                fields.push((f, v));
-            }
+            put_text(&mut text, &mut spans, lp.must("an entry value")?);
         }
         let lp_count = lp.must_int("entry lp-count")?;
         let expect = if same { n as i64 + 3 } else { 2 * n as i64 + 4 };
@@ -976,7 +993,9 @@ fn parse_stream_node(
             dead += 1;
         } else {
             live += 1;
-            s.entries.insert(id, fields);
+            let at = |(a, b): (usize, usize)| &text[a..b];
+            s.entries
+                .insert(id, spans.chunks_exact(2).map(|p| (at(p[0]), at(p[1]))));
         }
     }
     if live != count || dead != deleted {

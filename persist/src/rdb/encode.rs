@@ -720,14 +720,14 @@ fn encode_hash(
 }
 
 /// A stream node under construction.
-struct StreamNode {
+struct StreamNode<'a> {
     master: StreamId,
-    master_fields: Vec<bytes::Bytes>,
+    master_fields: Vec<&'a [u8]>,
     lp: LpBuilder,
     count: i64,
 }
 
-impl StreamNode {
+impl StreamNode<'_> {
     fn finish(self) -> Vec<u8> {
         // The live count is the node's first element; rebuild the header
         // now that it is known (Redis patches it in place).
@@ -759,8 +759,10 @@ impl StreamNode {
 
 fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
     let mut nodes: Vec<StreamNode> = Vec::new();
-    for (id, fields) in &s.entries {
-        let totelelen: usize = fields.iter().map(|(f, v)| f.len() + v.len()).sum();
+    for e in s.entries.iter() {
+        let id = &e.id;
+        let fields = e.fields();
+        let totelelen: usize = fields.clone().map(|(f, v)| f.len() + v.len()).sum();
         let need_new = match nodes.last() {
             None => true,
             Some(n) => {
@@ -773,7 +775,7 @@ fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
         if need_new {
             nodes.push(StreamNode {
                 master: *id,
-                master_fields: fields.iter().map(|(f, _)| f.clone()).collect(),
+                master_fields: fields.clone().map(|(f, _)| f).collect(),
                 lp: LpBuilder::new(),
                 count: 0,
             });
@@ -785,8 +787,9 @@ fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
             && node
                 .master_fields
                 .iter()
-                .zip(fields)
-                .all(|(m, (f, _))| m == f);
+                .zip(fields.clone())
+                .all(|(m, (f, _))| *m == f);
+        let nf = fields.len();
         let lp = &mut node.lp;
         lp.push_int(if same { 2 } else { 0 });
         lp.push_int(id.ms.wrapping_sub(node.master.ms) as i64);
@@ -795,14 +798,14 @@ fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
             for (_, v) in fields {
                 lp.push(v);
             }
-            lp.push_int(fields.len() as i64 + 3);
+            lp.push_int(nf as i64 + 3);
         } else {
-            lp.push_int(fields.len() as i64);
+            lp.push_int(nf as i64);
             for (f, v) in fields {
                 lp.push(f);
                 lp.push(v);
             }
-            lp.push_int(2 * fields.len() as i64 + 4);
+            lp.push_int(2 * nf as i64 + 4);
         }
         node.count += 1;
     }

@@ -242,8 +242,12 @@ pub fn value_elements(v: &Value, f: &mut impl FnMut(&Event<'_>)) {
             }
         }
         Value::Stream(s) => {
-            for (id, fields) in &s.entries {
-                f(&Event::Element(Element::StreamEntry { id: *id, fields }));
+            for e in s.entries.iter() {
+                let fields = e.to_vec();
+                f(&Event::Element(Element::StreamEntry {
+                    id: e.id,
+                    fields: &fields,
+                }));
             }
             f(&Event::Element(Element::StreamMeta {
                 length: s.len(),

@@ -177,9 +177,10 @@ pub fn describe(db: usize, e: &Entry, out: &mut Vec<String>) {
             out.extend(p.into_iter().map(|(f, v)| format!("H {} {}", hx(f), hx(v))));
         }
         Value::Stream(s) => {
-            for (id, fields) in &s.entries {
-                let kv: Vec<String> = fields
-                    .iter()
+            for e in s.entries.iter() {
+                let id = &e.id;
+                let kv: Vec<String> = e
+                    .fields()
                     .map(|(f, v)| format!("{}={}", hx(f), hx(v)))
                     .collect();
                 out.push(

@@ -271,10 +271,8 @@ pub fn serve_group(
     // Redis creates (or marks as seen) the consumer only when it serves the
     // read now: history always, ">" only when there are entries past the
     // group's last id.
-    let serves = req.history_from.is_some()
-        || entries
-            .last_key_value()
-            .is_some_and(|(&maxid, _)| maxid > g.last_id);
+    let serves =
+        req.history_from.is_some() || entries.last_id().is_some_and(|maxid| maxid > g.last_id);
     if !serves {
         return finish(ctx, req, false, None, effects);
     }
@@ -285,9 +283,9 @@ pub fn serve_group(
             let c = consumers.get_mut(req.consumer.as_ref()).expect("ensured");
             if let Some(start) = incr(gt) {
                 for id in c.pel.range(start..).take(limit) {
-                    match entries.get(id) {
-                        Some(f) => {
-                            out.push(entry_reply(*id, f));
+                    match entries.get(*id) {
+                        Some(e) => {
+                            out.push(entry_reply(e));
                             if let Some(p) = pel.get_mut(id) {
                                 p.delivery_time = now;
                                 p.delivery_count += 1;
@@ -300,7 +298,7 @@ pub fn serve_group(
             changed += 1;
         }
         None => {
-            let Some((&maxid, _)) = entries.last_key_value() else {
+            let Some(maxid) = entries.last_id() else {
                 return finish(ctx, req, created, None, effects);
             };
             if maxid <= g.last_id {
@@ -311,7 +309,8 @@ pub fn serve_group(
             };
             let mut moved_last = false;
             let consumer_name = Bytes::copy_from_slice(req.consumer);
-            for (&id, f) in entries.range(start..).take(limit) {
+            for e in entries.range(start, StreamId::MAX).take(limit) {
+                let id = e.id;
                 if id > g.last_id {
                     if g.entries_read != ENTRIES_READ_UNKNOWN && !meta.tombstones_from(id) {
                         g.entries_read += 1;
@@ -321,7 +320,7 @@ pub fn serve_group(
                     g.last_id = id;
                     moved_last = true;
                 }
-                out.push(entry_reply(id, f));
+                out.push(entry_reply(e));
                 if !req.noack {
                     let ConsumerGroup {
                         pel,
@@ -826,7 +825,7 @@ fn xclaim_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     let mut created = false;
     let mut changes = 0u64;
     for id in ids {
-        if !entries.contains_key(&id) {
+        if !entries.contains(id) {
             if let Some(p) = g.pel.remove(&id) {
                 effects.push(xclaim_effect(key, gname, id, &p, g.last_id));
                 propagate_last = false;
@@ -867,7 +866,7 @@ fn xclaim_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
         out.push(if justid {
             id_reply(id)
         } else {
-            entries.get(&id).map_or(Reply::Nil, |f| entry_reply(id, f))
+            entries.get(id).map_or(Reply::Nil, entry_reply)
         });
         effects.push(xclaim_effect(key, gname, id, p, last));
         propagate_last = false;
@@ -950,7 +949,7 @@ fn xautoclaim_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
             None => StreamId::MAX,
         };
         let last_possible = id == StreamId::MAX;
-        if !entries.contains_key(&id) {
+        if !entries.contains(id) {
             if let Some(p) = g.pel.remove(&id) {
                 effects.push(xclaim_effect(key, gname, id, &p, g.last_id));
                 if let Some(c) = g.consumers.get_mut(&p.consumer) {
@@ -973,7 +972,7 @@ fn xautoclaim_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
                     out.push(if justid {
                         id_reply(id)
                     } else {
-                        entries.get(&id).map_or(Reply::Nil, |f| entry_reply(id, f))
+                        entries.get(id).map_or(Reply::Nil, entry_reply)
                     });
                     effects.push(xclaim_effect(key, gname, id, p, last));
                 }

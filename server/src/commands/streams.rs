@@ -18,7 +18,8 @@ use super::stream_groups::{self, serve_group, GroupServe};
 use super::{arg_i64, no_such_key, reply, syntax_error, CommandSpec, Ctx};
 use crate::resp::Reply;
 use crate::util::{eq_ic, parse_i64};
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use redoubt_persist::stream_entries::EntryRef;
 use redoubt_persist::value::{Stream, StreamId};
 use redoubt_persist::{Value, ValueType};
 
@@ -198,13 +199,79 @@ fn push_digits_back(buf: &mut [u8], mut end: usize, mut n: u64) -> usize {
     }
 }
 
-pub fn entry_reply(id: StreamId, fields: &[(Bytes, Bytes)]) -> Reply {
-    let mut fv = Vec::with_capacity(fields.len() * 2);
-    for (f, v) in fields {
-        fv.push(Reply::Bulk(f.clone()));
-        fv.push(Reply::Bulk(v.clone()));
+/// One entry as `[id, [field, value, ...]]`, encoded at once (the same
+/// bytes in RESP2 and RESP3) from the packed entry: one buffer per reply
+/// instead of a reply and a string per field and value.
+pub fn entry_reply(e: EntryRef<'_>) -> Reply {
+    entries_reply(std::iter::once(e)).single()
+}
+
+/// Entries encoded as an array at once, or as one entry (see [`Encoded`]).
+pub fn entries_reply<'a>(entries: impl Iterator<Item = EntryRef<'a>>) -> Encoded {
+    let entries: Vec<EntryRef<'a>> = entries.collect();
+    let size = 16
+        + entries
+            .iter()
+            .map(|e| {
+                64 + e
+                    .fields()
+                    .map(|(f, v)| f.len() + v.len() + 32)
+                    .sum::<usize>()
+            })
+            .sum::<usize>();
+    let mut out = BytesMut::with_capacity(size);
+    put_header(&mut out, b'*', entries.len() as u64);
+    let body = out.len();
+    for e in &entries {
+        put_entry(&mut out, e);
     }
-    Reply::Array(vec![id_reply(id), Reply::Array(fv)])
+    Encoded { out, body }
+}
+
+/// An encoded array of entries; `single` gives its only element instead.
+pub struct Encoded {
+    out: BytesMut,
+    /// Where the first entry starts (after the array header).
+    body: usize,
+}
+
+impl Encoded {
+    pub fn array(self) -> Reply {
+        Reply::Raw(self.out.freeze())
+    }
+
+    pub fn single(self) -> Reply {
+        Reply::Raw(self.out.freeze().slice(self.body..))
+    }
+}
+
+fn put_header(out: &mut BytesMut, prefix: u8, n: u64) {
+    let mut buf = [0u8; 20];
+    let at = push_digits_back(&mut buf, 20, n);
+    out.put_u8(prefix);
+    out.put_slice(&buf[at..]);
+    out.put_slice(b"\r\n");
+}
+
+fn put_bulk(out: &mut BytesMut, s: &[u8]) {
+    put_header(out, b'$', s.len() as u64);
+    out.put_slice(s);
+    out.put_slice(b"\r\n");
+}
+
+fn put_entry(out: &mut BytesMut, e: &EntryRef<'_>) {
+    let mut buf = [0u8; 41];
+    let mut at = push_digits_back(&mut buf, 41, e.id.seq);
+    at -= 1;
+    buf[at] = b'-';
+    at = push_digits_back(&mut buf, at, e.id.ms);
+    out.put_slice(b"*2\r\n");
+    put_bulk(out, &buf[at..]);
+    put_header(out, b'*', 2 * e.len() as u64);
+    for (f, v) in e.fields() {
+        put_bulk(out, f);
+        put_bulk(out, v);
+    }
 }
 
 /// The stream at `key`: Ok(None) when missing, Err(WRONGTYPE) otherwise.
@@ -369,22 +436,18 @@ fn trim(s: &mut Stream, t: &TrimArgs, limits: (u64, u64)) -> u64 {
         if t.approx {
             break;
         }
-        let mut k = 0;
-        while k < entries {
-            let Some((&id, _)) = s.entries.first_key_value() else {
-                break;
-            };
-            let stop = match t.strategy {
-                Strategy::MaxLen(m) => s.len() as u64 <= m,
-                Strategy::MinId(min) => id >= min,
-                Strategy::None => true,
-            };
-            if stop {
-                break;
+        // Inside the first node: entries from the head while over the cap
+        // or below the minimum id, at most the node's.
+        let k = match t.strategy {
+            Strategy::MaxLen(m) => {
+                let over = (s.len() as u64).saturating_sub(m).min(entries);
+                s.entries.remove_first_while(over as usize, |_| true)
             }
-            s.entries.pop_first();
-            k += 1;
-        }
+            Strategy::MinId(min) => s
+                .entries
+                .remove_first_while(entries as usize, |id| id < min),
+            Strategy::None => 0,
+        } as u64;
         s.nodes.delete_in_front(k);
         deleted += k;
         break;
@@ -392,23 +455,26 @@ fn trim(s: &mut Stream, t: &TrimArgs, limits: (u64, u64)) -> u64 {
     // Only a deletion moves the first entry (as in Redis); an XADD whose
     // cap is not reached skips the walk down the tree's left edge.
     if deleted > 0 {
-        s.first_id = s.entries.keys().next().copied().unwrap_or(StreamId::MIN);
+        s.first_id = s.entries.first_id().unwrap_or(StreamId::MIN);
     }
     deleted
 }
 
 /// Removes the first node and its entries: those before the second node's
 /// master id (every id in a node is at least its master). Past a `MAXLEN ~`
-/// cap, every 100th XADD does this; one split of the tree costs less than
-/// a descent and a rebalance per entry. Returns how many entries went.
+/// cap, every 100th XADD does this; the packed entries drop whole chunks
+/// and cut into at most one. Returns how many entries went.
 fn drop_front_node(s: &mut Stream) -> u64 {
-    let rest = match s.nodes.nodes.get(1) {
-        Some(next) => s.entries.split_off(&next.master),
-        None => Default::default(),
+    let gone = match s.nodes.nodes.get(1) {
+        Some(next) => s.entries.remove_before(next.master),
+        None => {
+            let n = s.entries.len();
+            s.entries.clear();
+            n
+        }
     };
-    let head = std::mem::replace(&mut s.entries, rest);
     s.nodes.pop_front();
-    head.len() as u64
+    gone as u64
 }
 
 /// Rewrites an approximate trim as the exact one it turned out to be, so a
@@ -421,7 +487,7 @@ fn exact_trim_args(s: &Stream, t: &TrimArgs) -> Vec<Bytes> {
             u64_arg(s.len() as u64),
         ],
         Strategy::MinId(min) => {
-            let first = s.entries.keys().next().copied().unwrap_or(min);
+            let first = s.entries.first_id().unwrap_or(min);
             vec![
                 Bytes::from_static(b"MINID"),
                 Bytes::from_static(b"="),
@@ -550,11 +616,10 @@ fn add_entry(
         return Err(too_small());
     }
     s.nodes.sync(&s.entries, limits.0, limits.1);
-    let fields = own_fields(
-        &args[t.id_at + 1..],
-        s.nodes.nodes.back().map(|n| &n.master_fields[..]),
-    );
-    s.nodes.append(id, &fields, limits.0, limits.1);
+    let fields = args[t.id_at + 1..]
+        .chunks_exact(2)
+        .map(|p| (&p[0][..], &p[1][..]));
+    s.nodes.append(id, fields.clone(), limits.0, limits.1);
     s.entries.insert(id, fields);
     s.last_id = id;
     s.entries_added += 1;
@@ -565,54 +630,6 @@ fn add_entry(
     // Logged with the id it got and, for `~`, the trim it turned into.
     let rewrite_trim = t.approx.then(|| exact_trim_args(s, t));
     Ok((id, rewrite_trim))
-}
-
-/// Copies an entry's fields and values out of the request. Field names
-/// equal to the current node's master fields share that node's copies (as a
-/// listpack stores them once); the other strings share one exact-size
-/// buffer when there are several, so an entry costs at most two allocations
-/// (the buffer and its shared header) instead of one per string.
-fn own_fields(pairs: &[Bytes], master: Option<&[Bytes]>) -> Vec<(Bytes, Bytes)> {
-    let n = pairs.len() / 2;
-    let same = master
-        .filter(|m| m.len() == n && m.iter().zip(pairs.iter().step_by(2)).all(|(a, b)| a == b));
-    let copied = |i: usize| same.is_none() || i % 2 == 1;
-    let strings = if same.is_some() { n } else { 2 * n };
-    let buf = if strings > 1 {
-        let total: usize = (0..pairs.len())
-            .filter(|&i| copied(i))
-            .map(|i| pairs[i].len())
-            .sum();
-        let mut buf = Vec::with_capacity(total);
-        for (i, a) in pairs.iter().enumerate() {
-            if copied(i) {
-                buf.extend_from_slice(a);
-            }
-        }
-        Some(Bytes::from(buf))
-    } else {
-        None
-    };
-    let mut at = 0;
-    let mut take = |a: &Bytes| match &buf {
-        Some(b) => {
-            let s = b.slice(at..at + a.len());
-            at += a.len();
-            s
-        }
-        None => Bytes::copy_from_slice(a),
-    };
-    pairs
-        .chunks_exact(2)
-        .enumerate()
-        .map(|(i, p)| {
-            let f = match same {
-                Some(m) => m[i].clone(),
-                None => take(&p[0]),
-            };
-            (f, take(&p[1]))
-        })
-        .collect()
 }
 
 fn xlen(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -654,20 +671,11 @@ fn xrange_generic(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> Result<Reply, Rep
     if start > end {
         return Ok(Reply::Array(Vec::new()));
     }
-    let range = s.entries.range(start..=end);
-    let out: Vec<Reply> = if rev {
-        range
-            .rev()
-            .take(limit)
-            .map(|(id, f)| entry_reply(*id, f))
-            .collect()
+    Ok(if rev {
+        entries_reply(s.entries.range_rev(start, end).take(limit)).array()
     } else {
-        range
-            .take(limit)
-            .map(|(id, f)| entry_reply(*id, f))
-            .collect()
-    };
-    Ok(Reply::Array(out))
+        entries_reply(s.entries.range(start, end).take(limit)).array()
+    })
 }
 
 fn xrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -697,7 +705,7 @@ fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let mut deleted = 0;
         let mut first_gone = false;
         for id in ids {
-            if s.entries.remove(&id).is_some() {
+            if s.entries.remove(id) {
                 s.nodes.mark_deleted(id);
                 if id == s.first_id {
                     first_gone = true;
@@ -712,7 +720,7 @@ fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             if s.is_empty() {
                 s.first_id = StreamId::MIN;
             } else if first_gone {
-                s.first_id = s.entries.keys().next().copied().unwrap_or(StreamId::MIN);
+                s.first_id = s.entries.first_id().unwrap_or(StreamId::MIN);
             }
             ctx.modified(key);
         }
@@ -882,7 +890,7 @@ fn xread_generic(ctx: &mut Ctx, args: &[Bytes], group_cmd: bool) -> Result<Reply
                     continue;
                 };
                 let gt = gt.unwrap_or(StreamId::MAX);
-                let Some((&maxid, _)) = s.entries.last_key_value() else {
+                let Some(maxid) = s.entries.last_id() else {
                     continue;
                 };
                 if maxid <= gt {
@@ -894,13 +902,8 @@ fn xread_generic(ctx: &mut Ctx, args: &[Bytes], group_cmd: bool) -> Result<Reply
                 } else {
                     count as usize
                 };
-                let items: Vec<Reply> = s
-                    .entries
-                    .range(start..)
-                    .take(limit)
-                    .map(|(id, f)| entry_reply(*id, f))
-                    .collect();
-                served.push((key.clone(), Reply::Array(items)));
+                let items = entries_reply(s.entries.range(start, StreamId::MAX).take(limit));
+                served.push((key.clone(), items.array()));
             }
             Some((g, consumer)) => {
                 let req = GroupServe {
@@ -999,7 +1002,7 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         let Some(s) = stream_mut(ctx, key)? else {
             return Err(no_such_key());
         };
-        if let Some((&maxid, _)) = s.entries.last_key_value() {
+        if let Some(maxid) = s.entries.last_id() {
             if id < maxid {
                 return Err(Reply::err(
                     "ERR The ID specified in XSETID is smaller than the target stream top item",
@@ -1154,11 +1157,9 @@ fn xinfo_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
             match full {
                 None => {
                     m.push((bs("groups"), Reply::Int(s.groups.len() as i64)));
-                    let edge = |e: Option<(&StreamId, &Vec<(Bytes, Bytes)>)>| {
-                        e.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f))
-                    };
-                    m.push((bs("first-entry"), edge(s.entries.first_key_value())));
-                    m.push((bs("last-entry"), edge(s.entries.last_key_value())));
+                    let edge = |e: Option<EntryRef<'_>>| e.map_or(Reply::Nil, entry_reply);
+                    m.push((bs("first-entry"), edge(s.entries.first())));
+                    m.push((bs("last-entry"), edge(s.entries.last())));
                 }
                 Some(count) => {
                     let limit = if count == 0 {
@@ -1168,13 +1169,7 @@ fn xinfo_inner(ctx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
                     };
                     m.push((
                         bs("entries"),
-                        Reply::Array(
-                            s.entries
-                                .iter()
-                                .take(limit)
-                                .map(|(id, f)| entry_reply(*id, f))
-                                .collect(),
-                        ),
+                        entries_reply(s.entries.iter().take(limit)).array(),
                     ));
                     m.push((bs("groups"), stream_groups::full_groups(s, limit)));
                 }

@@ -522,11 +522,11 @@ impl Applier {
                 let ids: Vec<StreamId> = a[2..].iter().map(|x| sid(x)).collect::<R<_>>()?;
                 let s = self.stream(&a[1], false)?;
                 for id in ids {
-                    if s.entries.remove(&id).is_some() && id > s.max_deleted_id {
+                    if s.entries.remove(id) && id > s.max_deleted_id {
                         s.max_deleted_id = id;
                     }
                 }
-                s.first_id = s.entries.keys().next().copied().unwrap_or_default();
+                s.first_id = s.entries.first_id().unwrap_or_default();
                 Ok(())
             }
             "XGROUP" => self.xgroup(a),
@@ -591,21 +591,20 @@ impl Applier {
                     .into(),
             );
         }
-        let f: Vec<(Bytes, Bytes)> = fields.chunks(2).map(|p| (b(&p[0]), b(&p[1]))).collect();
-        s.entries.insert(id, f);
+        s.entries
+            .insert(id, fields.chunks_exact(2).map(|p| (&p[0][..], &p[1][..])));
         s.last_id = id;
         s.entries_added += 1;
         if let Some(m) = maxlen {
             while s.entries.len() as u64 > m {
-                if let Some((&first, _)) = s.entries.iter().next() {
-                    s.entries.remove(&first);
+                if let Some(first) = s.entries.pop_first() {
                     if first > s.max_deleted_id {
                         s.max_deleted_id = first;
                     }
                 }
             }
         }
-        s.first_id = s.entries.keys().next().copied().unwrap_or_default();
+        s.first_id = s.entries.first_id().unwrap_or_default();
         Ok(())
     }
 
@@ -726,7 +725,7 @@ impl Applier {
             i += 1;
         }
         let s = self.stream(&a[1], false)?;
-        let has = |id: &StreamId| s.entries.contains_key(id);
+        let has = |id: &StreamId| s.entries.contains(*id);
         let present: Vec<bool> = ids.iter().map(has).collect();
         let g = s
             .groups

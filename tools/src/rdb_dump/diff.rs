@@ -106,11 +106,11 @@ fn digest(v: &Decoded) -> u128 {
             }
             Value::Stream(s) => {
                 h.u64(s.len() as u64);
-                for (id, fields) in &s.entries {
-                    h.u64(id.ms);
-                    h.u64(id.seq);
-                    h.u64(fields.len() as u64);
-                    for (k, v) in fields {
+                for e in s.entries.iter() {
+                    h.u64(e.id.ms);
+                    h.u64(e.id.seq);
+                    h.u64(e.len() as u64);
+                    for (k, v) in e.fields() {
                         h.bytes(k);
                         h.bytes(v);
                     }

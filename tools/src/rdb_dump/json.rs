@@ -166,12 +166,13 @@ fn value(b: &mut Vec<u8>, v: &Decoded) {
         }
         Value::Stream(s) => {
             b.extend_from_slice(b"{\"entries\":[");
-            for (i, (id, fields)) in s.entries.iter().enumerate() {
+            for (i, e) in s.entries.iter().enumerate() {
+                let id = e.id;
                 if i > 0 {
                     b.push(b',');
                 }
                 b.extend_from_slice(format!("[\"{id}\",[").as_bytes());
-                for (j, (k, v)) in fields.iter().enumerate() {
+                for (j, (k, v)) in e.fields().enumerate() {
                     if j > 0 {
                         b.push(b',');
                     }

@@ -356,7 +356,8 @@ pub fn estimate(db: u64, e: &EntryRecord) -> Row {
                 size += PTR * 2.0 + 8.0 + 16.0 + PTR + 16.0;
                 let mut nodes = 0usize;
                 let mut lp = 0u64;
-                for (i, (_, fields)) in s.entries.iter().enumerate() {
+                for (i, e) in s.entries.iter().enumerate() {
+                    let fields = e.fields();
                     if i % 100 == 0 {
                         if i > 0 {
                             size += malloc_size(lp) as f64;

@@ -235,10 +235,10 @@ pub fn value_commands(buf: &mut Vec<u8>, key: &[u8], v: &Value) {
                     ],
                 );
             }
-            for (id, fields) in &s.entries {
-                let id = id.to_string();
+            for e in s.entries.iter() {
+                let id = e.id.to_string();
                 let mut args: Vec<&[u8]> = vec![b"XADD", key, id.as_bytes()];
-                for (k, v) in fields {
+                for (k, v) in e.fields() {
                     args.push(k);
                     args.push(v);
                 }
