@@ -124,6 +124,8 @@ pub struct SaveReport {
     /// flat batches, and of other keys, each an entry of its own.
     pub flat_copies: u64,
     pub boxed_copies: u64,
+    /// Times a flat batch's buffer had to grow while filled.
+    pub flat_grows: u64,
     /// The longest the executor spent on the snapshot in one walker step,
     /// or on one pre-image of a collection, in microseconds.
     pub longest_executor_us: u64,
@@ -449,6 +451,8 @@ struct Feeder {
     /// Keys copied into flat batches, and as entries of their own.
     flat_copies: u64,
     boxed_copies: u64,
+    /// Times a flat batch's buffer grew (and was copied) while filled.
+    flat_grows: u64,
     copy_budget: u64,
     /// Longest pre-image of a collection (strings are not timed).
     longest_preimage: Duration,
@@ -486,7 +490,9 @@ impl Feeder {
 
     fn flush_flat(&mut self) {
         if self.flat.keys() > 0 {
-            let batch = std::mem::replace(&mut self.flat, FlatBatch::new(FLAT_CAPACITY));
+            let next = self.flat.next();
+            let batch = std::mem::replace(&mut self.flat, next);
+            self.flat_grows += u64::from(batch.grows());
             let bytes = std::mem::take(&mut self.flat_bytes);
             self.send(Work::Flat { batch, bytes });
         }
@@ -815,6 +821,7 @@ impl Snapshot {
             preimages_encoded: 0,
             flat_copies: 0,
             boxed_copies: 0,
+            flat_grows: 0,
             copy_budget: COPY_BUDGET,
             longest_preimage: Duration::ZERO,
         }));
@@ -1037,7 +1044,7 @@ impl Snapshot {
     }
 
     fn report(&self, bytes: u64) -> SaveReport {
-        let (copied, encoded, flat, boxed, longest_preimage) = self
+        let (copied, encoded, flat, boxed, flat_grows, longest_preimage) = self
             .feeder
             .lock()
             .map(|f| {
@@ -1046,6 +1053,7 @@ impl Snapshot {
                     f.preimages_encoded,
                     f.flat_copies,
                     f.boxed_copies,
+                    f.flat_grows,
                     f.longest_preimage,
                 )
             })
@@ -1060,6 +1068,7 @@ impl Snapshot {
             preimages_encoded: encoded,
             flat_copies: flat,
             boxed_copies: boxed,
+            flat_grows,
             longest_executor_us: self.longest_executor.max(longest_preimage).as_micros() as u64,
             longest_step_cpu_us: self.longest_step_cpu.as_micros() as u64,
             walker_cpu_us: self.walker_cpu.as_micros() as u64,
