@@ -504,7 +504,8 @@ impl Feeder {
     fn flush_flat(&mut self) {
         if self.flat.keys() > 0 {
             let next = self.flat.next();
-            let batch = std::mem::replace(&mut self.flat, next);
+            let mut batch = std::mem::replace(&mut self.flat, next);
+            batch.trim();
             self.flat_grows += u64::from(batch.grows());
             let bytes = std::mem::take(&mut self.flat_bytes);
             self.send(Work::Flat { batch, bytes });

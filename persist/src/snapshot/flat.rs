@@ -66,6 +66,16 @@ impl FlatBatch {
         }
     }
 
+    /// Gives back the unused part of the buffer when more than an eighth
+    /// of it is unused (a batch sized from a bigger last one): the queue
+    /// to the encoder is bounded by the bytes of its batches, so slack
+    /// must not ride along. A large buffer shrinks in place.
+    pub fn trim(&mut self) {
+        if self.buf.capacity() - self.buf.len() > self.buf.len() / 8 {
+            self.buf.shrink_to_fit();
+        }
+    }
+
     /// Times this batch's buffer was grown after its first allocation.
     pub fn grows(&self) -> u32 {
         self.grows
@@ -206,14 +216,18 @@ mod tests {
         let mut second = first.next();
         fill(&mut second, 900);
         assert_eq!(second.grows(), 0);
-        // A somewhat bigger one still fits; a smaller one leaves at most
-        // an eighth of the last batch unused.
+        // A somewhat bigger one still fits.
         let mut third = second.next();
         fill(&mut third, 905);
         assert_eq!(third.grows(), 0);
         let mut fourth = third.next();
         fill(&mut fourth, 10);
-        assert!(fourth.buf.capacity() <= third.len() + third.len() / 8 + 4096);
+        assert!(fourth.buf.capacity() > 10 * fourth.len());
+        // Sent, it keeps no more than an eighth unused.
+        fourth.trim();
+        assert!(fourth.buf.capacity() <= fourth.len() + fourth.len() / 8);
+        third.trim();
+        assert_eq!(third.buf.capacity(), 266_240);
         // Never past the largest batch.
         let mut big = FlatBatch::new(8192);
         fill(&mut big, 100);
