@@ -13,6 +13,8 @@
 # During both loads a probe (bench/stall_probe.py) sends one SET per ms on its
 # own connection and reports the longest reply time and the longest gap
 # between replies: redis-benchmark's histogram stops at 3 s, the probe does not.
+# The server alone runs on SERVER_CORE: the load, the probe and every helper
+# (memory sampler, INFO polls) run on CLIENT_CORE.
 # With BIG=1 (the default) everything is done a second time with a
 # 1,000,000-element zset and a 1,000,000-element list that two more clients
 # keep writing (ZADD of random members, RPOPLPUSH) during both loads.
@@ -53,6 +55,12 @@ else
   cargo build --release -q -p redoubt-server
   BIN=$PWD/target/release/redoubt-server
 fi
+# Everything this script starts from here on runs on the client core unless
+# told otherwise (the servers are): perf sched showed the polling helpers
+# below (redis-cli, awk, tr, bash forks every 50-100 ms) landing on the
+# server's core and holding a runnable server off it for 3-7 ms at a time,
+# which the probe then counted as write stalls of the server.
+taskset -cp "$CLIENT_CORE" $$ >/dev/null
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 

@@ -6,8 +6,9 @@ this can.
 
 On exit it prints one line:
     <max send->reply ms> <max gap between consecutive replies ms> <p99 ms> <count>
-and, with --trace FILE, writes "send_unix_s latency_ms" per request so the
-worst stall can be lined up with the server's log.
+and, with --trace FILE, writes "send_unix_s latency_ms send_monotonic_s" per
+request so the worst stall can be lined up with the server's log (wall
+clock) or with a `perf record -k mono` trace (CLOCK_MONOTONIC).
 
     bench/stall_probe.py PORT [--key probe] [--trace FILE]
 """
@@ -68,7 +69,7 @@ def main():
             break
         lat.append(t1 - t0)
         if args.trace:
-            trace.append((wall, (t1 - t0) * 1000))
+            trace.append((wall, (t1 - t0) * 1000, t0))
         if last_reply is not None:
             max_gap = max(max_gap, t1 - last_reply)
         last_reply = t1
@@ -82,8 +83,8 @@ def main():
     s.close()
     if args.trace:
         with open(args.trace, "w") as f:
-            for wall, ms in trace:
-                f.write(f"{wall:.6f} {ms:.3f}\n")
+            for wall, ms, mono in trace:
+                f.write(f"{wall:.6f} {ms:.3f} {mono:.6f}\n")
     if not lat:
         print("0 0 0 0")
         return

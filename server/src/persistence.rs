@@ -406,6 +406,8 @@ impl Executor {
                     writer_cpu_ms = rep.writer_cpu_us / 1000,
                     encoder_sleeps = rep.encoder_sleeps,
                     encoder_unpaced = rep.encoder_unpaced,
+                    writebacks = rep.writebacks,
+                    flat_grows = rep.flat_grows,
                     "snapshot done in {:.3} s",
                     rep.duration.as_secs_f64()
                 );
