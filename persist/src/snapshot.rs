@@ -668,6 +668,11 @@ pub struct SnapshotSpec {
     pub format: SnapshotFormat,
     pub lsn: u64,
     pub epoch: u64,
+    /// Start the disk write of every [`WRITEBACK_STEP`] bytes as the file
+    /// is written (`rdb-save-incremental-fsync` for a BGSAVE,
+    /// `aof-rewrite-incremental-fsync` for an AOF base); off, the final
+    /// fsync writes the whole file back.
+    pub incremental_fsync: bool,
 }
 
 /// CPU time the calling thread has used (Linux); elsewhere wall time.
@@ -789,6 +794,7 @@ impl Snapshot {
         };
         let storage = spec.storage.clone();
         let target = spec.target.clone();
+        let incremental_fsync = spec.incremental_fsync;
         let spawn_err = |source| SnapshotError::Io {
             op: "spawn writer for",
             path: spec.target.display().to_string(),
@@ -804,7 +810,7 @@ impl Snapshot {
                     &target,
                     rx,
                     &writer_shared.pending,
-                    &writer_shared.writebacks,
+                    incremental_fsync.then_some(&writer_shared.writebacks),
                 );
                 let cpu = thread_cpu().as_micros() as u64;
                 writer_shared.writer_cpu_us.store(cpu, Ordering::Relaxed);
@@ -1299,7 +1305,8 @@ fn write_file(
     target: &Path,
     rx: mpsc::Receiver<Msg>,
     pending: &AtomicU64,
-    writebacks: &AtomicU64,
+    // With incremental fsync: where the early write-backs are counted.
+    writebacks: Option<&AtomicU64>,
 ) -> Result<u64, SnapshotError> {
     let io_err = |op: &'static str, p: &Path| {
         let path = p.display().to_string();
@@ -1316,7 +1323,8 @@ fn write_file(
                 pending.fetch_sub(n, Ordering::Relaxed);
                 r.map_err(io_err("write", temp))?;
                 written += n;
-                if written - kicked >= WRITEBACK_STEP {
+                if let Some(writebacks) = writebacks.filter(|_| written - kicked >= WRITEBACK_STEP)
+                {
                     // Only an early start: the fsync below is what makes
                     // the file durable, and reports any error.
                     if let Err(e) = file.start_writeback(kicked, written - kicked) {
@@ -1373,6 +1381,7 @@ mod tests {
             format: SnapshotFormat::Rdb(SaveOptions::default()),
             lsn,
             epoch,
+            incremental_fsync: true,
         }
     }
 
@@ -1425,6 +1434,31 @@ mod tests {
         let report = snap.run_to_end(&mut ks).unwrap();
         assert!(report.bytes > 2 * WRITEBACK_STEP, "{}", report.bytes);
         assert_eq!(report.writebacks, report.bytes / WRITEBACK_STEP);
+        assert_eq!(snapshot_of(&load(&*storage)), expected);
+    }
+
+    /// With incremental fsync off (`rdb-save-incremental-fsync no`) the
+    /// writer leaves the whole file to the final fsync.
+    #[test]
+    fn without_incremental_fsync_the_writer_starts_no_write_back() {
+        let disk = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let mut ks = Keyspace::new(16);
+        let value = vec![7u8; 4000];
+        for i in 0..5000 {
+            ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(&value), 0);
+        }
+        let expected = snapshot_of(&ks);
+        let mut off = spec(storage.clone(), 1, 1);
+        off.format = SnapshotFormat::Rdb(SaveOptions {
+            compression: false,
+            ..SaveOptions::default()
+        });
+        off.incremental_fsync = false;
+        let mut snap = Snapshot::start(&mut ks, off).unwrap();
+        let report = snap.run_to_end(&mut ks).unwrap();
+        assert!(report.bytes > 2 * WRITEBACK_STEP, "{}", report.bytes);
+        assert_eq!(report.writebacks, 0);
         assert_eq!(snapshot_of(&load(&*storage)), expected);
     }
 

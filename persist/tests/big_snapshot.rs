@@ -106,6 +106,7 @@ fn big_collections_changed_during_a_snapshot_keep_its_point_in_time() {
         format: SnapshotFormat::Rdb(SaveOptions::default()),
         lsn: 11,
         epoch: 1,
+        incremental_fsync: true,
     };
     let mut snap = Snapshot::start(&mut ks, spec).unwrap();
 

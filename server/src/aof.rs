@@ -1012,6 +1012,7 @@ fn start_rewrite_with(ex: &mut Executor, defer: bool) -> Result<RewriteStart, St
         format,
         lsn,
         epoch,
+        incremental_fsync: ex.config.aof_rewrite_incremental_fsync,
     };
     let snap = match Snapshot::start(&mut ex.ks, spec) {
         Ok(s) => s,

@@ -320,6 +320,7 @@ impl Executor {
             format: redoubt_persist::snapshot::SnapshotFormat::Rdb(self.save_options()),
             lsn: self.lsn,
             epoch: self.save.epoch,
+            incremental_fsync: self.config.rdb_save_incremental_fsync,
         };
         Snapshot::start(&mut self.ks, spec).map_err(|e| {
             tracing::warn!("Failed opening the temp RDB file for saving: {e}");
