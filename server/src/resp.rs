@@ -487,32 +487,32 @@ pub fn encode(reply: &Reply, proto: u8, out: &mut BytesMut) {
             let mut b = itoa_buf(*i);
             line(out, b':', b.as_bytes_mut())
         }
-        Reply::Bulk(b) => bulk(out, b),
+        Reply::Bulk(b) => put_bulk(out, b),
         Reply::Nil => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
         Reply::NilArray => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"*-1\r\n" }),
         Reply::Array(items) => {
-            header(out, b'*', items.len());
+            put_header(out, b'*', items.len());
             for r in items {
                 encode(r, proto, out);
             }
         }
         Reply::Set(items) => {
-            header(out, if resp3 { b'~' } else { b'*' }, items.len());
+            put_header(out, if resp3 { b'~' } else { b'*' }, items.len());
             for r in items {
                 encode(r, proto, out);
             }
         }
         Reply::Push(items) => {
-            header(out, if resp3 { b'>' } else { b'*' }, items.len());
+            put_header(out, if resp3 { b'>' } else { b'*' }, items.len());
             for r in items {
                 encode(r, proto, out);
             }
         }
         Reply::Map(pairs) => {
             if resp3 {
-                header(out, b'%', pairs.len());
+                put_header(out, b'%', pairs.len());
             } else {
-                header(out, b'*', pairs.len() * 2);
+                put_header(out, b'*', pairs.len() * 2);
             }
             for (k, v) in pairs {
                 encode(k, proto, out);
@@ -524,7 +524,7 @@ pub fn encode(reply: &Reply, proto: u8, out: &mut BytesMut) {
             if resp3 {
                 line(out, b',', s.as_bytes());
             } else {
-                bulk(out, s.as_bytes());
+                put_bulk(out, s.as_bytes());
             }
         }
         Reply::Bool(b) => {
@@ -536,12 +536,12 @@ pub fn encode(reply: &Reply, proto: u8, out: &mut BytesMut) {
         }
         Reply::Verbatim(s) => {
             if resp3 {
-                header(out, b'=', s.len() + 4);
+                put_header(out, b'=', s.len() + 4);
                 out.extend_from_slice(b"txt:");
                 out.extend_from_slice(s.as_bytes());
                 out.extend_from_slice(b"\r\n");
             } else {
-                bulk(out, s.as_bytes());
+                put_bulk(out, s.as_bytes());
             }
         }
         Reply::Raw(b) => out.extend_from_slice(b),
@@ -561,13 +561,15 @@ fn line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn header(out: &mut BytesMut, prefix: u8, n: usize) {
+/// `<prefix><n>\r\n`: an array, map, set or bulk header.
+pub(crate) fn put_header(out: &mut BytesMut, prefix: u8, n: usize) {
     let mut b = itoa_buf(n as i64);
     line(out, prefix, b.as_bytes_mut());
 }
 
-fn bulk(out: &mut BytesMut, data: &[u8]) {
-    header(out, b'$', data.len());
+/// A bulk string, RESP2 and RESP3 alike.
+pub(crate) fn put_bulk(out: &mut BytesMut, data: &[u8]) {
+    put_header(out, b'$', data.len());
     out.reserve(data.len() + 2);
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");

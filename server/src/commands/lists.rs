@@ -15,9 +15,9 @@
 
 use super::flags::*;
 use super::{arg_i64, no_such_key, reply, syntax_error, wrongtype, CommandSpec, Ctx};
-use crate::resp::Reply;
+use crate::resp::{put_bulk, put_header, Reply};
 use crate::util::{eq_ic, parse_f64};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use redoubt_persist::value::{ChunkList, ListValue};
 use redoubt_persist::Value;
 
@@ -336,28 +336,9 @@ fn bulk_array<'a>(items: impl ExactSizeIterator<Item = &'a Bytes> + Clone) -> Re
     let mut out = BytesMut::with_capacity(size);
     put_header(&mut out, b'*', n);
     for v in items {
-        put_header(&mut out, b'$', v.len());
-        out.put_slice(v);
-        out.put_slice(b"\r\n");
+        put_bulk(&mut out, v);
     }
     Reply::Raw(out.freeze())
-}
-
-/// `<prefix><n>\r\n` without going through a formatter.
-fn put_header(out: &mut BytesMut, prefix: u8, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put_u8(prefix);
-    out.put_slice(&digits[i..]);
-    out.put_slice(b"\r\n");
 }
 
 /// An index into a list of `len`, negatives from the end; None if outside.

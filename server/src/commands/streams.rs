@@ -16,7 +16,7 @@
 use super::flags::*;
 use super::stream_groups::{self, serve_group, GroupServe};
 use super::{arg_i64, no_such_key, reply, syntax_error, CommandSpec, Ctx};
-use crate::resp::Reply;
+use crate::resp::{put_bulk, put_header, Reply};
 use crate::util::{eq_ic, parse_i64};
 use bytes::{BufMut, Bytes, BytesMut};
 use redoubt_persist::stream_entries::EntryRef;
@@ -220,7 +220,7 @@ pub fn entries_reply<'a>(entries: impl Iterator<Item = EntryRef<'a>>) -> Encoded
             })
             .sum::<usize>();
     let mut out = BytesMut::with_capacity(size);
-    put_header(&mut out, b'*', entries.len() as u64);
+    put_header(&mut out, b'*', entries.len());
     let body = out.len();
     for e in &entries {
         put_entry(&mut out, e);
@@ -245,20 +245,6 @@ impl Encoded {
     }
 }
 
-fn put_header(out: &mut BytesMut, prefix: u8, n: u64) {
-    let mut buf = [0u8; 20];
-    let at = push_digits_back(&mut buf, 20, n);
-    out.put_u8(prefix);
-    out.put_slice(&buf[at..]);
-    out.put_slice(b"\r\n");
-}
-
-fn put_bulk(out: &mut BytesMut, s: &[u8]) {
-    put_header(out, b'$', s.len() as u64);
-    out.put_slice(s);
-    out.put_slice(b"\r\n");
-}
-
 fn put_entry(out: &mut BytesMut, e: &EntryRef<'_>) {
     let mut buf = [0u8; 41];
     let mut at = push_digits_back(&mut buf, 41, e.id.seq);
@@ -267,7 +253,7 @@ fn put_entry(out: &mut BytesMut, e: &EntryRef<'_>) {
     at = push_digits_back(&mut buf, at, e.id.ms);
     out.put_slice(b"*2\r\n");
     put_bulk(out, &buf[at..]);
-    put_header(out, b'*', 2 * e.len() as u64);
+    put_header(out, b'*', 2 * e.len());
     for (f, v) in e.fields() {
         put_bulk(out, f);
         put_bulk(out, v);
