@@ -36,6 +36,7 @@ OUT=${OUT:-BENCHMARKS.md}
 MODE=${MODE:-bgsave}
 BIG=${BIG:-1}
 PROBE=$PWD/bench/stall_probe.py
+WATCH=$PWD/bench/save_watch.py
 if [ "$MODE" = bgrewriteaof ]; then
   # Automatic rewrites off: the load alone grows the AOF past the default
   # trigger, and a rewrite the server starts by itself would run during the
@@ -56,21 +57,17 @@ else
   BIN=$PWD/target/release/redoubt-server
 fi
 # Everything this script starts from here on runs on the client core unless
-# told otherwise (the servers are): perf sched showed the polling helpers
-# below (redis-cli, awk, tr, bash forks every 50-100 ms) landing on the
-# server's core and holding a runnable server off it for 3-7 ms at a time,
-# which the probe then counted as write stalls of the server.
+# told otherwise (the servers are): perf sched showed shell polling helpers
+# landing on the server's core and holding a runnable server off it for
+# 3-7 ms at a time, which the probe then counted as write stalls of the
+# server. The polling during the load is one process (bench/save_watch.py):
+# on the client core, forks every 50 ms held the load and the probe off it.
 taskset -cp "$CLIENT_CORE" $$ >/dev/null
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-child_dirty_kb() {
-  local c
-  c=$(pgrep -P "$1" | head -1 || true)
-  [ -n "$c" ] && awk '/^Private_Dirty/ {s+=$2} END {print s+0}' "/proc/$c/smaps_rollup" 2>/dev/null || echo 0
-}
 
 # Loads $KEYS keys key:000000000000.. with $SIZE-byte values.
 populate_keys() {
@@ -129,8 +126,10 @@ load() {
 
 info_field() { redis-cli -p "$1" info persistence | tr -d '\r' | awk -F: -v f="$2" '$1==f {print $2}'; }
 
+# One process polling one connection (see bench/save_watch.py for why not
+# a shell loop).
 wait_save_done() {
-  while [ "$(info_field "$1" "$PROGRESS")" = "1" ]; do sleep 0.05; done
+  python3 "$WATCH" wait "$1" "$PROGRESS"
 }
 
 bench_one() {
@@ -164,9 +163,7 @@ bench_one() {
   # Load with a BGSAVE in the middle; sample memory every 100 ms.
   local samples=$dir/samples
   : >"$samples"
-  ( while kill -0 "$pid" 2>/dev/null; do
-      echo "$(( $(rss_kb "$pid") + $(child_dirty_kb "$pid") ))" >>"$samples"; sleep 0.1
-    done ) &
+  python3 "$WATCH" sample "$pid" "$samples" &
   local sampler=$!
   local before_save
   before_save=$(rss_kb "$pid")
@@ -190,7 +187,8 @@ bench_one() {
   read -r save_probe save_gap _ _ <"$dir/probe-save"
   wait "$loader"
   if [ ${#writers[@]} -gt 0 ]; then kill "${writers[@]}" 2>/dev/null || true; wait "${writers[@]}" 2>/dev/null || true; fi
-  kill "$sampler" 2>/dev/null || true
+  kill -TERM "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
   read -r save_rps save_p99 save_max <"$dir/during"
   local peak
   peak=$(sort -n "$samples" | tail -1)

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Watches a server during bench/snapshot.sh's loaded save, from one
+long-lived process on the client core.
+
+The script used to poll with a shell loop: every 50 ms a redis-cli, tr and
+awk for INFO, every 100 ms an awk (and a pgrep) for memory. On the client
+core, shared with redis-benchmark and the stall probe, those forks took
+the core for up to 8 ms at a time (perf sched of a loaded save), during the
+save only: the probe then counted its own wait for the core as a write
+stall of the server, and the load lost throughput, whichever server ran.
+Here each poll is one request on an open connection or one /proc read.
+
+    save_watch.py wait PORT FIELD    exit once INFO persistence's FIELD is 0
+    save_watch.py sample PID FILE    append the server's memory to FILE every
+                                     100 ms (KiB: RSS plus its children's
+                                     Private_Dirty, i.e. a forked child's
+                                     copy-on-write) until SIGTERM
+"""
+import signal
+import socket
+import sys
+import time
+
+
+def info_field(sock, reader, field):
+    sock.sendall(b"*2\r\n$4\r\nINFO\r\n$11\r\npersistence\r\n")
+    header = reader.readline()
+    if not header.startswith(b"$"):
+        raise RuntimeError(f"unexpected INFO reply: {header!r}")
+    body = reader.read(int(header[1:]) + 2).decode()
+    for line in body.splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return value.strip()
+    return ""
+
+
+def wait(port, field):
+    sock = socket.create_connection(("127.0.0.1", port))
+    reader = sock.makefile("rb")
+    while info_field(sock, reader, field) == "1":
+        time.sleep(0.05)
+
+
+def kib(path, key):
+    total = 0
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    total += int(line.split()[1])
+    except OSError:
+        pass
+    return total
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+def sample(pid, path):
+    stop = False
+
+    def on_signal(*_):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    with open(path, "a") as out:
+        while not stop:
+            kb = kib(f"/proc/{pid}/status", "VmRSS:")
+            for child in children(pid):
+                kb += kib(f"/proc/{child}/smaps_rollup", "Private_Dirty:")
+            out.write(f"{kb}\n")
+            out.flush()
+            time.sleep(0.1)
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "wait":
+        wait(int(sys.argv[2]), sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "sample":
+        sample(int(sys.argv[2]), sys.argv[3])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
