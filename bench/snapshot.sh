@@ -9,6 +9,9 @@
 #   3. the same load with a BGSAVE in the middle: RSS sampled every 100 ms
 #      (for Redis: the parent plus the child's Private_Dirty, i.e. its
 #      copy-on-write), save duration, throughput, p99 and max latency;
+#   steps 2 and 3 are repeated $ROUNDS times (default 3): rates, p99s and
+#   save durations are the rounds' medians, stalls and max latencies the
+#   worst of any round, memory that of the round with the largest share;
 #   4. an idle BGSAVE.
 # During both loads a probe (bench/stall_probe.py) sends one SET per ms on its
 # own connection and reports the longest reply time and the longest gap
@@ -35,6 +38,7 @@ CLIENT_CORE=${CLIENT_CORE:-1}
 OUT=${OUT:-BENCHMARKS.md}
 MODE=${MODE:-bgsave}
 BIG=${BIG:-1}
+ROUNDS=${ROUNDS:-3}
 PROBE=$PWD/bench/stall_probe.py
 WATCH=$PWD/bench/save_watch.py
 if [ "$MODE" = bgrewriteaof ]; then
@@ -152,48 +156,77 @@ bench_one() {
     big_writers "$port"
     writers=($(jobs -p | tail -2))
   fi
-  local dataset_kb base_rss
+  local base_rss
   base_rss=$(rss_kb "$pid")
-  taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" >"$dir/probe-base" &
-  local probe=$!
-  read -r base_rps base_p99 base_max < <(load "$port")
-  kill -TERM "$probe"; wait "$probe" || true
-  read -r base_probe base_gap _ _ <"$dir/probe-base"
+  # Each round: the load without a save, then again with one in the
+  # middle. Run to run, the same load's rate on this machine moves by up to
+  # a fifth, more than a save costs: one pair of runs says little, so the
+  # report takes the median rate of the rounds (and the worst stall and
+  # memory of any round).
+  local round
+  : >"$dir/rounds"
+  for round in $(seq "$ROUNDS"); do
+    taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" >"$dir/probe-base" &
+    local probe=$!
+    local base_rps base_p99 base_max base_probe base_gap
+    read -r base_rps base_p99 base_max < <(load "$port")
+    kill -TERM "$probe"; wait "$probe" || true
+    read -r base_probe base_gap _ _ <"$dir/probe-base"
 
-  # Load with a BGSAVE in the middle; sample memory every 100 ms.
-  local samples=$dir/samples
-  : >"$samples"
-  python3 "$WATCH" sample "$pid" "$samples" &
-  local sampler=$!
-  local before_save
-  before_save=$(rss_kb "$pid")
-  load "$port" >"$dir/during" &
-  local loader=$!
-  sleep 2
-  # The load alone makes the allocator keep more pages than at rest: the
-  # RSS just before the save, under the load, is the baseline that leaves
-  # only the save's own memory.
-  local loaded_rss
-  loaded_rss=$(rss_kb "$pid")
-  local t0 t1
-  taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" --trace "$dir/probe-trace" >"$dir/probe-save" &
-  probe=$!
-  sleep 0.2
-  t0=$(date +%s.%N)
-  redis-cli -p "$port" "$MODE" >/dev/null
-  wait_save_done "$port"
-  t1=$(date +%s.%N)
-  kill -TERM "$probe"; wait "$probe" || true
-  read -r save_probe save_gap _ _ <"$dir/probe-save"
-  wait "$loader"
+    # Load with a save in the middle; sample memory every 100 ms.
+    local samples=$dir/samples
+    : >"$samples"
+    python3 "$WATCH" sample "$pid" "$samples" &
+    local sampler=$!
+    local before_save
+    before_save=$(rss_kb "$pid")
+    load "$port" >"$dir/during" &
+    local loader=$!
+    sleep 2
+    # The load alone makes the allocator keep more pages than at rest: the
+    # RSS just before the save, under the load, is the baseline that leaves
+    # only the save's own memory.
+    local loaded_rss
+    loaded_rss=$(rss_kb "$pid")
+    local t0 t1
+    taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" --trace "$dir/probe-trace-$round" >"$dir/probe-save" &
+    probe=$!
+    sleep 0.2
+    t0=$(date +%s.%N)
+    redis-cli -p "$port" "$MODE" >/dev/null
+    wait_save_done "$port"
+    t1=$(date +%s.%N)
+    kill -TERM "$probe"; wait "$probe" || true
+    local save_probe save_gap
+    read -r save_probe save_gap _ _ <"$dir/probe-save"
+    wait "$loader"
+    kill -TERM "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    local save_rps save_p99 save_max
+    read -r save_rps save_p99 save_max <"$dir/during"
+    local peak
+    peak=$(sort -n "$samples" | tail -1)
+    echo "$base_rps $base_p99 $base_max $base_probe $base_gap $save_rps $save_p99 $save_max $save_probe $save_gap" \
+      "$before_save $peak $(echo "$t1 - $t0" | bc) $loaded_rss" >>"$dir/rounds"
+  done
   if [ ${#writers[@]} -gt 0 ]; then kill "${writers[@]}" 2>/dev/null || true; wait "${writers[@]}" 2>/dev/null || true; fi
-  kill -TERM "$sampler" 2>/dev/null || true
-  wait "$sampler" 2>/dev/null || true
-  read -r save_rps save_p99 save_max <"$dir/during"
-  local peak
-  peak=$(sort -n "$samples" | tail -1)
-  local save_secs
-  save_secs=$(echo "$t1 - $t0" | bc)
+  # Medians of the rates, p99s and save durations; the longest stalls and
+  # latencies of any round; the memory of the round whose save took the
+  # largest share.
+  local summary
+  summary=$(python3 - "$dir/rounds" <<'PY'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+col = lambda i: [r[i] for r in rows]
+med = lambda i: statistics.median(col(i))
+mem = max(rows, key=lambda r: (r[11] - r[10]) / r[10])
+print(med(0), med(1), max(col(2)), max(col(3)), max(col(4)),
+      med(5), med(6), max(col(7)), max(col(8)), max(col(9)),
+      int(mem[10]), int(mem[11]), med(12), int(mem[13]))
+PY
+)
+  local base_rps base_p99 base_max base_probe base_gap save_rps save_p99 save_max save_probe save_gap before_save peak save_secs loaded_rss
+  read -r base_rps base_p99 base_max base_probe base_gap save_rps save_p99 save_max save_probe save_gap before_save peak save_secs loaded_rss <<<"$summary"
 
   # Idle save.
   t0=$(date +%s.%N)
@@ -203,7 +236,6 @@ bench_one() {
   t1=$(date +%s.%N)
   local idle_secs
   idle_secs=$(echo "$t1 - $t0" | bc)
-  dataset_kb=$((before_save))
   local cow
   cow=$(info_field "$port" rdb_last_cow_size)
   [ "$MODE" = bgrewriteaof ] && cow=$(info_field "$port" aof_last_cow_size)
@@ -225,9 +257,9 @@ if [ "$BIG" = 1 ]; then
   echo "$r4"
 fi
 
-python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" "$r3" "$r4" <<'EOF'
+python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" "$r3" "$r4" "$ROUNDS" <<'EOF'
 import sys, re
-out, keys, size, requests, a, b, mode, c, d = sys.argv[1:]
+out, keys, size, requests, a, b, mode, c, d, rounds = sys.argv[1:]
 tag = "snapshot" if mode == "bgsave" else "rewrite"
 what = "BGSAVE" if mode == "bgsave" else "BGREWRITEAOF (appendonly yes, everysec)"
 def parse(line):
@@ -270,7 +302,7 @@ def table(r, s):
 lines = [f"<!-- {tag}:start -->", f"## {what} under an overwrite load", "",
  f"`MODE={mode} KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh` — {keys} keys x {size} bytes named as the load names them, so it overwrites them, "
  f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core 0, client on core 1, "
- f"{mode.upper()} 2 s into the second run, RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty). "
+ f"{mode.upper()} 2 s into the second run, {rounds} rounds of both runs (medians of rates, p99s and durations; worst stall, max latency and memory of any round), RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty). "
  "The probe (`bench/stall_probe.py`) sends one SET per ms on its own connection during the load.", ""]
 lines += table(parse(a), parse(b))
 if c != "-":
