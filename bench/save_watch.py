@@ -11,6 +11,13 @@ stall of the server, and the load lost throughput, whichever server ran.
 Here each poll is one request on an open connection or one /proc read.
 
     save_watch.py wait PORT FIELD    exit once INFO persistence's FIELD is 0
+    save_watch.py save PORT COMMAND FIELD DELAY
+                                     after DELAY seconds, send COMMAND (BGSAVE
+                                     or BGREWRITEAOF), wait as above and print
+                                     the seconds from the command to the end:
+                                     started with the load, its own start-up
+                                     (tens of ms of CPU) is long over when the
+                                     save and the probe's window begin
     save_watch.py sample PID FILE    append the server's memory to FILE every
                                      100 ms (KiB: RSS plus its children's
                                      Private_Dirty, i.e. a forked child's
@@ -40,6 +47,20 @@ def wait(port, field):
     reader = sock.makefile("rb")
     while info_field(sock, reader, field) == "1":
         time.sleep(0.05)
+
+
+def save(port, command, field, delay):
+    sock = socket.create_connection(("127.0.0.1", port))
+    reader = sock.makefile("rb")
+    time.sleep(delay)
+    start = time.monotonic()
+    sock.sendall(b"*1\r\n$%d\r\n%s\r\n" % (len(command), command.encode()))
+    reply = reader.readline()
+    if not reply.startswith(b"+"):
+        raise RuntimeError(f"{command} failed: {reply!r}")
+    while info_field(sock, reader, field) == "1":
+        time.sleep(0.05)
+    print(f"{time.monotonic() - start:.3f}")
 
 
 def kib(path, key):
@@ -83,6 +104,8 @@ def sample(pid, path):
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "wait":
         wait(int(sys.argv[2]), sys.argv[3])
+    elif len(sys.argv) == 6 and sys.argv[1] == "save":
+        save(int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]))
     elif len(sys.argv) == 4 and sys.argv[1] == "sample":
         sample(int(sys.argv[2]), sys.argv[3])
     else:

@@ -182,20 +182,17 @@ bench_one() {
     before_save=$(rss_kb "$pid")
     load "$port" >"$dir/during" &
     local loader=$!
+    python3 "$WATCH" save "$port" "$MODE" "$PROGRESS" 2.2 >"$dir/save-secs" &
+    local saver=$!
     sleep 2
     # The load alone makes the allocator keep more pages than at rest: the
     # RSS just before the save, under the load, is the baseline that leaves
     # only the save's own memory.
     local loaded_rss
     loaded_rss=$(rss_kb "$pid")
-    local t0 t1
     taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" --trace "$dir/probe-trace-$round" >"$dir/probe-save" &
     probe=$!
-    sleep 0.2
-    t0=$(date +%s.%N)
-    redis-cli -p "$port" "$MODE" >/dev/null
-    wait_save_done "$port"
-    t1=$(date +%s.%N)
+    wait "$saver"
     kill -TERM "$probe"; wait "$probe" || true
     local save_probe save_gap
     read -r save_probe save_gap _ _ <"$dir/probe-save"
@@ -207,7 +204,7 @@ bench_one() {
     local peak
     peak=$(sort -n "$samples" | tail -1)
     echo "$base_rps $base_p99 $base_max $base_probe $base_gap $save_rps $save_p99 $save_max $save_probe $save_gap" \
-      "$before_save $peak $(echo "$t1 - $t0" | bc) $loaded_rss" >>"$dir/rounds"
+      "$before_save $peak $(cat "$dir/save-secs") $loaded_rss" >>"$dir/rounds"
   done
   if [ ${#writers[@]} -gt 0 ]; then kill "${writers[@]}" 2>/dev/null || true; wait "${writers[@]}" 2>/dev/null || true; fi
   # Medians of the rates, p99s and save durations; the longest stalls and
