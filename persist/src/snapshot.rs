@@ -93,11 +93,10 @@ const LONG_STEP: Duration = Duration::from_millis(2);
 /// this much CPU time (a write that arrives meanwhile may wait for the
 /// rest of one on a shared core)...
 const BURST: Duration = Duration::from_micros(500);
-/// ...and sleeps between them so that it uses at least this share (in %)
-/// of a CPU, while few copies wait for it: on a core it shares with the
-/// executor, writes keep about 90% of their throughput. The share grows
-/// with the copies waiting (see [`duty_percent`]). With no client load it
-/// runs flat out.
+/// ...and sleeps between them so that, while few copies wait for it, it
+/// uses this share (in %) of a CPU, leaving the rest of a core it shares
+/// with the executor to the writes. The share grows with the copies
+/// waiting (see [`duty_percent`]). With no client load it runs flat out.
 const BUSY_DUTY_PERCENT: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
