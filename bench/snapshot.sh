@@ -207,6 +207,9 @@ bench_one() {
       "$before_save $peak $(cat "$dir/save-secs") $loaded_rss" >>"$dir/rounds"
   done
   if [ ${#writers[@]} -gt 0 ]; then kill "${writers[@]}" 2>/dev/null || true; wait "${writers[@]}" 2>/dev/null || true; fi
+  # Each round's figures (the columns of the echo above) on stderr, for
+  # finding which round a worst case came from.
+  sed "s/^/$name big=$big round: /" "$dir/rounds" >&2
   # Medians of the rates, p99s and save durations; the longest stalls and
   # latencies of any round; the memory of the round whose save took the
   # largest share.
