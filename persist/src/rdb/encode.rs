@@ -24,8 +24,8 @@ pub struct SaveOptions {
     pub compression: bool,
     /// String values are compressed with [`lzf::compress_into_quick`],
     /// which gives up early on bytes without repeats (random or already
-    /// compressed values): a snapshot spends a quarter of the time on such
-    /// a 256-byte value, and the file is still one Redis loads. Off, every
+    /// compressed values) after a check of their first 64 bytes, and the
+    /// file is still one Redis loads. Off, every
     /// string is compressed exactly as Redis would (DUMP, tools).
     pub quick_lzf: bool,
     /// `rdbchecksum`: write the CRC-64 trailer (else 0).

@@ -3,6 +3,8 @@
 //! and owning them lets the decompressor validate every step instead of
 //! trusting lengths from the file.
 
+mod head;
+
 /// Why a compressed string is invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LzfError;
@@ -117,12 +119,17 @@ pub fn compress_into(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
 
 /// Input bytes [`compress_into_quick`] scans for a first repeat before it
 /// gives up.
-pub const QUICK_PROBE: usize = 64;
+pub const QUICK_PROBE: usize = head::PROBE;
+
+// The scan checks for a back reference when a literal run closes, every
+// `MAX_LIT` bytes: the probe ends on one of those checks.
+const _: () = assert!(QUICK_PROBE.is_multiple_of(MAX_LIT));
 
 /// As [`compress_into`], but gives up when the first [`QUICK_PROBE`] bytes
-/// of a longer input hold no repeat the compressor can use. Random or
-/// already compressed bytes then cost a quarter of a full scan (of a
-/// 256-byte value) instead of the whole one; what it does compress is
+/// of a longer input hold no repeat the compressor can use, which is
+/// checked before scanning (see the `head` module). Random or already
+/// compressed bytes then cost that check instead of a full scan; what it
+/// does compress is
 /// byte for byte what [`compress_into`] writes. For snapshots, where a
 /// string kept uncompressed is still a valid record; not for output that
 /// must equal Redis's (DUMP).
@@ -134,6 +141,17 @@ fn compress_until(input: &[u8], max_out: usize, out: &mut Vec<u8>, give_up_at: u
     let n = input.len();
     if n < 4 {
         return false;
+    }
+    // With no three-byte sequence repeated in the probe, no back reference
+    // starts there, and the scan below would reach the literal run closing
+    // at `QUICK_PROBE` with none and give up. It gets that far only when
+    // that position's sequence is scanned, i.e. with `head::HEAD` bytes.
+    if give_up_at == QUICK_PROBE {
+        if let Some(h) = input.first_chunk::<{ head::HEAD }>() {
+            if !head::repeats(h) {
+                return false;
+            }
+        }
     }
     HTAB.with(|t| match t.try_borrow_mut() {
         Ok(mut htab) => compress_with(input, max_out, out, &mut htab, give_up_at),
@@ -560,6 +578,52 @@ mod tests {
             quick(&short_rep, short_rep.len() - 4),
             compress(&short_rep, short_rep.len() - 4)
         );
+    }
+
+    /// The shortcut before the quick scan changes no verdict: the quick
+    /// compressor answers as its scan alone does, for inputs around the
+    /// probe's length with a repeat planted at every pair of positions,
+    /// and for random inputs over alphabets from 2 to 256 letters.
+    #[test]
+    fn quick_shortcut_gives_the_scans_verdict() {
+        let scan = |data: &[u8], max_out: usize| {
+            let mut out = Vec::new();
+            compress_with(data, max_out, &mut out, &mut Vec::new(), QUICK_PROBE).then_some(out)
+        };
+        let mut compared = 0;
+        for n in [
+            QUICK_PROBE,
+            QUICK_PROBE + 1,
+            QUICK_PROBE + 2,
+            QUICK_PROBE + 3,
+            100,
+        ] {
+            // Distinct bytes: no sequence repeats until one is planted.
+            let base: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+            for i in 0..n - 2 {
+                for j in 0..i {
+                    let mut d = base.clone();
+                    d.copy_within(j..j + 3, i);
+                    assert_eq!(quick(&d, n - 4), scan(&d, n - 4), "len {n}, {j} at {i}");
+                    compared += 1;
+                }
+            }
+        }
+        let mut x = 7u64;
+        for trial in 0..4000 {
+            let alphabet = [2u64, 8, 64, 256][trial % 4];
+            let n = 40 + trial % 300;
+            let d: Vec<u8> = (0..n)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((x >> 33) % alphabet) as u8
+                })
+                .collect();
+            assert_eq!(quick(&d, n - 4), scan(&d, n - 4), "trial {trial}");
+        }
+        assert!(compared > 5000);
     }
 
     #[test]
