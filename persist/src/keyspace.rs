@@ -705,7 +705,11 @@ impl Db {
 /// Hands the sink the entries of `segment` the snapshot of `epoch` has not
 /// taken yet (those it has not marked).
 fn save_unsaved(sink: &mut dyn SegmentSink, db: usize, segment: &Segment, epoch: u64) {
-    let mut entries = segment.table.iter().map(|e| &**e);
+    // The table holds pointers: listing them touches no entry, and the
+    // walk then asks for entries and values some keys ahead (a loaded
+    // save's walker spent most of its time waiting for them one by one).
+    let listed: Vec<&Entry> = segment.table.iter().map(|e| &**e).collect();
+    let mut entries = crate::prefetch::ahead(&listed);
     if segment.marked_epoch == epoch {
         sink.save_segment(db, &mut entries.filter(|e| !e.snap_marked()));
     } else {
