@@ -706,8 +706,8 @@ impl Db {
 /// taken yet (those it has not marked).
 fn save_unsaved(sink: &mut dyn SegmentSink, db: usize, segment: &Segment, epoch: u64) {
     // The table holds pointers: listing them touches no entry, and the
-    // walk then asks for entries and values some keys ahead (a loaded
-    // save's walker spent most of its time waiting for them one by one).
+    // walk then asks for entries and values some keys ahead instead of
+    // waiting for each one's cache misses in turn.
     let listed: Vec<&Entry> = segment.table.iter().map(|e| &**e).collect();
     let mut entries = crate::prefetch::ahead(&listed);
     if segment.marked_epoch == epoch {
