@@ -128,3 +128,78 @@ pub fn unshared_bytes<'a, T: ChunkBytes + 'a>(
         .map(|c| c.data.chunk_bytes())
         .sum()
 }
+
+/// How many pointers ahead [`clone_all`] prefetches: enough to cover a
+/// cache miss (~100 ns) at the few nanoseconds each increment then takes.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Copies chunk pointers into `dst`, as cloning each one would.
+///
+/// A big collection has thousands of chunks, each reference count on its
+/// own (usually cache-cold) line, and a locked increment waits for its
+/// line before the next one starts: cloning the pointers one by one costs a
+/// full miss per chunk, about a millisecond per million elements, on the
+/// executor. Prefetching the counts for writing a few pointers ahead lets
+/// those misses overlap.
+pub fn clone_all<T>(dst: &mut impl Extend<Shared<T>>, src: &[Shared<T>]) {
+    for c in src.iter().take(PREFETCH_AHEAD) {
+        prefetch_count(c);
+    }
+    dst.extend(src.iter().enumerate().map(|(i, c)| {
+        if let Some(ahead) = src.get(i + PREFETCH_AHEAD) {
+            prefetch_count(ahead);
+        }
+        Arc::clone(c)
+    }));
+}
+
+/// Hints that `c`'s reference count is about to be written.
+#[inline(always)]
+fn prefetch_count<T>(c: &Shared<T>) {
+    // The counts sit just before the data in the `Arc`'s allocation (two
+    // words); a wrong guess would only waste the hint, as a prefetch never
+    // faults.
+    let counts = (Arc::as_ptr(c) as *const u8).wrapping_sub(2 * std::mem::size_of::<usize>());
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHW reads nothing and cannot fault on any address; on
+    // processors without it the encoding executes as a no-op.
+    unsafe {
+        std::arch::asm!(
+            "prefetchw [{p}]",
+            p = in(reg) counts,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = counts;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `clone_all` shares every chunk once, in order, across the prefetch
+    /// window's edges.
+    #[test]
+    fn clone_all_shares_each_chunk_once() {
+        for n in [
+            0,
+            1,
+            PREFETCH_AHEAD - 1,
+            PREFETCH_AHEAD,
+            PREFETCH_AHEAD + 1,
+            100,
+        ] {
+            let src: Vec<Shared<Vec<u32>>> = (0..n as u32).map(|i| shared(vec![i])).collect();
+            let mut dst = Vec::new();
+            clone_all(&mut dst, &src);
+            assert_eq!(dst.len(), n);
+            for (a, b) in src.iter().zip(&dst) {
+                assert!(Arc::ptr_eq(a, b));
+                assert_eq!(Arc::strong_count(a), 2);
+            }
+            drop(dst);
+            assert!(src.iter().all(|c| Arc::strong_count(c) == 1));
+        }
+    }
+}
