@@ -2,7 +2,15 @@
 //! executor: the copy itself (`Value::clone`, chunk pointers only), the
 //! first writes after it (each copies the chunk it touches) and dropping
 //! the copy, with the chunks cache-cold as they are when a write reaches a
-//! key that has been idle for a while:
+//! key that has been idle for a while. A million-element sorted set's copy
+//! (about 20,000 chunk and shard pointers) took 0.3-0.4 ms, a list's (7,813
+//! nodes) 0.15 ms; the first write into a shared chunk 25-100 µs (sorted
+//! set: a shard and an index chunk) or 5-9 µs (list). A write stall of
+//! several milliseconds during a save is not this copy.
+//! Prefetching the reference counts ahead of the increments gained at most
+//! a fifth here and nothing measurable in the server, so copies still
+//! clone the pointers plainly.
+//!
 //! `cargo run --release -p redoubt-persist --example preimage_cost -- [N] [ROUNDS]`
 //! (`WARM=1`: without evicting the caches between passes).
 

@@ -30,25 +30,11 @@ impl<T> ChunkBytes for Node<T> {
 }
 
 /// The list. Every node is non-empty; `lens[i]` is `nodes[i].len()`.
+#[derive(Clone)]
 pub struct ChunkList<T> {
     nodes: VecDeque<Shared<Node<T>>>,
     lens: VecDeque<u32>,
     len: usize,
-}
-
-impl<T> Clone for ChunkList<T> {
-    /// Shares every node; see [`cow::clone_all`] for why not `derive`.
-    fn clone(&self) -> Self {
-        let mut nodes = VecDeque::with_capacity(self.nodes.len());
-        let (a, b) = self.nodes.as_slices();
-        cow::clone_all(&mut nodes, a);
-        cow::clone_all(&mut nodes, b);
-        ChunkList {
-            nodes,
-            lens: self.lens.clone(),
-            len: self.len,
-        }
-    }
 }
 
 impl<T> Default for ChunkList<T> {

@@ -74,6 +74,7 @@ impl<K, V> ChunkBytes for Shard<K, V> {
 }
 
 /// The map. `Clone` is O(number of shards).
+#[derive(Clone)]
 pub struct ShardedMap<K, V> {
     hasher: hashbrown::DefaultHashBuilder,
     /// 2^depth entries, each the index of a shard in `shards`.
@@ -81,21 +82,6 @@ pub struct ShardedMap<K, V> {
     depth: u32,
     shards: Vec<Shared<Shard<K, V>>>,
     len: usize,
-}
-
-impl<K, V> Clone for ShardedMap<K, V> {
-    /// Shares every shard; see [`cow::clone_all`] for why not `derive`.
-    fn clone(&self) -> Self {
-        let mut shards = Vec::with_capacity(self.shards.len());
-        cow::clone_all(&mut shards, &self.shards);
-        ShardedMap {
-            hasher: self.hasher,
-            dir: self.dir.clone(),
-            depth: self.depth,
-            shards,
-            len: self.len,
-        }
-    }
 }
 
 impl<K, V> Default for ShardedMap<K, V> {

@@ -70,25 +70,12 @@ impl ChunkBytes for Chunk {
 }
 
 /// The ordered index: sorted chunks plus a Fenwick tree of their lengths.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ZIndex {
     chunks: Vec<Shared<Chunk>>,
     /// 1-based Fenwick tree over `chunks[i].len()`.
     tree: Vec<usize>,
     len: usize,
-}
-
-impl Clone for ZIndex {
-    /// Shares every chunk; see [`cow::clone_all`] for why not `derive`.
-    fn clone(&self) -> Self {
-        let mut chunks = Vec::with_capacity(self.chunks.len());
-        cow::clone_all(&mut chunks, &self.chunks);
-        ZIndex {
-            chunks,
-            tree: self.tree.clone(),
-            len: self.len,
-        }
-    }
 }
 
 impl ZIndex {
