@@ -22,11 +22,12 @@
 //! value (5 above 0 in the measurement): a lighter weight leaves the busy
 //! executor a larger fair share (3/4 of the core against one of them
 //! instead of 1/2), so it is eligible more often and preempts them on
-//! wake-up. In that test (6 saves each way, on a machine with other load)
-//! the save report's longest executor wait had a median of 4.3 ms instead
-//! of 8.4 (one save still waited 8.5 ms, behind the writer); the save took
-//! 0.5-1.0 s instead of 0.3-0.5 s and kept up to 111 MB of replaced chunks
-//! alive instead of 46-72 MB. A save of 2M small strings under a SET load
+//! wake-up. In that test (10 saves each way, on a machine with other load)
+//! the save report's longest executor wait had a median of 4.2 ms instead
+//! of 9.0 (one save still waited 8.5 ms, behind the writer) and the
+//! slowest probe reply 6.9 ms instead of 9.7; the save took 0.5-1.1 s
+//! instead of 0.3-0.5 s and kept up to 145 MB of replaced chunks alive
+//! instead of 44-76 MB. A save of 2M small strings under a SET load
 //! took about 4% longer. Not more than 5: at 10 the big save took 2.5 s,
 //! and at nice 19 the encoder got almost no CPU while the executor (or
 //! anything else on the core) was busy, and a save under load took 130 s
