@@ -28,7 +28,9 @@
 //! slowest probe reply 6.9 ms instead of 9.7; the save took 0.5-1.1 s
 //! instead of 0.3-0.5 s and kept up to 145 MB of replaced chunks alive
 //! instead of 44-76 MB. A save of 2M small strings under a SET load
-//! took about 4% longer. Not more than 5: at 10 the big save took 2.5 s,
+//! took 4% longer in two paired runs, but 6.7 and 10.2 s instead of 4.8 s
+//! in single rounds of `bench/snapshot.sh` (the load's own rate moved by a
+//! third between those rounds): to be confirmed on an idle machine. Not more than 5: at 10 the big save took 2.5 s,
 //! and at nice 19 the encoder got almost no CPU while the executor (or
 //! anything else on the core) was busy, and a save under load took 130 s
 //! instead of 15. SCHED_BATCH on both threads, or nice 5 on the encoder
