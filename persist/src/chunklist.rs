@@ -499,3 +499,39 @@ impl<T> DoubleEndedIterator for Iter<'_, T> {
 }
 
 impl<T> ExactSizeIterator for Iter<'_, T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A copy shares every node (across the deque's wrap), reads back
+    /// equal, keeps its contents while the live list changes, and lets go
+    /// of the nodes when dropped.
+    #[test]
+    fn a_copy_shares_every_node_until_written() {
+        let mut l: ChunkList<bytes::Bytes> = ChunkList::new();
+        for i in 0..10_000 {
+            l.push_back(bytes::Bytes::from(format!("e{i}")));
+        }
+        // Nodes pushed at the front too, so the node deque wraps.
+        for i in 0..3_000 {
+            l.push_front(bytes::Bytes::from(format!("f{i}")));
+        }
+        let copy = l.clone();
+        assert_eq!(copy.len(), l.len());
+        assert!(copy.iter().eq(l.iter()));
+        assert!(copy
+            .nodes
+            .iter()
+            .zip(&l.nodes)
+            .all(|(a, b)| Arc::ptr_eq(a, b)));
+        assert!(l.nodes.iter().all(|n| Arc::strong_count(n) == 2));
+        let before: Vec<_> = copy.iter().cloned().collect();
+        *l.get_mut(5_000).unwrap() = bytes::Bytes::from_static(b"x");
+        l.pop_front();
+        assert!(copy.iter().eq(before.iter()));
+        drop(copy);
+        assert!(l.nodes.iter().all(|n| Arc::strong_count(n) == 1));
+    }
+}

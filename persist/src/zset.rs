@@ -458,4 +458,32 @@ mod tests {
             }
         }
     }
+
+    /// A copy shares every chunk and shard (the live set's later writes
+    /// copy theirs), reads back equal, and lets go of them when dropped.
+    #[test]
+    fn a_copy_shares_every_chunk_and_shard_until_written() {
+        let mut z = ZSet::new();
+        for i in 0..20_000 {
+            z.insert(Bytes::from(format!("m{i:06}")), (i % 977) as f64);
+        }
+        assert!(z.index.chunks.len() > 100 && z.dict.shard_count() > 20);
+        let copy = z.clone();
+        assert_eq!(copy, z);
+        assert_eq!(copy.iter().count(), z.len());
+        assert!(copy.iter().zip(z.iter()).all(|(a, b)| a == b));
+        assert_eq!(copy.unshared_bytes(), 0);
+        assert_eq!(z.unshared_bytes(), 0);
+        let before: Vec<_> = copy.iter().map(|x| (x.score, x.member.clone())).collect();
+        z.insert(Bytes::from_static(b"m000010"), -1.0);
+        z.remove(b"m019999");
+        let after: Vec<_> = copy.iter().map(|x| (x.score, x.member.clone())).collect();
+        assert_eq!(before, after);
+        assert_eq!(copy.score(b"m000010"), Some(10.0));
+        // Only the touched chunks and shards went private.
+        assert!(z.unshared_bytes() > 0);
+        drop(copy);
+        let all = cow::unshared_bytes(&z.index.chunks) + crate::sharded::total_bytes(&z.dict);
+        assert_eq!(z.unshared_bytes(), all);
+    }
 }
