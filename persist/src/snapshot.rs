@@ -831,7 +831,6 @@ impl Snapshot {
         std::thread::Builder::new()
             .name("snapshot-writer".into())
             .spawn(move || {
-                sched::lower_background_priority();
                 let r = write_file(
                     &*storage,
                     file,
@@ -859,7 +858,6 @@ impl Snapshot {
         std::thread::Builder::new()
             .name("snapshot-encoder".into())
             .spawn(move || {
-                sched::lower_background_priority();
                 encode_loop(encoder, &sizes, work_rx, &enc_shared);
             })
             .map_err(spawn_err)?;

@@ -18,60 +18,25 @@
 //! collection is one call of ~70 ms CPU, unpaced) followed by the writer
 //! (16 queued chunks written back to back), a tick each.
 //!
-//! So both threads run [`BACKGROUND_NICE`] above the executor's nice
-//! value (5 above 0 in the measurement): a lighter weight leaves the busy
-//! executor a larger fair share (3/4 of the core against one of them
-//! instead of 1/2), so it is eligible more often and preempts them on
-//! wake-up. In that test (10 saves each way, on a machine with other load)
-//! the save report's longest executor wait had a median of 4.2 ms instead
-//! of 9.0 (one save still waited 8.5 ms, behind the writer) and the
-//! slowest probe reply 6.9 ms instead of 9.7; the save took 0.5-1.1 s
-//! instead of 0.3-0.5 s and kept up to 145 MB of replaced chunks alive
-//! instead of 44-76 MB. A save of 2M small strings under a SET load
-//! took 4% longer in two paired runs, but 6.7 and 10.2 s instead of 4.8 s
-//! in single rounds of `bench/snapshot.sh` (the load's own rate moved by a
-//! third between those rounds): to be confirmed on an idle machine. Not more than 5: at 10 the big save took 2.5 s,
-//! and at nice 19 the encoder got almost no CPU while the executor (or
-//! anything else on the core) was busy, and a save under load took 130 s
-//! instead of 15. SCHED_BATCH on both threads, or nice 5 on the encoder
-//! alone, made no clear difference.
+//! Measured and not kept: both threads at nice +5 (a lighter weight leaves
+//! the busy executor 3/4 of the core against one of them, so it is
+//! eligible more often). With the big collections being written (10 saves
+//! each way, machine with other load) the save report's longest executor
+//! wait had a median of 4.2 ms instead of 9.0 and the slowest probe reply
+//! 6.9 ms instead of 9.7, but the save took 0.5-1.1 s instead of 0.3-0.5 s
+//! and kept up to 145 MB of replaced chunks alive instead of 44-76 MB; on
+//! the idle machine, two alternating runs each gave probe maxima of 5.0
+//! and 7.9 ms against 9.2 and 7.3, with 120-131 MB kept alive against
+//! 74-76 MB. That memory is what the snapshot promises to bound, for a
+//! stall gain within the noise. Nice 10 made the big save take 2.5 s; at
+//! nice 19 the encoder got almost no CPU while the executor (or anything
+//! else on the core) was busy, and a save under load took 130 s instead
+//! of 15. SCHED_BATCH on both threads, or nice 5 on the encoder alone,
+//! made no clear difference.
 
 /// The slice the executor asks for while a snapshot runs: the kernel's
 /// smallest (0.1 ms).
 pub const EXECUTOR_SLICE_NS: u64 = 100_000;
-
-/// How much higher than the executor's the nice value of the snapshot's
-/// encoder and writer threads is.
-pub const BACKGROUND_NICE: i32 = 5;
-
-/// Lowers the calling thread's weight: its nice value (inherited from the
-/// executor that spawned it) goes up by [`BACKGROUND_NICE`], at most to
-/// 19. A thread may always lower its own priority; on failure it keeps the
-/// executor's.
-pub fn lower_background_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain syscalls without pointers; on Linux, PRIO_PROCESS
-        // with a thread id reads and sets that thread's nice value alone.
-        let r = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            let nice = libc::getpriority(libc::PRIO_PROCESS, tid);
-            libc::setpriority(libc::PRIO_PROCESS, tid, background_nice(nice))
-        };
-        if r != 0 {
-            tracing::debug!(
-                "snapshot thread priority: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-}
-
-/// The nice value of a background thread spawned at `nice`.
-#[cfg(target_os = "linux")]
-fn background_nice(nice: i32) -> i32 {
-    (nice + BACKGROUND_NICE).min(19)
-}
 
 /// `struct sched_attr` as `sched_setattr(2)` takes it (the first version,
 /// 48 bytes; newer kernels accept it).
@@ -141,31 +106,5 @@ mod tests {
         })
         .join()
         .unwrap();
-    }
-
-    /// The calling thread alone gets the higher nice value.
-    #[test]
-    fn a_background_thread_lowers_its_own_priority_only() {
-        // SAFETY: plain syscalls without pointers.
-        let nice_of = |tid: libc::id_t| unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
-        let me = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
-        let before = nice_of(me);
-        let theirs = std::thread::spawn(move || {
-            lower_background_priority();
-            let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
-            nice_of(tid)
-        })
-        .join()
-        .unwrap();
-        assert_eq!(theirs, background_nice(before));
-        assert_eq!(nice_of(me), before);
-    }
-
-    #[test]
-    fn background_threads_run_five_nice_levels_below_the_executor() {
-        assert_eq!(background_nice(0), 5);
-        assert_eq!(background_nice(-3), 2);
-        assert_eq!(background_nice(14), 19);
-        assert_eq!(background_nice(19), 19);
     }
 }
