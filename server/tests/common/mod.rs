@@ -32,12 +32,51 @@ fn free_port() -> u16 {
         .expect("no free port")
 }
 
-/// Whether a server listens on `port` of 127.0.0.1. A connection whose
+/// Whether process `pid` listens on `port` of 127.0.0.1. A connection whose
 /// two ends are the same address is TCP's self-connect (the port is in the
 /// ephemeral range and nobody listens yet): it would hold the port and
 /// keep the server from binding it, so it does not count.
-fn listening(port: u16) -> bool {
-    TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+///
+/// Tests run in parallel, and another test's server can bind the port
+/// picked for this one first: this one then fails to bind and exits, and
+/// the other answers on the port until its test ends (which would explain
+/// `sets::pop_random_move` once getting "connection refused" on its second
+/// connection). So the listener must also say, in INFO, that it is
+/// process `pid`.
+fn listening_as(port: u16, pid: u32) -> bool {
+    let Ok(s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    if s.local_addr().ok() == s.peer_addr().ok() {
+        return false;
+    }
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if (&s)
+        .write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut r = BufReader::new(&s);
+    let mut header = String::new();
+    if r.read_line(&mut header).is_err() {
+        return false;
+    }
+    let Some(len) = header
+        .trim_end()
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+    else {
+        return false;
+    };
+    let mut body = vec![0; len];
+    if r.read_exact(&mut body).is_err() {
+        return false;
+    }
+    let want = format!("process_id:{pid}");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .any(|l| l.trim_end() == want)
 }
 
 fn spawn(program: &str, extra: &[&str]) -> Option<Server> {
@@ -55,7 +94,7 @@ fn spawn(program: &str, extra: &[&str]) -> Option<Server> {
         let mut server = Server { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if listening(port) {
+            if listening_as(port, server.child.id()) {
                 return Some(server);
             }
             if let Ok(Some(_)) = server.child.try_wait() {
