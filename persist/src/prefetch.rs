@@ -69,10 +69,12 @@ pub fn ahead<'a>(entries: &'a [&'a Entry]) -> impl Iterator<Item = &'a Entry> + 
     })
 }
 
-/// How far ahead [`ahead`] asks for entries and values: far enough to
-/// cover a miss with the work on a few keys, near enough that the lines
-/// are still cached when used.
+/// How far ahead [`ahead`] asks for entries: far enough to cover a miss
+/// with the work on a few keys, near enough that the lines are still
+/// cached when used (32 measured the same as 16).
 pub const ENTRY_AHEAD: usize = 16;
+/// How far ahead [`ahead`] asks for string values: half as far as for
+/// entries, so that the entry holding the value's pointer has arrived.
 pub const VALUE_AHEAD: usize = 8;
 
 #[cfg(test)]
