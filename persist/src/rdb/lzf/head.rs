@@ -123,8 +123,7 @@ pub(super) mod avx512 {
     /// register against its own rotations by 1 to 8 lanes (a pair of lanes
     /// is 1 to 8 apart one way round), and against each later register in
     /// all 16 rotations. 6 x 16 + 4 x 8 compares, no branch: about 100 ns
-    /// against the bit filter's 130-180 in a micro-benchmark, and the
-    /// compares, not the loads, are what it waits for.
+    /// against the bit filter's 130-180 in a micro-benchmark.
     #[target_feature(enable = "avx512f")]
     pub(in super::super) fn repeats(head: &[u8; HEAD]) -> bool {
         let v = [
