@@ -26,8 +26,8 @@ pub struct SaveOptions {
     /// String values are compressed with [`lzf::compress_into_quick`],
     /// which gives up early on bytes without repeats (random or already
     /// compressed values) after a check of their first 64 bytes, and the
-    /// file is still one Redis loads. Off, every
-    /// string is compressed exactly as Redis would (DUMP, tools).
+    /// file is still one Redis loads. Off, every string is compressed
+    /// exactly as Redis would (DUMP, tools).
     pub quick_lzf: bool,
     /// `rdbchecksum`: write the CRC-64 trailer (else 0).
     pub checksum: bool,

@@ -129,10 +129,9 @@ const _: () = assert!(QUICK_PROBE.is_multiple_of(MAX_LIT));
 /// of a longer input hold no repeat the compressor can use, which is
 /// checked before scanning (see the `head` module). Random or already
 /// compressed bytes then cost that check instead of a full scan; what it
-/// does compress is
-/// byte for byte what [`compress_into`] writes. For snapshots, where a
-/// string kept uncompressed is still a valid record; not for output that
-/// must equal Redis's (DUMP).
+/// does compress is byte for byte what [`compress_into`] writes. For
+/// snapshots, where a string kept uncompressed is still a valid record;
+/// not for output that must equal Redis's (DUMP).
 pub fn compress_into_quick(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
     compress_until(input, max_out, out, QUICK_PROBE)
 }
