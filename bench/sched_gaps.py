@@ -30,7 +30,7 @@ KERNEL = ("ksoftirqd", "rcu_", "kworker", "migration", "cpuhp", "kcompact", "ksw
 HELPERS = ("bash", "redis-cli", "tr", "awk", "sleep", "python3", "perf", "taskset",
            "cat", "pgrep", "date", "bc", "kill")
 SWITCH = re.compile(
-    r"\[(\d+)\] (\d+\.\d+):.*prev_comm=(.*?) prev_pid=(\d+) .*prev_state=(\S+)"
+    r"\[(\d+)\]\s+(\d+\.\d+):.*prev_comm=(.*?) prev_pid=(\d+) .*prev_state=(\S+)"
     r" ==> next_comm=(.*?) next_pid=(\d+)")
 
 

@@ -13,6 +13,9 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+#[cfg(target_os = "linux")]
+mod direct;
+
 /// A file open for writing (appending at the end).
 pub trait StorageFile: Write + Send {
     /// Makes every byte written so far durable (fsync).
@@ -31,6 +34,13 @@ pub trait StorageFile: Write + Send {
 pub trait Storage: Send + Sync {
     /// Creates (or truncates) a file for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
+    /// As [`Storage::create`], for a file written once from front to back
+    /// in large pieces and synced at the end, whose bytes are not read
+    /// back meanwhile (a snapshot). The real file system writes it past
+    /// the page cache where it can (see the `direct` module).
+    fn create_bulk(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        self.create(path)
+    }
     /// Opens an existing file (or creates it) to append to it.
     fn append(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     /// Opens a file for reading.
@@ -87,19 +97,25 @@ impl StorageFile for RealFile {
 
     #[cfg(target_os = "linux")]
     fn start_writeback(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-            return Ok(());
-        };
-        // SAFETY: a plain syscall on a file descriptor this file owns.
-        let r = unsafe {
-            libc::sync_file_range(self.0.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        start_writeback(&self.0, offset, len)
+    }
+}
+
+/// [`StorageFile::start_writeback`] of a real file.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &fs::File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Ok(());
+    };
+    // SAFETY: a plain syscall on a file descriptor the caller owns.
+    let r = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -108,6 +124,11 @@ impl StorageFile for RealFile {
 const BACKGROUND_UNLINK_MIN: u64 = 64 << 20;
 
 impl Storage for FileStorage {
+    #[cfg(target_os = "linux")]
+    fn create_bulk(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        direct::create(path)
+    }
+
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         // Append mode, as the simulated disk behaves: every write lands at
         // the end of the file, so after a short write is cut off with
