@@ -1436,11 +1436,26 @@ mod tests {
         assert_eq!(duty_percent(0, 0), BUSY_DUTY_PERCENT);
     }
 
+    /// `len` bytes LZF cannot shrink, from the xorshift state `x`.
+    fn noise(len: usize, x: &mut u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *x ^= *x << 13;
+                *x ^= *x >> 7;
+                *x ^= *x << 17;
+                *x as u8
+            })
+            .collect()
+    }
+
     fn load(storage: &dyn Storage) -> Keyspace {
-        let bytes = storage.read_all(Path::new("dump.rdb")).unwrap();
+        decode(&storage.read_all(Path::new("dump.rdb")).unwrap())
+    }
+
+    fn decode(bytes: &[u8]) -> Keyspace {
         let mut ks = Keyspace::new(16);
         load_keyspace(
-            &bytes[..],
+            bytes,
             Some(bytes.len() as u64),
             &mut ks,
             &LoadOptions::new(0),
@@ -1470,14 +1485,7 @@ mod tests {
         // About 10 MiB that LZF cannot shrink.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..2500 {
-            let value: Vec<u8> = (0..4000)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+            let value = noise(4000, &mut x);
             ks.dbs[0].insert(format!("k{i}").as_bytes(), Value::str_from(&value), 0);
         }
         let expected = snapshot_of(&ks);
@@ -1500,14 +1508,7 @@ mod tests {
         let mut ks = Keyspace::new(16);
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for i in 0..1500 {
-            let value: Vec<u8> = (0..1000 + i % 7)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+            let value = noise(1000 + i % 7, &mut x);
             ks.dbs[i % 3].insert(format!("k{i}").as_bytes(), Value::str_from(&value), 0);
         }
         let expected = snapshot_of(&ks);
@@ -1518,15 +1519,7 @@ mod tests {
         let bytes = std::fs::read(dir.join("dump.rdb")).unwrap();
         assert_eq!(bytes.len() as u64, report.bytes);
         assert_ne!(bytes.len() % 4096, 0);
-        let mut back = Keyspace::new(16);
-        load_keyspace(
-            &bytes[..],
-            Some(bytes.len() as u64),
-            &mut back,
-            &LoadOptions::new(0),
-        )
-        .unwrap();
-        assert_eq!(snapshot_of(&back), expected);
+        assert_eq!(snapshot_of(&decode(&bytes)), expected);
         assert_eq!(storage.list(&dir).unwrap(), vec!["dump.rdb".to_string()]);
         std::fs::remove_dir_all(&dir).unwrap();
     }

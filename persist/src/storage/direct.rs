@@ -7,7 +7,8 @@
 //! a buffered write of 512 MiB with an `fdatasync` took 0.58 s of system
 //! time, the same with `O_DIRECT` 0.11 s (`dd bs=256K`, both including
 //! dd's reads), and in a loaded 2M-key BGSAVE the writer thread used
-//! 210-1400 ms of the core the executor shares with it. Direct writes
+//! 210-1400 ms of the core the executor shares with it (80-260 ms with
+//! direct writes, staging copy included). Direct writes
 //! need the buffer, the length and the file offset aligned to the
 //! device's block, so bytes are staged in an aligned buffer and written
 //! in whole blocks; the last partial block is written through the page
