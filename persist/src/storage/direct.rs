@@ -90,14 +90,18 @@ impl DirectFile {
     }
 
     /// Writes the first `n` staged bytes and moves the rest to the front.
-    /// `n` is a multiple of `ALIGN` while direct.
+    /// `n` is a multiple of `ALIGN` while direct. On an error, what was
+    /// written has left the stage all the same, so that a retry (or the
+    /// drop) does not write it twice.
     fn write_staged(&mut self, n: usize) -> io::Result<()> {
         let mut done = 0;
-        while done < n {
-            let from = self.stage_at + done;
-            let to = self.stage_at + n;
+        let result = loop {
+            if done == n {
+                break Ok(());
+            }
+            let (from, to) = (self.stage_at + done, self.stage_at + n);
             match self.file.write(&self.mem[from..to]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(k) => done += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // The file system or device takes no direct write here
@@ -106,15 +110,17 @@ impl DirectFile {
                 // written.
                 Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
                     tracing::debug!("direct write refused ({e}); writing through the page cache");
-                    self.go_buffered()?;
+                    if let Err(e) = self.go_buffered() {
+                        break Err(e);
+                    }
                 }
-                Err(e) => return Err(e),
+                Err(e) => break Err(e),
             }
-        }
+        };
         let (at, staged) = (self.stage_at, self.staged);
-        self.mem.copy_within(at + n..at + staged, at);
-        self.staged -= n;
-        Ok(())
+        self.mem.copy_within(at + done..at + staged, at);
+        self.staged -= done;
+        result
     }
 
     /// Writes everything staged: whole blocks directly, a partial last
