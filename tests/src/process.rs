@@ -107,7 +107,10 @@ impl DirServer {
         Err(last)
     }
 
-    /// Waits until the server answers PING with PONG.
+    /// Waits until the server answers PING with PONG, and INFO with its
+    /// own pid: a port picked free can be taken by another test's server
+    /// before this one binds it, and that one answers PING too while this
+    /// one exits.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -120,7 +123,8 @@ impl DirServer {
             if let Ok(mut c) = crate::RawClient::connect(self.port) {
                 let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
                 if let Ok(r) = c.cmd(&["PING"]) {
-                    if r == crate::Resp::Simple(b"PONG".to_vec()) {
+                    if r == crate::Resp::Simple(b"PONG".to_vec()) && self.answers_as_itself(&mut c)
+                    {
                         return Ok(());
                     }
                 }
@@ -132,6 +136,18 @@ impl DirServer {
             self.port,
             self.log()
         ))
+    }
+
+    /// Whether INFO on `c` reports this server's pid.
+    fn answers_as_itself(&self, c: &mut crate::RawClient) -> bool {
+        let (Some(pid), Ok(crate::Resp::Bulk(info))) = (self.pid(), c.cmd(&["INFO", "server"]))
+        else {
+            return false;
+        };
+        let want = format!("process_id:{pid}");
+        String::from_utf8_lossy(&info)
+            .lines()
+            .any(|l| l.trim_end() == want)
     }
 
     /// True once the listening socket accepts connections (Redoubt binds
