@@ -9,7 +9,7 @@ pub mod entry;
 pub mod hashfields;
 pub mod keyspace;
 pub mod planted;
-pub mod prefetch;
+pub(crate) mod prefetch;
 pub mod rdb;
 pub mod sharded;
 pub mod snapshot;

@@ -909,8 +909,6 @@ mod tests {
         assert_eq!(b[0], 10);
     }
 
-    /// A compressed string's header in front of its LZF bytes, and the
-    /// string record written from bytes equal to the one from a value.
     /// Records around and past the buffer's size (small strings, a string
     /// bigger than the buffer, pre-encoded records bigger than it) come
     /// out whole and in order, the trailer is the CRC of everything before
@@ -983,6 +981,8 @@ mod tests {
         }
     }
 
+    /// A compressed string's header in front of its LZF bytes, and the
+    /// string record written from bytes equal to the one from a value.
     #[test]
     fn compressed_strings_and_string_records_from_bytes() {
         for n in [21, 63, 64, 300, 16_384, 70_000] {
