@@ -97,6 +97,9 @@ pub struct Config {
     pub latency_monitor_threshold: u64,
     pub notify_keyspace_events: String,
     pub appendonly_dir_fsync: bool,
+    /// Redoubt's own: how long the event loop keeps polling after the
+    /// last read before it sleeps (see [`crate::busy_poll`]); 0 = never.
+    pub busy_poll_us: u64,
 }
 
 impl Default for Config {
@@ -158,6 +161,7 @@ impl Default for Config {
             latency_monitor_threshold: 0,
             notify_keyspace_events: String::new(),
             appendonly_dir_fsync: true,
+            busy_poll_us: 50,
         }
     }
 }
@@ -587,6 +591,8 @@ pub static PARAMS: &[Param] = &[
         i64::MAX
     ),
     p_str!("notify-keyspace-events", notify_keyspace_events, 0),
+    // Redoubt's own (Redis has no such setting); at most a second.
+    p_int!("busy-poll-us", busy_poll_us, u64, 0, 1_000_000),
 ];
 
 /// Looks a parameter up by name or alias, case-insensitively.

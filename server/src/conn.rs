@@ -1,6 +1,7 @@
 //! One task per connection: read, parse, execute a batch, wait for the
 //! durability watermark, write the replies.
 
+use crate::busy_poll::BusyPoll;
 use crate::client::{Client, Outgoing};
 use crate::durability::{Deferred, Durability, Release};
 use crate::exec::{BatchClock, Executor};
@@ -25,6 +26,8 @@ pub struct Shared {
     pub ex: Rc<RefCell<Executor>>,
     /// Signalled when a command asked the server to shut down.
     pub shutdown: Rc<Notify>,
+    /// Told of every read, to keep the event loop polling for a while.
+    pub busy_poll: Rc<BusyPoll>,
 }
 
 // The executor borrow in the admission block is dropped before each await;
@@ -261,6 +264,7 @@ impl Conn {
         // after every wait, so no command sees a stale time.
         let mut clock = BatchClock::now();
         self.client.borrow_mut().last_interaction = clock.started();
+        self.shared.busy_poll.on_read(clock.started());
         let mut first = true;
         loop {
             let limit = self.shared.ex.borrow().config.client_query_buffer_limit as usize;

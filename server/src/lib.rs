@@ -2,6 +2,7 @@
 //! configuration and INFO.
 
 pub mod aof;
+pub mod busy_poll;
 pub mod client;
 pub mod commands;
 pub mod config;

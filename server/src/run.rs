@@ -1,5 +1,6 @@
 //! Start-up, listeners, periodic work and shutdown.
 
+use crate::busy_poll::BusyPoll;
 use crate::config::{Config, LogLevel};
 use crate::conn::{serve, Shared};
 use crate::exec::{Executor, ShutdownMode};
@@ -118,6 +119,7 @@ pub async fn serve_with(ex: Executor, listeners: Vec<TcpListener>) -> std::io::R
     let shared = Rc::new(Shared {
         ex: ex.clone(),
         shutdown: Rc::new(Notify::new()),
+        busy_poll: Rc::new(BusyPoll::default()),
     });
     for listener in listeners {
         let shared = shared.clone();
@@ -147,6 +149,7 @@ pub async fn serve_with(ex: Executor, listeners: Vec<TcpListener>) -> std::io::R
         }
     });
     tokio::task::spawn_local(drive_snapshots(ex.clone()));
+    tokio::task::spawn_local(crate::busy_poll::run(ex.clone(), shared.busy_poll.clone()));
     crate::aof::spawn_flusher(&ex);
     tracing::info!("Ready to accept connections");
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

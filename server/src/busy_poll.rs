@@ -1,0 +1,191 @@
+//! Keeping the event loop awake for a moment after requests arrive, polling
+//! the sockets instead of sleeping in epoll at once (`busy-poll-us`).
+//!
+//! When the event loop sleeps between requests, each request that finds it
+//! asleep must wake it, and the wake-up is paid on the sender's side: the
+//! client's CPU runs it, and in a virtual machine it costs an interrupt to
+//! the halted core. With many clients that do not pipeline, the client is
+//! usually the busier side, so that cost sets the rate. Measured on 2 cores
+//! (`redis-benchmark -t lpush -P 1 -c 50`, server and client pinned apart):
+//! polling for 50 µs after the last read took the client's CPU per request
+//! from 11.0 to 10.0 µs and the rate up by about 9%, for about 20% more
+//! server CPU per request. An idle server still sleeps: the poll ends when
+//! the window passes with nothing read.
+//!
+//! The poll also stops while another of the server's threads needs the
+//! core: while a snapshot or AOF rewrite runs (its encoder and writer are
+//! paced around the executor's idle time), and while an AOF write is in
+//! flight (under `appendfsync always` a polling loop delayed the writer's
+//! wake-ups and cost about 10% of the rate).
+
+use crate::exec::Executor;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// How often a poller turned off by `busy-poll-us 0` looks at the setting
+/// again.
+const RECHECK_OFF: Duration = Duration::from_millis(100);
+
+/// Shared by the connections (which report their reads) and the poll task.
+pub struct BusyPoll {
+    last_read: Cell<Instant>,
+    /// Set while the poll task waits for a read to start polling again.
+    parked: Cell<bool>,
+    wake: Notify,
+}
+
+impl Default for BusyPoll {
+    fn default() -> Self {
+        BusyPoll {
+            last_read: Cell::new(Instant::now()),
+            parked: Cell::new(false),
+            wake: Notify::new(),
+        }
+    }
+}
+
+impl BusyPoll {
+    /// A connection read requests at `at` (the time its batch started, so
+    /// no clock is read here).
+    pub fn on_read(&self, at: Instant) {
+        self.last_read.set(at);
+        if self.parked.replace(false) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Whether the event loop should keep polling now.
+    fn should_poll(&self, ex: &Executor) -> bool {
+        let window = Duration::from_micros(ex.config.busy_poll_us);
+        !window.is_zero()
+            && self.last_read.get().elapsed() < window
+            && ex.save.bgsave.is_none()
+            && !ex.aof_rewrite_running()
+            && ex.durability.release().is_none_or(|r| r.covers(ex.lsn))
+    }
+}
+
+/// The poll task: while [`BusyPoll::should_poll`] holds, yields at once,
+/// which makes the runtime poll the sockets without blocking (tokio's
+/// current-thread scheduler checks for I/O without waiting when a task has
+/// yielded); otherwise waits for the next read.
+pub async fn run(ex: Rc<RefCell<Executor>>, bp: Rc<BusyPoll>) {
+    loop {
+        if ex.borrow().config.busy_poll_us == 0 {
+            tokio::time::sleep(RECHECK_OFF).await;
+            continue;
+        }
+        bp.parked.set(true);
+        bp.wake.notified().await;
+        loop {
+            tokio::task::yield_now().await;
+            if !bp.should_poll(&ex.borrow()) {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Client;
+    use crate::config::{AppendFsync, Config};
+    use bytes::Bytes;
+    use redoubt_persist::storage::SimStorage;
+    use std::sync::Arc;
+
+    fn executor(cfg: Config) -> Executor {
+        let mut ex = Executor::new(cfg);
+        let storage = Arc::new(SimStorage::new());
+        ex.save.storage = storage.clone();
+        crate::aof::startup(&mut ex, storage).unwrap();
+        ex
+    }
+
+    fn command(ex: &mut Executor, args: &[&str]) -> crate::resp::Reply {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut c = Client::new(1, "test".into(), "test".into(), true, tx);
+        c.authenticated = true;
+        let a: Vec<Bytes> = args.iter().map(|x| Bytes::from(x.to_string())).collect();
+        ex.execute(&mut c, &a).0
+    }
+
+    fn window(us: u64) -> Config {
+        Config {
+            busy_poll_us: us,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn polls_only_within_the_window_after_a_read() {
+        let mut ex = executor(window(200_000));
+        let bp = BusyPoll::default();
+        bp.on_read(Instant::now());
+        assert!(bp.should_poll(&ex));
+        bp.on_read(Instant::now() - Duration::from_millis(300));
+        assert!(!bp.should_poll(&ex));
+        ex.config.busy_poll_us = 0;
+        bp.on_read(Instant::now());
+        assert!(!bp.should_poll(&ex));
+    }
+
+    #[test]
+    fn does_not_poll_while_an_aof_write_is_in_flight() {
+        let mut ex = executor(Config {
+            appendonly: true,
+            appendfsync: AppendFsync::EverySec,
+            ..window(200_000)
+        });
+        let bp = BusyPoll::default();
+        bp.on_read(Instant::now());
+        assert!(bp.should_poll(&ex));
+        command(&mut ex, &["SET", "k", "v"]);
+        assert!(!bp.should_poll(&ex), "the SET's write has not been done");
+        crate::aof::get(&mut ex).unwrap().flush_now();
+        assert!(bp.should_poll(&ex), "the write is done");
+    }
+
+    #[test]
+    fn does_not_poll_while_a_snapshot_runs() {
+        let mut ex = executor(window(200_000));
+        let bp = BusyPoll::default();
+        command(&mut ex, &["SET", "k", "v"]);
+        // The end of the connection's batch.
+        ex.durability.flush();
+        bp.on_read(Instant::now());
+        assert!(bp.should_poll(&ex));
+        let r = command(&mut ex, &["BGSAVE"]);
+        assert!(ex.save.bgsave.is_some(), "{r:?}");
+        assert!(!bp.should_poll(&ex));
+    }
+
+    /// The task polls after a read, goes back to sleep once the window has
+    /// passed with nothing read, and wakes at the next read.
+    #[test]
+    fn the_task_sleeps_when_reads_stop_and_wakes_at_the_next() {
+        let ex = Rc::new(RefCell::new(executor(window(20_000))));
+        let bp = Rc::new(BusyPoll::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            tokio::task::spawn_local(super::run(ex.clone(), bp.clone()));
+            for _ in 0..2 {
+                // Let the task reach its wait.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                assert!(bp.parked.get(), "asleep with nothing read");
+                bp.on_read(Instant::now());
+                assert!(!bp.parked.get());
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+                assert!(!bp.parked.get(), "polling within the window");
+            }
+        });
+    }
+}
