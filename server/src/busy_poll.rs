@@ -24,9 +24,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// How often a poller turned off by `busy-poll-us 0` looks at the setting
-/// again.
-const RECHECK_OFF: Duration = Duration::from_millis(100);
+/// How often a poll task kept off (by `busy-poll-us 0`, or while a
+/// snapshot or rewrite runs) looks again. Meanwhile reads do not wake it.
+const RECHECK_HELD: Duration = Duration::from_millis(100);
 
 /// Shared by the connections (which report their reads) and the poll task.
 pub struct BusyPoll {
@@ -58,23 +58,27 @@ impl BusyPoll {
 
     /// Whether the event loop should keep polling now.
     fn should_poll(&self, ex: &Executor) -> bool {
-        let window = Duration::from_micros(ex.config.busy_poll_us);
-        !window.is_zero()
-            && self.last_read.get().elapsed() < window
-            && ex.save.bgsave.is_none()
-            && !ex.aof_rewrite_running()
+        !held(ex)
+            && self.last_read.get().elapsed() < Duration::from_micros(ex.config.busy_poll_us)
             && ex.durability.release().is_none_or(|r| r.covers(ex.lsn))
     }
+}
+
+/// Whether polling is off for longer than a batch: turned off, or a
+/// snapshot or AOF rewrite runs.
+fn held(ex: &Executor) -> bool {
+    ex.config.busy_poll_us == 0 || ex.save.bgsave.is_some() || ex.aof_rewrite_running()
 }
 
 /// The poll task: while [`BusyPoll::should_poll`] holds, yields at once,
 /// which makes the runtime poll the sockets without blocking (tokio's
 /// current-thread scheduler checks for I/O without waiting when a task has
-/// yielded); otherwise waits for the next read.
+/// yielded); otherwise waits for the next read. While polling is held off
+/// for longer (see [`held`]) it sleeps instead, so reads do not wake it.
 pub async fn run(ex: Rc<RefCell<Executor>>, bp: Rc<BusyPoll>) {
     loop {
-        if ex.borrow().config.busy_poll_us == 0 {
-            tokio::time::sleep(RECHECK_OFF).await;
+        if held(&ex.borrow()) {
+            tokio::time::sleep(RECHECK_HELD).await;
             continue;
         }
         bp.parked.set(true);
@@ -164,7 +168,8 @@ mod tests {
     }
 
     /// The task polls after a read, goes back to sleep once the window has
-    /// passed with nothing read, and wakes at the next read.
+    /// passed with nothing read, and wakes at the next read; while a
+    /// snapshot runs, reads do not wake it.
     #[test]
     fn the_task_sleeps_when_reads_stop_and_wakes_at_the_next() {
         let ex = Rc::new(RefCell::new(executor(window(20_000))));
@@ -186,6 +191,15 @@ mod tests {
                 tokio::task::yield_now().await;
                 assert!(!bp.parked.get(), "polling within the window");
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(bp.parked.get());
+            command(&mut ex.borrow_mut(), &["BGSAVE"]);
+            assert!(ex.borrow().save.bgsave.is_some());
+            // The read that finds the snapshot running sends the task to
+            // its timer, not back to waiting for reads.
+            bp.on_read(Instant::now());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert!(!bp.parked.get(), "waiting on its timer, not on reads");
         });
     }
 }
