@@ -200,7 +200,7 @@ pub fn rewrite(
 }
 
 /// Items per command when rewriting collections (Redis's AOF_REWRITE_ITEMS_PER_CMD).
-const ITEMS_PER_CMD: usize = 64;
+pub const ITEMS_PER_CMD: usize = 64;
 
 /// Serializes a keyspace as RESP commands (a RESP base, as Redis writes
 /// with `aof-use-rdb-preamble no`). Keys already expired at `now_ms` are
@@ -240,7 +240,9 @@ pub fn write_keyspace_resp(
     out.write_all(&buf)
 }
 
-fn chunked<'a>(buf: &mut Vec<u8>, head: &[&[u8]], items: impl Iterator<Item = Vec<&'a [u8]>>) {
+/// `head` followed by the items' arguments, [`ITEMS_PER_CMD`] items per
+/// command.
+pub fn chunked<'a>(buf: &mut Vec<u8>, head: &[&[u8]], items: impl Iterator<Item = Vec<&'a [u8]>>) {
     let mut args: Vec<&[u8]> = head.to_vec();
     let mut n = 0;
     for it in items {
@@ -257,7 +259,10 @@ fn chunked<'a>(buf: &mut Vec<u8>, head: &[&[u8]], items: impl Iterator<Item = Ve
     }
 }
 
-/// Appends the commands that recreate one key (without its expiry).
+/// Appends the commands that recreate one key (without its expiry), as
+/// Redis's AOF rewrite does. Sets come out in their own order, and hash
+/// field TTLs (Redis 7.4) are not written: this server has no command for
+/// them.
 pub fn write_entry(buf: &mut Vec<u8>, key: &[u8], v: &Value) {
     match v {
         Value::Str(s) => encode_command(buf, &[b"SET".as_slice(), key, s]),
@@ -279,7 +284,7 @@ pub fn write_entry(buf: &mut Vec<u8>, key: &[u8], v: &Value) {
         Value::ZSet(z) => {
             let scores: Vec<(String, &[u8])> = z
                 .iter()
-                .map(|m| (fmt_score(m.score), m.member.as_ref()))
+                .map(|m| (score_text(m.score), m.member.as_ref()))
                 .collect();
             chunked(
                 buf,
@@ -292,7 +297,7 @@ pub fn write_entry(buf: &mut Vec<u8>, key: &[u8], v: &Value) {
 }
 
 /// Shortest text that reads back as the same double (what Redis 7.2+ writes).
-fn fmt_score(f: f64) -> String {
+pub fn score_text(f: f64) -> String {
     if f.is_infinite() {
         if f > 0.0 { "inf" } else { "-inf" }.into()
     } else {

@@ -305,7 +305,7 @@ pub fn estimate(db: u64, e: &EntryRecord) -> Row {
                     let mut blob = if encoding == "ziplist" { 11.0 } else { 7.0 };
                     for e in z.iter() {
                         seen(&e.member);
-                        let sc = super::resp::score_text(e.score);
+                        let sc = redoubt_persist::aof::rewrite::score_text(e.score);
                         if encoding == "ziplist" {
                             blob += ziplist_entry(&e.member) + ziplist_entry(sc.as_bytes());
                         } else {

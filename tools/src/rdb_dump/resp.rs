@@ -1,9 +1,10 @@
 //! `resp`: the keyspace as commands `redis-cli --pipe` loads.
 //!
-//! Per database a `SELECT`, then per key the commands Redis's own AOF
-//! rewrite uses: `SET`; `RPUSH`/`SADD`/`ZADD`/`HSET` in batches of 64
-//! elements; streams as `XADD` of every entry with its id (an empty stream
-//! as `XADD key MAXLEN 0 <last-id> x y`), `XSETID key <last-id>
+//! Per database a `SELECT`, then per key the commands of the server's AOF
+//! rewrite, which are those of Redis's: `SET`; `RPUSH`/`SADD`/`ZADD`/`HMSET`
+//! in batches of 64 elements (set members sorted); streams as `XADD` of
+//! every entry with its id (an empty stream as `XADD key MAXLEN 0 0-1 x
+//! y`), `XSETID key <last-id>
 //! ENTRIESADDED n MAXDELETEDID id`, `XGROUP CREATE key g <last-delivered>
 //! ENTRIESREAD n`, one `XCLAIM key g consumer 0 id TIME ms RETRYCOUNT n
 //! JUSTID FORCE` per pending entry, `XGROUP CREATECONSUMER` for consumers
@@ -19,16 +20,13 @@
 use super::text::display;
 use super::{open_rdb, werr, DumpError, Filters, Result};
 use redoubt_persist::aof::encode_command;
+use redoubt_persist::aof::rewrite::{chunked, write_entry};
 use redoubt_persist::rdb::crc::crc64;
 use redoubt_persist::rdb::encode::put_len;
 use redoubt_persist::rdb::{dump_payload, DecodeOptions, Decoded, EntryRecord, Item, ModuleValue};
-use redoubt_persist::value::{StreamId, ENTRIES_READ_UNKNOWN};
 use redoubt_persist::Value;
 use std::io::Write;
 use std::path::Path;
-
-/// Elements per command (Redis's AOF_REWRITE_ITEMS_PER_CMD).
-const ITEMS_PER_CMD: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct RespOptions {
@@ -134,23 +132,6 @@ pub fn restore_key(buf: &mut Vec<u8>, e: &EntryRecord, version: u32) -> Result<(
     Ok(())
 }
 
-fn chunked<'a>(buf: &mut Vec<u8>, head: &[&[u8]], items: impl Iterator<Item = Vec<&'a [u8]>>) {
-    let mut args: Vec<&[u8]> = head.to_vec();
-    let mut n = 0;
-    for it in items {
-        args.extend(it);
-        n += 1;
-        if n == ITEMS_PER_CMD {
-            encode_command(buf, &args);
-            args.truncate(head.len());
-            n = 0;
-        }
-    }
-    if n > 0 {
-        encode_command(buf, &args);
-    }
-}
-
 /// The commands recreating one key; false for a module value.
 pub fn key_commands(buf: &mut Vec<u8>, e: &EntryRecord) -> bool {
     let Decoded::Value(v) = &e.value else {
@@ -164,160 +145,38 @@ pub fn key_commands(buf: &mut Vec<u8>, e: &EntryRecord) -> bool {
     true
 }
 
+/// The commands recreating one value: those of the AOF rewrite, with set
+/// members sorted (the same output from run to run) and hash field TTLs as
+/// `HPEXPIREAT` (for Redis 7.4+).
 pub fn value_commands(buf: &mut Vec<u8>, key: &[u8], v: &Value) {
     match v {
-        Value::Str(s) => encode_command(buf, &[b"SET".as_slice(), key, s]),
-        Value::List(l) => chunked(
-            buf,
-            &[b"RPUSH", key],
-            l.items.iter().map(|x| vec![x.as_ref()]),
-        ),
         Value::Set(s) => {
             let mut m: Vec<&[u8]> = s.members.iter().map(|x| x.as_ref()).collect();
             m.sort_unstable();
             chunked(buf, &[b"SADD", key], m.into_iter().map(|x| vec![x]))
         }
-        Value::ZSet(z) => {
-            let scores: Vec<String> = z.iter().map(|e| score_text(e.score)).collect();
-            chunked(
-                buf,
-                &[b"ZADD", key],
-                z.iter()
-                    .zip(scores.iter())
-                    .map(|(e, s)| vec![s.as_bytes(), e.member.as_ref()]),
-            )
-        }
-        Value::Hash(h) => {
-            chunked(
-                buf,
-                &[b"HSET", key],
-                h.map.iter().map(|(k, v)| vec![k.as_ref(), v.as_ref()]),
-            );
-            if let Some(t) = &h.field_expiry {
-                let mut ttls: Vec<(&[u8], u64)> = t.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
-                ttls.sort_unstable();
-                for (field, at) in ttls {
-                    let at = at.to_string();
-                    encode_command(
-                        buf,
-                        &[
-                            b"HPEXPIREAT".as_slice(),
-                            key,
-                            at.as_bytes(),
-                            b"FIELDS",
-                            b"1",
-                            field,
-                        ],
-                    );
-                }
-            }
-        }
-        Value::Stream(s) => {
-            if s.entries.is_empty() {
-                // XADD ... MAXLEN 0 creates the empty stream; XSETID below
-                // then puts back the real last id (0-0 cannot be added).
-                let id = if s.last_id == StreamId::MIN {
-                    StreamId::new(0, 1)
-                } else {
-                    s.last_id
-                }
-                .to_string();
-                encode_command(
-                    buf,
-                    &[
-                        b"XADD".as_slice(),
-                        key,
-                        b"MAXLEN",
-                        b"0",
-                        id.as_bytes(),
-                        b"x",
-                        b"y",
-                    ],
-                );
-            }
-            for e in s.entries.iter() {
-                let id = e.id.to_string();
-                let mut args: Vec<&[u8]> = vec![b"XADD", key, id.as_bytes()];
-                for (k, v) in e.fields() {
-                    args.push(k);
-                    args.push(v);
-                }
-                encode_command(buf, &args);
-            }
-            let last = s.last_id.to_string();
-            let added = s.entries_added.to_string();
-            let maxdel = s.max_deleted_id.to_string();
-            encode_command(
-                buf,
-                &[
-                    b"XSETID".as_slice(),
-                    key,
-                    last.as_bytes(),
-                    b"ENTRIESADDED",
-                    added.as_bytes(),
-                    b"MAXDELETEDID",
-                    maxdel.as_bytes(),
-                ],
-            );
-            for (name, g) in &s.groups {
-                let gid = g.last_id.to_string();
-                let er = if g.entries_read == ENTRIES_READ_UNKNOWN {
-                    "-1".to_string()
-                } else {
-                    g.entries_read.to_string()
-                };
-                encode_command(
-                    buf,
-                    &[
-                        b"XGROUP".as_slice(),
-                        b"CREATE",
-                        key,
-                        name,
-                        gid.as_bytes(),
-                        b"ENTRIESREAD",
-                        er.as_bytes(),
-                    ],
-                );
-                for (id, pe) in &g.pel {
-                    let id = id.to_string();
-                    let t = pe.delivery_time.to_string();
-                    let n = pe.delivery_count.to_string();
-                    encode_command(
-                        buf,
-                        &[
-                            b"XCLAIM".as_slice(),
-                            key,
-                            name,
-                            &pe.consumer,
-                            b"0",
-                            id.as_bytes(),
-                            b"TIME",
-                            t.as_bytes(),
-                            b"RETRYCOUNT",
-                            n.as_bytes(),
-                            b"JUSTID",
-                            b"FORCE",
-                        ],
-                    );
-                }
-                for (cname, c) in &g.consumers {
-                    if c.pel.is_empty() {
-                        encode_command(
-                            buf,
-                            &[b"XGROUP".as_slice(), b"CREATECONSUMER", key, name, cname],
-                        );
-                    }
-                }
-            }
-        }
+        _ => write_entry(buf, key, v),
     }
-}
-
-/// A score as ZADD reads it back exactly (shortest round-trip form).
-pub fn score_text(v: f64) -> String {
-    if v.is_infinite() {
-        if v > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else {
-        format!("{v}")
+    let Value::Hash(h) = v else {
+        return;
+    };
+    let Some(t) = &h.field_expiry else {
+        return;
+    };
+    let mut ttls: Vec<(&[u8], u64)> = t.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
+    ttls.sort_unstable();
+    for (field, at) in ttls {
+        let at = at.to_string();
+        encode_command(
+            buf,
+            &[
+                b"HPEXPIREAT".as_slice(),
+                key,
+                at.as_bytes(),
+                b"FIELDS",
+                b"1",
+                field,
+            ],
+        );
     }
 }
