@@ -172,7 +172,9 @@ mod tests {
     /// snapshot runs, reads do not wake it.
     #[test]
     fn the_task_sleeps_when_reads_stop_and_wakes_at_the_next() {
-        let ex = Rc::new(RefCell::new(executor(window(20_000))));
+        // A window long enough that a descheduled test thread does not see
+        // it pass between a read and the check that follows it.
+        let ex = Rc::new(RefCell::new(executor(window(200_000))));
         let bp = Rc::new(BusyPoll::default());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -183,7 +185,7 @@ mod tests {
             tokio::task::spawn_local(super::run(ex.clone(), bp.clone()));
             for _ in 0..2 {
                 // Let the task reach its wait.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(400)).await;
                 assert!(bp.parked.get(), "asleep with nothing read");
                 bp.on_read(Instant::now());
                 assert!(!bp.parked.get());
@@ -191,7 +193,7 @@ mod tests {
                 tokio::task::yield_now().await;
                 assert!(!bp.parked.get(), "polling within the window");
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
             assert!(bp.parked.get());
             command(&mut ex.borrow_mut(), &["BGSAVE"]);
             assert!(ex.borrow().save.bgsave.is_some());
