@@ -264,7 +264,8 @@ impl Conn {
         // after every wait, so no command sees a stale time.
         let mut clock = BatchClock::now();
         self.client.borrow_mut().last_interaction = clock.started();
-        self.shared.busy_poll.on_read(clock.started());
+        let max_us = self.shared.ex.borrow().config.busy_poll_us;
+        self.shared.busy_poll.on_read(clock.started(), max_us);
         let mut first = true;
         loop {
             let limit = self.shared.ex.borrow().config.client_query_buffer_limit as usize;
