@@ -40,6 +40,12 @@ MODE=${MODE:-bgsave}
 BIG=${BIG:-1}
 ROUNDS=${ROUNDS:-3}
 PROBE=$PWD/bench/stall_probe.py
+# The probe runs at a real-time priority where the system allows it, so
+# that its own wake-ups on the loaded client core are not what it times:
+# perf sched showed a kernel thread (kdamond.0) holding a woken probe off
+# that core for 5 ms while the server's reply waited in its socket.
+PROBE_RT=()
+chrt -f 10 true 2>/dev/null && PROBE_RT=(chrt -f 10)
 WATCH=$PWD/bench/save_watch.py
 if [ "$MODE" = bgrewriteaof ]; then
   # Automatic rewrites off: the load alone grows the AOF past the default
@@ -166,7 +172,7 @@ bench_one() {
   local round
   : >"$dir/rounds"
   for round in $(seq "$ROUNDS"); do
-    taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" >"$dir/probe-base" &
+    taskset -c "$CLIENT_CORE" "${PROBE_RT[@]}" python3 "$PROBE" "$port" >"$dir/probe-base" &
     local probe=$!
     local base_rps base_p99 base_max base_probe base_gap
     read -r base_rps base_p99 base_max < <(load "$port")
@@ -190,7 +196,7 @@ bench_one() {
     # only the save's own memory.
     local loaded_rss
     loaded_rss=$(rss_kb "$pid")
-    taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" --trace "$dir/probe-trace-$round" >"$dir/probe-save" &
+    taskset -c "$CLIENT_CORE" "${PROBE_RT[@]}" python3 "$PROBE" "$port" --trace "$dir/probe-trace-$round" >"$dir/probe-save" &
     probe=$!
     wait "$saver"
     kill -TERM "$probe"; wait "$probe" || true
@@ -257,9 +263,9 @@ if [ "$BIG" = 1 ]; then
   echo "$r4"
 fi
 
-python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" "$r3" "$r4" "$ROUNDS" <<'EOF'
+python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" "$r3" "$r4" "$ROUNDS" "${PROBE_RT[*]:-}" <<'EOF'
 import sys, re
-out, keys, size, requests, a, b, mode, c, d, rounds = sys.argv[1:]
+out, keys, size, requests, a, b, mode, c, d, rounds, probe_rt = sys.argv[1:]
 tag = "snapshot" if mode == "bgsave" else "rewrite"
 what = "BGSAVE" if mode == "bgsave" else "BGREWRITEAOF (appendonly yes, everysec)"
 def parse(line):
@@ -303,7 +309,8 @@ lines = [f"<!-- {tag}:start -->", f"## {what} under an overwrite load", "",
  f"`MODE={mode} KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh` — {keys} keys x {size} bytes named as the load names them, so it overwrites them, "
  f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core 0, client on core 1, "
  f"{mode.upper()} 2 s into the second run, {rounds} rounds of both runs (medians of rates, p99s and durations; worst stall, max latency and memory of any round), RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty). "
- "The probe (`bench/stall_probe.py`) sends one SET per ms on its own connection during the load.", ""]
+ "The probe (`bench/stall_probe.py`) sends one SET per ms on its own connection during the load"
+ + (f", at a real-time priority (`{probe_rt}`) so that it is not itself kept waiting on the client's core." if probe_rt else "."), ""]
 lines += table(parse(a), parse(b))
 if c != "-":
     lines += ["", "Same again with a 1,000,000-element zset and a 1,000,000-element list being written during both loads "

@@ -13,7 +13,8 @@
 # $ROUNDS_P1 times in alternation at -P 1 (A B A B ...; $ROUNDS_PN times at
 # deeper pipelines), and the median run of each server is reported with
 # the spread of its runs: one noisy spell of a shared machine then moves
-# one run, not the ratio.
+# one run, not the ratio. Each round's own ratio goes to stderr, and their
+# median is the table's "paired" column.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -150,6 +151,9 @@ median() {
         awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# The median of VALUES to two decimals (ratios).
+median2() { median "$@" | awk '/^[0-9.]+$/ { printf "%.2f", $1; next } { print }'; }
+
 # The spread of VALUES as "min-max" (integers), or "-" for a single run.
 spread() {
     [ $# -le 1 ] && { echo "-"; return; }
@@ -186,15 +190,18 @@ for p in $PIPELINES; do
     for t in ${ALL_TESTS//,/ }; do
         RPS_redoubt=() P50_redoubt=() P99_redoubt=() CPU_redoubt=() CLI_redoubt=()
         RPS_redis=() P50_redis=() P99_redis=() CPU_redis=() CLI_redis=()
+        PAIRED=()
         for r in $(seq 1 "$rounds"); do
             echo "-P $p $t (round $r/$rounds): redoubt..." >&2
             run_one redoubt "$t" "$p" "$n"
             echo "-P $p $t (round $r/$rounds): redis..." >&2
             run_one redis "$t" "$p" "$n"
+            PAIRED+=("$(ratio "${RPS_redoubt[-1]}" "${RPS_redis[-1]}")")
+            echo "-P $p $t (round $r/$rounds): redoubt ${RPS_redoubt[-1]} req/s (client ${CLI_redoubt[-1]} µs/req), redis ${RPS_redis[-1]} req/s (client ${CLI_redis[-1]} µs/req), ratio ${PAIRED[-1]}" >&2
         done
         a_rps=$(median "${RPS_redoubt[@]}")
         b_rps=$(median "${RPS_redis[@]}")
-        ROWS+="| $t | $p | $(rate "$a_rps") | $(spread "${RPS_redoubt[@]}") | $(rate "$b_rps") | $(spread "${RPS_redis[@]}") | **$(ratio "$a_rps" "$b_rps")** | $(median "${P50_redoubt[@]}") | $(median "${P50_redis[@]}") | $(median "${P99_redoubt[@]}") | $(median "${P99_redis[@]}") | $(median "${CPU_redoubt[@]}") | $(median "${CPU_redis[@]}") | $(median "${CLI_redoubt[@]}") | $(median "${CLI_redis[@]}") |"$'\n'
+        ROWS+="| $t | $p | $(rate "$a_rps") | $(spread "${RPS_redoubt[@]}") | $(rate "$b_rps") | $(spread "${RPS_redis[@]}") | **$(ratio "$a_rps" "$b_rps")** | $(median2 "${PAIRED[@]}") | $(median "${P50_redoubt[@]}") | $(median "${P50_redis[@]}") | $(median "${P99_redoubt[@]}") | $(median "${P99_redis[@]}") | $(median "${CPU_redoubt[@]}") | $(median "${CPU_redis[@]}") | $(median "${CLI_redoubt[@]}") | $(median "${CLI_redis[@]}") |"$'\n'
     done
 done
 
@@ -240,14 +247,16 @@ pipelines, alternating Redoubt and Redis run by run (the same method for
 both); every figure is the median of a server's runs, and "spread" is the
 lowest and highest requests per second among them. Latencies in ms.
 Ratio = Redoubt / Redis median requests per second (higher is better for
-Redoubt). CPU = the server's own CPU time (user + system) per request in
+Redoubt). Paired = the median of the rounds' own ratios (each Redoubt run
+over the Redis run right after it): a slow spell of the machine that spans
+both runs of a round moves it less. CPU = the server's own CPU time (user + system) per request in
 µs, which other load on the machine disturbs less than requests per second.
 Client CPU = redis-benchmark's CPU time per request in µs against each
 server: where it is near the whole run's time (the client busy all along,
 usual at \`-P 1\`), the client sets the rate.
 
-| test | -P | Redoubt req/s | spread | Redis req/s | spread | ratio | Redoubt p50 | Redis p50 | Redoubt p99 | Redis p99 | Redoubt CPU | Redis CPU | client CPU vs Redoubt | client CPU vs Redis |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| test | -P | Redoubt req/s | spread | Redis req/s | spread | ratio | paired | Redoubt p50 | Redis p50 | Redoubt p99 | Redis p99 | Redoubt CPU | Redis CPU | client CPU vs Redoubt | client CPU vs Redis |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${ROWS%$'\n'}
 
 Memory of freshly started servers before and after
