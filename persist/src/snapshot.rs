@@ -13,7 +13,8 @@
 //! a new entry); encoding and compression run on a background encoder
 //! thread, which keeps to a share of a CPU while clients keep the
 //! executor busy, small while few copies wait and growing with them up to
-//! half the copy budget (see [`Pacer`]), and a writer thread
+//! half the copy budget (see [`Pacer`]) and leaving the core to the event
+//! loop when the loop waits for it ([`sched::yield_point`]), and a writer thread
 //! moves the bytes to a temp file through [`Storage`] (past the page cache
 //! where it can, [`Storage::create_bulk`]), fsyncs it, renames it
 //! over the target and fsyncs the directory, so the old dump stays intact
@@ -154,6 +155,10 @@ pub struct SaveReport {
     /// points (one per 64 keys) it passed unpaced.
     pub encoder_sleeps: u64,
     pub encoder_unpaced: u64,
+    /// Times the encoder and the writer left their core to an event loop
+    /// waiting for it ([`sched::yield_point`]).
+    pub encoder_yields: u64,
+    pub writer_yields: u64,
     /// Times the writer started the disk write of what it had written
     /// (every [`WRITEBACK_STEP`] bytes), ahead of the final fsync.
     pub writebacks: u64,
@@ -178,11 +183,17 @@ enum Msg {
     Finish,
 }
 
+/// The encoder may leave its core to the event loop after every this many
+/// bytes it writes (about 50 µs of encoding; see [`sched::yield_point`]).
+const YIELD_POINT_BYTES: usize = 16 * 1024;
+
 /// A `Write` that batches bytes into chunks for the writer thread.
 struct ChunkWriter {
     buf: Vec<u8>,
     tx: mpsc::SyncSender<Msg>,
     shared: Arc<Shared>,
+    /// Bytes written since the last yield point.
+    since_point: usize,
 }
 
 impl ChunkWriter {
@@ -205,6 +216,11 @@ impl Write for ChunkWriter {
         self.buf.extend_from_slice(data);
         if self.buf.len() >= CHUNK {
             self.send_buf()?;
+        }
+        self.since_point += data.len();
+        if self.since_point >= YIELD_POINT_BYTES {
+            self.since_point = 0;
+            sched::yield_point();
         }
         Ok(data.len())
     }
@@ -409,6 +425,8 @@ struct Shared {
     encoder_cpu_us: AtomicU64,
     writer_cpu_us: AtomicU64,
     encoder_sleeps: AtomicU64,
+    encoder_yields: AtomicU64,
+    writer_yields: AtomicU64,
     encoder_unpaced: AtomicU64,
     /// Early write-backs the writer started ([`WRITEBACK_STEP`]).
     writebacks: AtomicU64,
@@ -676,6 +694,9 @@ pub struct SnapshotSpec {
     /// `aof-rewrite-incremental-fsync` for an AOF base); off, the final
     /// fsync writes the whole file back.
     pub incremental_fsync: bool,
+    /// The event loop the encoder gives its core to when the loop waits
+    /// for it ([`sched::yield_point`]); `None`: it never does.
+    pub event_loop: Option<sched::EventLoopState>,
 }
 
 /// CPU time the calling thread has used (Linux); elsewhere wall time.
@@ -796,6 +817,7 @@ impl Snapshot {
             buf: Vec::with_capacity(CHUNK),
             tx,
             shared: shared.clone(),
+            since_point: 0,
         };
         let writer_shared = shared.clone();
         let (encoder, fragments): (Box<dyn Encoder>, Fragments) = match spec.format {
@@ -830,9 +852,13 @@ impl Snapshot {
             path: spec.target.display().to_string(),
             source,
         };
+        let writer_loop = spec.event_loop.clone();
         std::thread::Builder::new()
             .name("snapshot-writer".into())
             .spawn(move || {
+                if let Some(event_loop) = writer_loop {
+                    sched::yield_to(event_loop);
+                }
                 let r = write_file(
                     &*storage,
                     file,
@@ -844,6 +870,9 @@ impl Snapshot {
                 );
                 let cpu = thread_cpu().as_micros() as u64;
                 writer_shared.writer_cpu_us.store(cpu, Ordering::Relaxed);
+                writer_shared
+                    .writer_yields
+                    .store(sched::yields(), Ordering::Relaxed);
                 if r.is_err() {
                     let _ = storage.remove(&temp);
                 }
@@ -857,9 +886,13 @@ impl Snapshot {
             .collect();
         let (work_tx, work_rx) = mpsc::channel();
         let enc_shared = shared.clone();
+        let event_loop = spec.event_loop.clone();
         std::thread::Builder::new()
             .name("snapshot-encoder".into())
             .spawn(move || {
+                if let Some(event_loop) = event_loop {
+                    sched::yield_to(event_loop);
+                }
                 encode_loop(encoder, &sizes, work_rx, &enc_shared);
             })
             .map_err(spawn_err)?;
@@ -1133,6 +1166,8 @@ impl Snapshot {
             encoder_cpu_us: self.shared.encoder_cpu_us.load(Ordering::Relaxed),
             writer_cpu_us: self.shared.writer_cpu_us.load(Ordering::Relaxed),
             encoder_sleeps: self.shared.encoder_sleeps.load(Ordering::Relaxed),
+            encoder_yields: self.shared.encoder_yields.load(Ordering::Relaxed),
+            writer_yields: self.shared.writer_yields.load(Ordering::Relaxed),
             encoder_unpaced: self.shared.encoder_unpaced.load(Ordering::Relaxed),
             writebacks: self.shared.writebacks.load(Ordering::Relaxed),
         }
@@ -1276,6 +1311,9 @@ fn encode_loop(
                     shared.encoder_cpu_us.store(cpu, Ordering::Relaxed);
                     shared.encoder_sleeps.store(pacer.sleeps, Ordering::Relaxed);
                     shared
+                        .encoder_yields
+                        .store(sched::yields(), Ordering::Relaxed);
+                    shared
                         .encoder_unpaced
                         .store(pacer.unpaced, Ordering::Relaxed);
                     let _ = cw.tx.send(Msg::Finish);
@@ -1365,10 +1403,10 @@ fn write_file(
                 }
                 // With chunks queued the writer would write them back to
                 // back: perf sched showed runs of 1-2 ms of such writes
-                // while the executor sharing its core was runnable. A
-                // yield after each chunk lets a runnable executor in (a
-                // no-op when nothing else waits for the core).
-                std::thread::yield_now();
+                // while the executor sharing its core was runnable. After
+                // each chunk it may leave the core to the event loop, as
+                // the encoder does (`sched::yield_point`).
+                sched::yield_point();
             }
             Ok(Msg::Finish) => break,
             Err(_) => return Err(SnapshotError::Aborted),
@@ -1412,6 +1450,7 @@ mod tests {
             lsn,
             epoch,
             incremental_fsync: true,
+            event_loop: None,
         }
     }
 

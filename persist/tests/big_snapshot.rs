@@ -107,6 +107,7 @@ fn big_collections_changed_during_a_snapshot_keep_its_point_in_time() {
         lsn: 11,
         epoch: 1,
         incremental_fsync: true,
+        event_loop: None,
     };
     let mut snap = Snapshot::start(&mut ks, spec).unwrap();
 

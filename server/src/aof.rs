@@ -1013,6 +1013,7 @@ fn start_rewrite_with(ex: &mut Executor, defer: bool) -> Result<RewriteStart, St
         lsn,
         epoch,
         incremental_fsync: ex.config.aof_rewrite_incremental_fsync,
+        event_loop: ex.event_loop.clone(),
     };
     let snap = match Snapshot::start(&mut ex.ks, spec) {
         Ok(s) => s,

@@ -321,6 +321,7 @@ impl Executor {
             lsn: self.lsn,
             epoch: self.save.epoch,
             incremental_fsync: self.config.rdb_save_incremental_fsync,
+            event_loop: self.event_loop.clone(),
         };
         Snapshot::start(&mut self.ks, spec).map_err(|e| {
             tracing::warn!("Failed opening the temp RDB file for saving: {e}");
@@ -406,6 +407,8 @@ impl Executor {
                     encoder_cpu_ms = rep.encoder_cpu_us / 1000,
                     writer_cpu_ms = rep.writer_cpu_us / 1000,
                     encoder_sleeps = rep.encoder_sleeps,
+                    encoder_yields = rep.encoder_yields,
+                    writer_yields = rep.writer_yields,
                     encoder_unpaced = rep.encoder_unpaced,
                     writebacks = rep.writebacks,
                     flat_grows = rep.flat_grows,

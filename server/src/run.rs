@@ -4,6 +4,7 @@ use crate::busy_poll::BusyPoll;
 use crate::config::{Config, LogLevel};
 use crate::conn::{serve, Shared};
 use crate::exec::{Executor, ShutdownMode};
+use redoubt_persist::snapshot::sched::EventLoopState;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -80,14 +81,28 @@ async fn bind_all(cfg: &Config) -> std::io::Result<Vec<TcpListener>> {
 /// Runs the server until SHUTDOWN or a signal. Everything runs on the
 /// calling thread: the executor and every connection task.
 pub fn run(cfg: Config) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let event_loop = EventLoopState::default();
+    let rt = runtime(&event_loop)?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, serve_until_shutdown(cfg))
+    local.block_on(&rt, serve_until_shutdown(cfg, Some(event_loop)))
 }
 
-pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
+/// The event loop's runtime, whose park hooks keep `event_loop` (what a
+/// snapshot's threads know of the loop).
+fn runtime(event_loop: &EventLoopState) -> std::io::Result<tokio::runtime::Runtime> {
+    let (parked, unparked) = (event_loop.clone(), event_loop.clone());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(move || parked.parked())
+        .on_thread_unpark(move || unparked.unparked())
+        .build()
+}
+
+/// `event_loop` is kept by the runtime's park hooks, if it has them.
+pub async fn serve_until_shutdown(
+    cfg: Config,
+    event_loop: Option<EventLoopState>,
+) -> std::io::Result<()> {
     if !cfg.dir.is_empty() && cfg.dir != "." {
         std::env::set_current_dir(&cfg.dir).map_err(|e| {
             std::io::Error::new(e.kind(), format!("Can't chdir to '{}': {e}", cfg.dir))
@@ -102,6 +117,7 @@ pub async fn serve_until_shutdown(cfg: Config) -> std::io::Result<()> {
         cfg.port
     );
     let mut executor = Executor::new(cfg);
+    executor.event_loop = event_loop;
     if let Err(e) = crate::aof::startup(&mut executor, crate::aof::file_storage()) {
         // As Redis: a persistence file that cannot be loaded stops the start.
         tracing::error!("{e}");
@@ -228,5 +244,23 @@ async fn drive_snapshots(ex: Rc<RefCell<Executor>>) {
         } else {
             tokio::task::yield_now().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runtime tells the snapshot threads which thread the loop is and
+    /// when it goes to sleep.
+    #[test]
+    fn the_runtime_reports_the_loop_thread_and_its_sleeps() {
+        let event_loop = EventLoopState::default();
+        let rt = runtime(&event_loop).unwrap();
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
+        assert!(event_loop.parks() > 0);
+        // SAFETY: no arguments.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+        assert_eq!(event_loop.thread(), Some(tid));
     }
 }

@@ -13,6 +13,7 @@ use super::load::EncodingLimits;
 use super::lzf;
 use super::types::*;
 use crate::keyspace::Keyspace;
+use crate::snapshot::sched::{element_point, yield_point};
 use crate::value::{HashValue, ListValue, SetValue, Stream, StreamId, Value, ZSet};
 use std::io::Write;
 
@@ -174,10 +175,16 @@ impl<W: Write> RdbWriter<W> {
         Ok(())
     }
 
-    /// Checksums the buffer and writes it out.
+    /// Checksums the buffer and writes it out, [`BUF_BYTES`] at a time: a
+    /// big value's record can be tens of MB, and a snapshot's encoder may
+    /// leave its core to the event loop between pieces (milliseconds of
+    /// checksum and copy otherwise ran in one go).
     fn flush_buf(&mut self) -> Result<()> {
-        self.crc = crc64(self.crc, &self.buf);
-        self.out.write_all(&self.buf)?;
+        for piece in self.buf.chunks(BUF_BYTES) {
+            self.crc = crc64(self.crc, piece);
+            self.out.write_all(piece)?;
+            yield_point();
+        }
         self.buf.clear();
         // A big value grew it: do not keep that much for the small ones.
         if self.buf.capacity() > 4 * BUF_BYTES {
@@ -559,6 +566,21 @@ pub(crate) fn encode_value(b: &mut Vec<u8>, v: &Value, opts: &SaveOptions) -> Re
     }
 }
 
+/// Reserves room for a big value's `n` elements of about `each` bytes (a
+/// quarter more, as elements vary) before encoding them. Left to grow by
+/// doubling, the buffer is copied whole at each step: a 16 MB copy in one
+/// go for a million-element sorted set, which a snapshot's encoder cannot
+/// break to give its core back to the event loop (see
+/// `snapshot::sched::yield_point`).
+fn reserve_elements(b: &mut Vec<u8>, n: usize, each: usize) {
+    const BIG: usize = 1024;
+    const AT_MOST: usize = 1 << 30;
+    if n >= BIG {
+        // Only a hint: a failed reservation leaves the doubling.
+        let _ = b.try_reserve(n.saturating_mul(each + each / 4).min(AT_MOST));
+    }
+}
+
 fn encode_list(b: &mut Vec<u8>, l: &ListValue, comp: bool) {
     // Group elements into nodes as 7.0's quicklist push does.
     enum Node {
@@ -567,6 +589,7 @@ fn encode_list(b: &mut Vec<u8>, l: &ListValue, comp: bool) {
     }
     let mut nodes: Vec<Node> = Vec::new();
     for (i, item) in l.items.iter().enumerate() {
+        element_point(i);
         let sz = item.len();
         if sz >= LIST_PLAIN_THRESHOLD {
             nodes.push(Node::Plain(i));
@@ -591,8 +614,16 @@ fn encode_list(b: &mut Vec<u8>, l: &ListValue, comp: bool) {
             lp.push(item);
         }
     }
+    let node_bytes = |n: &Node| match n {
+        Node::Plain(i) => l.items[*i].len(),
+        Node::Packed(lp) => lp.bytes(),
+    };
+    let total: usize = nodes.iter().map(node_bytes).sum();
+    reserve_elements(b, nodes.len(), total / nodes.len().max(1) + 6);
     put_len(b, nodes.len() as u64);
     for n in nodes {
+        // A node is up to 8 KiB of elements.
+        yield_point();
         match n {
             Node::Plain(i) => {
                 put_len(b, QUICKLIST_NODE_PLAIN);
@@ -648,8 +679,11 @@ fn encode_set(b: &mut Vec<u8>, s: &SetValue, version: u32, lim: &EncodingLimits,
         put_string(b, &lp.finish(), comp);
         return TYPE_SET_LISTPACK;
     }
+    let first = s.members.iter().next().map_or(0, |m| m.len());
+    reserve_elements(b, n, first + 2);
     put_len(b, n as u64);
-    for m in &s.members {
+    for (i, m) in s.members.iter().enumerate() {
+        element_point(i);
         put_string(b, m, comp);
     }
     TYPE_SET
@@ -671,8 +705,11 @@ fn encode_zset(b: &mut Vec<u8>, z: &ZSet, lim: &EncodingLimits, comp: bool) -> u
     }
     // Highest score first, as Redis writes skiplists (so loading inserts at
     // the head).
+    let first = z.iter().next().map_or(0, |e| e.member.len());
+    reserve_elements(b, z.len(), first + 10);
     put_len(b, z.len() as u64);
-    for e in z.iter().rev() {
+    for (i, e) in z.iter().rev().enumerate() {
+        element_point(i);
         put_string(b, &e.member, comp);
         b.extend_from_slice(&e.score.to_le_bytes());
     }
@@ -744,8 +781,11 @@ fn encode_hash(
         put_string(b, &lp.finish(), comp);
         return Ok(TYPE_HASH_LISTPACK);
     }
+    let first = h.map.iter().next().map_or(0, |(f, v)| f.len() + v.len());
+    reserve_elements(b, h.map.len(), first + 4);
     put_len(b, h.map.len() as u64);
-    for (f, v) in &h.map {
+    for (i, (f, v)) in h.map.iter().enumerate() {
+        element_point(i);
         put_string(b, f, comp);
         put_string(b, v, comp);
     }
@@ -792,7 +832,8 @@ impl StreamNode<'_> {
 
 fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
     let mut nodes: Vec<StreamNode> = Vec::new();
-    for e in s.entries.iter() {
+    for (i, e) in s.entries.iter().enumerate() {
+        element_point(i);
         let id = &e.id;
         let fields = e.fields();
         let totelelen: usize = fields.clone().map(|(f, v)| f.len() + v.len()).sum();
@@ -844,6 +885,7 @@ fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
     }
     put_len(b, nodes.len() as u64);
     for n in nodes {
+        yield_point();
         let mut key = Vec::with_capacity(16);
         put_id_be(&mut key, n.master);
         put_string(b, &key, comp);

@@ -18,6 +18,9 @@
 //! collection is one call of ~70 ms CPU, unpaced) followed by the writer
 //! (16 queued chunks written back to back), a tick each.
 //!
+//! Where the kernel does not preempt, the encoder and the writer give the
+//! core back themselves: see [`yield_point`].
+//!
 //! Measured and not kept: both threads at nice +5 (a lighter weight leaves
 //! the busy executor 3/4 of the core against one of them, so it is
 //! eligible more often). With the big collections being written (10 saves
@@ -40,9 +43,218 @@
 //! encoder's 4-6 ms runs came at the save's start, while the big
 //! collections were copied and the copies waiting were past the limit.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
 /// The slice the executor asks for while a snapshot runs: the kernel's
 /// smallest (0.1 ms).
 pub const EXECUTOR_SLICE_NS: u64 = 100_000;
+
+/// What a snapshot's encoder knows of the event loop: its thread, and how
+/// many times it went to sleep (waiting for I/O or a timer), which its
+/// runtime's park hooks count.
+#[derive(Clone, Default)]
+pub struct EventLoopState(Arc<LoopInner>);
+
+#[derive(Default)]
+struct LoopInner {
+    /// The loop thread's id (0 until it first wakes).
+    tid: AtomicI32,
+    parks: AtomicU64,
+    /// An encoder waits for the next park.
+    waiting: AtomicBool,
+    lock: Mutex<()>,
+    parked: Condvar,
+}
+
+impl EventLoopState {
+    /// The loop is about to sleep.
+    pub fn parked(&self) {
+        let l = &self.0;
+        l.parks.fetch_add(1, Ordering::SeqCst);
+        if l.waiting.load(Ordering::SeqCst) {
+            let _g = l.lock.lock().unwrap_or_else(|p| p.into_inner());
+            l.parked.notify_all();
+        }
+    }
+
+    /// How many times the loop went to sleep.
+    pub fn parks(&self) -> u64 {
+        self.0.parks.load(Ordering::SeqCst)
+    }
+
+    /// The loop's thread id, once it has woken.
+    pub fn thread(&self) -> Option<i32> {
+        Some(self.0.tid.load(Ordering::Relaxed)).filter(|&t| t != 0)
+    }
+
+    /// The loop woke up.
+    pub fn unparked(&self) {
+        if self.0.tid.load(Ordering::Relaxed) == 0 {
+            self.0.tid.store(current_tid(), Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until the loop has gone to sleep since `parks` was read, or
+    /// for `max`.
+    fn wait_for_park(&self, parks: u64, max: Duration) {
+        let l = &self.0;
+        l.waiting.store(true, Ordering::SeqCst);
+        let g = l.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = l
+            .parked
+            .wait_timeout_while(g, max, |_| l.parks.load(Ordering::SeqCst) == parks);
+        l.waiting.store(false, Ordering::SeqCst);
+    }
+}
+
+fn current_tid() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: no arguments.
+        unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    0
+}
+
+/// The CPU the calling thread runs on (Linux).
+fn current_cpu() -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: no arguments; returns -1 on failure.
+        let c = unsafe { libc::sched_getcpu() };
+        u32::try_from(c).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// A thread's scheduling state as `/proc/self/task/<tid>/stat` gives it:
+/// whether it is runnable (running or waiting for a CPU), and the CPU it
+/// last ran on.
+fn runnable_on(stat: &[u8]) -> Option<(bool, u32)> {
+    // "tid (comm) state ..." where comm may hold anything, ')' included.
+    let rest = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    let rest = std::str::from_utf8(rest).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    // `processor` is field 39 of the line, the 37th after the comm.
+    let cpu = fields.nth(35)?.parse().ok()?;
+    Some((state == "R", cpu))
+}
+
+/// How long the encoder runs between two looks at the event loop.
+const RUN_BETWEEN_LOOKS: Duration = Duration::from_micros(250);
+/// The longest it leaves the core to an event loop it found waiting for it
+/// (it gets the core back as soon as the loop sleeps).
+const YIELD_AT_MOST: Duration = Duration::from_millis(1);
+
+/// Lets the encoder give its core to the event loop while the loop has
+/// work: at [`yield_point`]s, every [`RUN_BETWEEN_LOOKS`] at most, if the
+/// loop's thread is runnable on the encoder's CPU (so waiting for it), the
+/// encoder waits until the loop sleeps again, for [`YIELD_AT_MOST`].
+///
+/// The scheduler would let the encoder finish its slice first: an executor
+/// that has had its share of the core is not picked on wake-up, and waits
+/// for the next tick (4 ms at HZ=250). With a million-element sorted set
+/// and list being written, their copies are encoded unpaced at the start of
+/// a save (tens of ms each, one record), and `perf sched` showed the
+/// executor runnable behind the encoder for one tick after another. Giving
+/// the core back for a fixed 0.1 ms was not enough: the encoder, woken,
+/// took it back at once, and the executor had 40% of it while its load
+/// needed three quarters. The loop's own state (`/proc`) is read, not a
+/// flag it keeps: a loop woken but not yet running cannot say so.
+struct Yielder {
+    event_loop: EventLoopState,
+    /// The loop thread's `/proc` stat file, once its id is known.
+    stat: Option<std::fs::File>,
+    buf: Vec<u8>,
+    last_look: Instant,
+    yields: u64,
+}
+
+impl Yielder {
+    /// Whether the loop's thread waits for the CPU the caller runs on.
+    fn loop_waits(&mut self) -> bool {
+        if self.stat.is_none() {
+            let Some(tid) = self.event_loop.thread() else {
+                return false;
+            };
+            self.stat = std::fs::File::open(format!("/proc/self/task/{tid}/stat")).ok();
+        }
+        let Some(file) = &self.stat else {
+            return false;
+        };
+        self.buf.resize(1024, 0);
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(file, &mut self.buf, 0);
+        #[cfg(not(unix))]
+        let n: std::io::Result<usize> = Ok(0);
+        let Ok(n) = n else {
+            return false;
+        };
+        match (runnable_on(&self.buf[..n]), current_cpu()) {
+            (Some((true, loop_cpu)), Some(cpu)) => loop_cpu == cpu,
+            _ => false,
+        }
+    }
+}
+
+thread_local! {
+    /// The encoder thread's [`Yielder`]; none on other threads.
+    static YIELDER: RefCell<Option<Yielder>> = const { RefCell::new(None) };
+}
+
+/// Makes the calling thread (a snapshot's encoder) give its core to
+/// `event_loop` at [`yield_point`]s.
+pub(crate) fn yield_to(event_loop: EventLoopState) {
+    YIELDER.with(|y| {
+        *y.borrow_mut() = Some(Yielder {
+            event_loop,
+            stat: None,
+            buf: Vec::new(),
+            last_look: Instant::now(),
+            yields: 0,
+        })
+    });
+}
+
+/// Times the calling thread left its core to the event loop.
+pub(crate) fn yields() -> u64 {
+    YIELDER.with(|y| y.borrow().as_ref().map_or(0, |y| y.yields))
+}
+
+/// A point where an encoder may leave its core to the event loop: called
+/// every few tens of microseconds of encoding (every 1024 elements of a big
+/// value, every 16 KiB written). Does nothing on other threads.
+pub(crate) fn yield_point() {
+    YIELDER.with(|y| {
+        let mut y = y.borrow_mut();
+        let Some(y) = y.as_mut() else {
+            return;
+        };
+        if y.last_look.elapsed() < RUN_BETWEEN_LOOKS {
+            return;
+        }
+        let parks = y.event_loop.0.parks.load(Ordering::SeqCst);
+        if y.loop_waits() {
+            y.event_loop.wait_for_park(parks, YIELD_AT_MOST);
+            y.yields += 1;
+        }
+        y.last_look = Instant::now();
+    })
+}
+
+/// [`yield_point`] once every 1024 calls, for a loop over the `i`th element.
+#[inline]
+pub(crate) fn element_point(i: usize) {
+    if i % 1024 == 1023 {
+        yield_point();
+    }
+}
 
 /// `struct sched_attr` as `sched_setattr(2)` takes it (the first version,
 /// 48 bytes; newer kernels accept it).
@@ -100,6 +312,115 @@ pub fn set_executor_slice(slice_ns: Option<u64>) -> bool {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stat_line_gives_the_state_and_the_cpu() {
+        let mut line = b"42 (a) b) c) S".to_vec();
+        for i in 4..=52 {
+            line.extend_from_slice(format!(" {}", if i == 39 { 7 } else { 1000 + i }).as_bytes());
+        }
+        assert_eq!(runnable_on(&line), Some((false, 7)));
+        line[13] = b'R';
+        assert_eq!(runnable_on(&line), Some((true, 7)));
+        assert_eq!(runnable_on(b"42 (a) R 1 2"), None);
+        // This thread runs, so it is runnable, on the CPU it runs on.
+        let stat = std::fs::read(format!("/proc/self/task/{}/stat", current_tid())).unwrap();
+        let (runnable, _) = runnable_on(&stat).unwrap();
+        assert!(runnable);
+    }
+
+    /// Pins the calling thread to `cpu`.
+    fn pin(cpu: u32) {
+        // SAFETY: `set` is a valid cpu_set_t for the call; 0 is this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu as usize, &mut set);
+            assert_eq!(
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+                0
+            );
+        }
+    }
+
+    /// An encoder sharing a CPU with a busy event loop leaves the core to
+    /// it until the loop parks; it does not while the loop runs elsewhere
+    /// or sleeps.
+    #[test]
+    fn an_encoder_waits_for_a_loop_runnable_on_its_cpu_to_park() {
+        let cpu = current_cpu().unwrap();
+        let state = EventLoopState::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let event_loop = {
+            let (state, stop) = (state.clone(), stop.clone());
+            std::thread::spawn(move || {
+                pin(cpu);
+                state.unparked();
+                // Busy, as a loaded event loop, until an encoder waits;
+                // then it parks.
+                while !stop.load(Ordering::SeqCst) {
+                    if state.0.waiting.load(Ordering::SeqCst) {
+                        state.parked();
+                        state.unparked();
+                    }
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        while state.0.tid.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        let encoder = {
+            let state = state.clone();
+            std::thread::spawn(move || {
+                pin(cpu);
+                yield_to(state.clone());
+                let start = Instant::now();
+                while yields() == 0 && start.elapsed() < Duration::from_secs(10) {
+                    std::thread::sleep(RUN_BETWEEN_LOOKS);
+                    let t = Instant::now();
+                    while t.elapsed() < RUN_BETWEEN_LOOKS {
+                        std::hint::spin_loop();
+                    }
+                    yield_point();
+                }
+                yields()
+            })
+        };
+        let yielded = encoder.join().unwrap();
+        stop.store(true, Ordering::SeqCst);
+        event_loop.join().unwrap();
+        assert!(yielded > 0, "the encoder never found the loop waiting");
+        assert!(state.0.parks.load(Ordering::SeqCst) > 0);
+
+        // A loop that sleeps is not waited for.
+        let sleeping = EventLoopState::default();
+        let sleeper = {
+            let state = sleeping.clone();
+            std::thread::spawn(move || {
+                pin(cpu);
+                state.unparked();
+                std::thread::sleep(Duration::from_millis(200));
+            })
+        };
+        while sleeping.0.tid.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        let checker = std::thread::spawn(move || {
+            pin(cpu);
+            yield_to(sleeping);
+            std::thread::sleep(Duration::from_millis(20));
+            yield_point();
+            yields()
+        });
+        assert_eq!(checker.join().unwrap(), 0);
+        sleeper.join().unwrap();
+    }
+
+    #[test]
+    fn a_yield_point_does_nothing_on_other_threads() {
+        yield_point();
+        assert_eq!(yields(), 0);
+    }
 
     /// The kernel accepts the short slice and the default back (6.12+;
     /// older kernels reject both, which the server tolerates).
