@@ -40,12 +40,13 @@ MODE=${MODE:-bgsave}
 BIG=${BIG:-1}
 ROUNDS=${ROUNDS:-3}
 PROBE=$PWD/bench/stall_probe.py
-# The probe runs at a real-time priority where the system allows it, so
-# that its own wake-ups on the loaded client core are not what it times:
-# perf sched showed a kernel thread (kdamond.0) holding a woken probe off
-# that core for 5 ms while the server's reply waited in its socket.
+# The probe's sending loop runs at a real-time priority where the system
+# allows it, so that its own wake-ups on the loaded client core are not
+# what it times: perf sched showed a kernel thread (kdamond.0) holding a
+# woken probe off that core for 5 ms while the server's reply waited in
+# its socket.
 PROBE_RT=()
-chrt -f 10 true 2>/dev/null && PROBE_RT=(chrt -f 10)
+chrt -f 10 true 2>/dev/null && PROBE_RT=(--realtime 10)
 WATCH=$PWD/bench/save_watch.py
 if [ "$MODE" = bgrewriteaof ]; then
   # Automatic rewrites off: the load alone grows the AOF past the default
@@ -172,7 +173,7 @@ bench_one() {
   local round
   : >"$dir/rounds"
   for round in $(seq "$ROUNDS"); do
-    taskset -c "$CLIENT_CORE" "${PROBE_RT[@]}" python3 "$PROBE" "$port" >"$dir/probe-base" &
+    taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" "${PROBE_RT[@]}" >"$dir/probe-base" &
     local probe=$!
     local base_rps base_p99 base_max base_probe base_gap
     read -r base_rps base_p99 base_max < <(load "$port")
@@ -196,7 +197,7 @@ bench_one() {
     # only the save's own memory.
     local loaded_rss
     loaded_rss=$(rss_kb "$pid")
-    taskset -c "$CLIENT_CORE" "${PROBE_RT[@]}" python3 "$PROBE" "$port" --trace "$dir/probe-trace-$round" >"$dir/probe-save" &
+    taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" "${PROBE_RT[@]}" --trace "$dir/probe-trace-$round" >"$dir/probe-save" &
     probe=$!
     wait "$saver"
     kill -TERM "$probe"; wait "$probe" || true
@@ -310,7 +311,7 @@ lines = [f"<!-- {tag}:start -->", f"## {what} under an overwrite load", "",
  f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core 0, client on core 1, "
  f"{mode.upper()} 2 s into the second run, {rounds} rounds of both runs (medians of rates, p99s and durations; worst stall, max latency and memory of any round), RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty). "
  "The probe (`bench/stall_probe.py`) sends one SET per ms on its own connection during the load"
- + (f", at a real-time priority (`{probe_rt}`) so that it is not itself kept waiting on the client's core." if probe_rt else "."), ""]
+ + (", its sending loop at a real-time priority (SCHED_FIFO 10) so that it is not itself kept waiting on the client's core." if probe_rt else "."), ""]
 lines += table(parse(a), parse(b))
 if c != "-":
     lines += ["", "Same again with a 1,000,000-element zset and a 1,000,000-element list being written during both loads "

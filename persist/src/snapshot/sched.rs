@@ -44,7 +44,7 @@
 //! collections were copied and the copies waiting were past the limit.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,8 +63,8 @@ struct LoopInner {
     /// The loop thread's id (0 until it first wakes).
     tid: AtomicI32,
     parks: AtomicU64,
-    /// An encoder waits for the next park.
-    waiting: AtomicBool,
+    /// Snapshot threads (the encoder, the writer) waiting for the next park.
+    waiting: AtomicU32,
     lock: Mutex<()>,
     parked: Condvar,
 }
@@ -74,7 +74,7 @@ impl EventLoopState {
     pub fn parked(&self) {
         let l = &self.0;
         l.parks.fetch_add(1, Ordering::SeqCst);
-        if l.waiting.load(Ordering::SeqCst) {
+        if l.waiting.load(Ordering::SeqCst) > 0 {
             let _g = l.lock.lock().unwrap_or_else(|p| p.into_inner());
             l.parked.notify_all();
         }
@@ -101,12 +101,12 @@ impl EventLoopState {
     /// for `max`.
     fn wait_for_park(&self, parks: u64, max: Duration) {
         let l = &self.0;
-        l.waiting.store(true, Ordering::SeqCst);
+        l.waiting.fetch_add(1, Ordering::SeqCst);
         let g = l.lock.lock().unwrap_or_else(|p| p.into_inner());
         let _ = l
             .parked
             .wait_timeout_while(g, max, |_| l.parks.load(Ordering::SeqCst) == parks);
-        l.waiting.store(false, Ordering::SeqCst);
+        l.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -343,13 +343,12 @@ mod tests {
     }
 
     /// An encoder sharing a CPU with a busy event loop leaves the core to
-    /// it until the loop parks; it does not while the loop runs elsewhere
-    /// or sleeps.
+    /// it until the loop parks; it does not while the loop sleeps.
     #[test]
     fn an_encoder_waits_for_a_loop_runnable_on_its_cpu_to_park() {
         let cpu = current_cpu().unwrap();
         let state = EventLoopState::default();
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let event_loop = {
             let (state, stop) = (state.clone(), stop.clone());
             std::thread::spawn(move || {
@@ -358,7 +357,7 @@ mod tests {
                 // Busy, as a loaded event loop, until an encoder waits;
                 // then it parks.
                 while !stop.load(Ordering::SeqCst) {
-                    if state.0.waiting.load(Ordering::SeqCst) {
+                    if state.0.waiting.load(Ordering::SeqCst) > 0 {
                         state.parked();
                         state.unparked();
                     }
