@@ -1126,6 +1126,8 @@ pub fn rewrite_tick(ex: &mut Executor, budget: std::time::Duration) -> bool {
 
 /// Runs a started rewrite to its end on the spot (SAVE, shutdown, tests).
 pub fn finish_rewrite_now(ex: &mut Executor) {
+    // See `save_now`: the rewrite's threads must not wait for this thread.
+    let _foreground = ex.event_loop.as_ref().map(|l| l.in_foreground());
     while rewrite_tick(ex, std::time::Duration::from_secs(3600)) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }

@@ -90,9 +90,10 @@ pub struct Executor {
     pub blocked_clients: usize,
     pub pubsub: crate::pubsub::PubSub,
     pub save: crate::persistence::SaveState,
-    /// Whether the event loop sleeps, kept by its runtime's park hooks
-    /// (see [`crate::run::run`]); snapshots give their core back to it.
-    /// `None` where the runtime has no such hooks (tests).
+    /// What a snapshot's threads know of the event loop (its thread, its
+    /// sleeps), kept by the runtime's park hooks (see [`crate::run::run`]):
+    /// they give their core back to it. `None` where the runtime has no
+    /// such hooks (tests).
     pub event_loop: Option<redoubt_persist::snapshot::sched::EventLoopState>,
     /// While a blocked client's command is re-run by [`Executor::serve_ready`]:
     /// the key that became ready. Handlers serve from that key only (as

@@ -335,6 +335,9 @@ impl Executor {
         if self.save.bgsave.is_some() {
             return Err("ERR Background save already in progress".into());
         }
+        // The snapshot threads must not leave the core to this thread: it
+        // runs the save itself and serves no one meanwhile.
+        let _foreground = self.event_loop.as_ref().map(|l| l.in_foreground());
         // One snapshot at a time: a running AOF rewrite is finished first
         // (SAVE blocks the server anyway).
         crate::aof::finish_rewrite_now(self);

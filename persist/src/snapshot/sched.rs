@@ -65,6 +65,9 @@ struct LoopInner {
     parks: AtomicU64,
     /// Snapshot threads (the encoder, the writer) waiting for the next park.
     waiting: AtomicU32,
+    /// The loop runs a snapshot to its end itself (SAVE): it will not park
+    /// until the snapshot threads are done, so they must not wait for it.
+    in_foreground: AtomicU32,
     lock: Mutex<()>,
     parked: Condvar,
 }
@@ -83,6 +86,13 @@ impl EventLoopState {
     /// How many times the loop went to sleep.
     pub fn parks(&self) -> u64 {
         self.0.parks.load(Ordering::SeqCst)
+    }
+
+    /// Marks the loop as running a snapshot to its end on the spot (SAVE,
+    /// a rewrite finished before one) until the guard is dropped.
+    pub fn in_foreground(&self) -> ForegroundGuard {
+        self.0.in_foreground.fetch_add(1, Ordering::SeqCst);
+        ForegroundGuard(self.clone())
     }
 
     /// The loop's thread id, once it has woken.
@@ -107,6 +117,15 @@ impl EventLoopState {
             .parked
             .wait_timeout_while(g, max, |_| l.parks.load(Ordering::SeqCst) == parks);
         l.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// See [`EventLoopState::in_foreground`].
+pub struct ForegroundGuard(EventLoopState);
+
+impl Drop for ForegroundGuard {
+    fn drop(&mut self) {
+        self.0 .0.in_foreground.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -177,8 +196,12 @@ struct Yielder {
 }
 
 impl Yielder {
-    /// Whether the loop's thread waits for the CPU the caller runs on.
+    /// Whether the loop's thread waits for the CPU the caller runs on, to
+    /// serve clients.
     fn loop_waits(&mut self) -> bool {
+        if self.event_loop.0.in_foreground.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
         if self.stat.is_none() {
             let Some(tid) = self.event_loop.thread() else {
                 return false;
@@ -342,10 +365,10 @@ mod tests {
         }
     }
 
-    /// An encoder sharing a CPU with a busy event loop leaves the core to
-    /// it until the loop parks; it does not while the loop sleeps.
-    #[test]
-    fn an_encoder_waits_for_a_loop_runnable_on_its_cpu_to_park() {
+    /// Runs an encoder beside a busy event loop on one CPU for up to
+    /// `looks` looks (stopping at its first yield) and returns its yields;
+    /// with `foreground`, the loop runs a snapshot to its end meanwhile.
+    fn yields_beside_a_busy_loop(looks: u32, foreground: bool) -> u64 {
         let cpu = current_cpu().unwrap();
         let state = EventLoopState::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -365,32 +388,48 @@ mod tests {
                 }
             })
         };
-        while state.0.tid.load(Ordering::SeqCst) == 0 {
+        while state.thread().is_none() {
             std::thread::yield_now();
         }
+        let guard = foreground.then(|| state.in_foreground());
         let encoder = {
             let state = state.clone();
             std::thread::spawn(move || {
                 pin(cpu);
-                yield_to(state.clone());
-                let start = Instant::now();
-                while yields() == 0 && start.elapsed() < Duration::from_secs(10) {
+                yield_to(state);
+                for _ in 0..looks {
                     std::thread::sleep(RUN_BETWEEN_LOOKS);
                     let t = Instant::now();
                     while t.elapsed() < RUN_BETWEEN_LOOKS {
                         std::hint::spin_loop();
                     }
                     yield_point();
+                    if yields() > 0 {
+                        break;
+                    }
                 }
                 yields()
             })
         };
         let yielded = encoder.join().unwrap();
+        drop(guard);
         stop.store(true, Ordering::SeqCst);
         event_loop.join().unwrap();
-        assert!(yielded > 0, "the encoder never found the loop waiting");
-        assert!(state.0.parks.load(Ordering::SeqCst) > 0);
+        yielded
+    }
 
+    /// An encoder sharing a CPU with a busy event loop leaves the core to
+    /// it until the loop parks; it does not while the loop runs a snapshot
+    /// itself, or sleeps.
+    #[test]
+    fn an_encoder_waits_for_a_loop_runnable_on_its_cpu_to_park() {
+        assert!(
+            yields_beside_a_busy_loop(20_000, false) > 0,
+            "the encoder never found the loop waiting"
+        );
+        assert_eq!(yields_beside_a_busy_loop(50, true), 0);
+
+        let cpu = current_cpu().unwrap();
         // A loop that sleeps is not waited for.
         let sleeping = EventLoopState::default();
         let sleeper = {
