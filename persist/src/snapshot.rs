@@ -183,17 +183,11 @@ enum Msg {
     Finish,
 }
 
-/// The encoder may leave its core to the event loop after every this many
-/// bytes it writes (about 50 µs of encoding; see [`sched::yield_point`]).
-const YIELD_POINT_BYTES: usize = 16 * 1024;
-
 /// A `Write` that batches bytes into chunks for the writer thread.
 struct ChunkWriter {
     buf: Vec<u8>,
     tx: mpsc::SyncSender<Msg>,
     shared: Arc<Shared>,
-    /// Bytes written since the last yield point.
-    since_point: usize,
 }
 
 impl ChunkWriter {
@@ -217,11 +211,9 @@ impl Write for ChunkWriter {
         if self.buf.len() >= CHUNK {
             self.send_buf()?;
         }
-        self.since_point += data.len();
-        if self.since_point >= YIELD_POINT_BYTES {
-            self.since_point = 0;
-            sched::yield_point();
-        }
+        // The encoders write in pieces of up to a chunk (a big record too,
+        // see `RdbWriter`): the encoder may leave its core between them.
+        sched::yield_point();
         Ok(data.len())
     }
 
@@ -817,7 +809,6 @@ impl Snapshot {
             buf: Vec::with_capacity(CHUNK),
             tx,
             shared: shared.clone(),
-            since_point: 0,
         };
         let writer_shared = shared.clone();
         let (encoder, fragments): (Box<dyn Encoder>, Fragments) = match spec.format {

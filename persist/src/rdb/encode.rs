@@ -177,13 +177,12 @@ impl<W: Write> RdbWriter<W> {
 
     /// Checksums the buffer and writes it out, [`BUF_BYTES`] at a time: a
     /// big value's record can be tens of MB, and a snapshot's encoder may
-    /// leave its core to the event loop between pieces (milliseconds of
-    /// checksum and copy otherwise ran in one go).
+    /// leave its core to the event loop between pieces, in its writer
+    /// (milliseconds of checksum and copy otherwise ran in one go).
     fn flush_buf(&mut self) -> Result<()> {
         for piece in self.buf.chunks(BUF_BYTES) {
             self.crc = crc64(self.crc, piece);
             self.out.write_all(piece)?;
-            yield_point();
         }
         self.buf.clear();
         // A big value grew it: do not keep that much for the small ones.

@@ -252,7 +252,7 @@ pub(crate) fn yields() -> u64 {
 
 /// A point where an encoder may leave its core to the event loop: called
 /// every few tens of microseconds of encoding (every 1024 elements of a big
-/// value, every 16 KiB written). Does nothing on other threads.
+/// value, every piece written out). Does nothing on other threads.
 pub(crate) fn yield_point() {
     YIELDER.with(|y| {
         let mut y = y.borrow_mut();
@@ -318,11 +318,8 @@ pub fn set_executor_slice(slice_ns: Option<u64>) -> bool {
     #[cfg(target_os = "linux")]
     {
         // Keep the thread's nice value (sched_setattr sets both).
-        // SAFETY: plain syscalls without pointers.
-        let nice = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::getpriority(libc::PRIO_PROCESS, tid)
-        };
+        // SAFETY: a plain syscall without pointers.
+        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, current_tid() as libc::id_t) };
         setattr(libc::SCHED_OTHER as u32, nice, slice_ns.unwrap_or(0))
     }
     #[cfg(not(target_os = "linux"))]
