@@ -375,6 +375,11 @@ impl<T: Clone + EntryBytes> ChunkList<T> {
     pub fn unshared_bytes(&self) -> u64 {
         cow::unshared_bytes(&self.nodes)
     }
+
+    /// Drops the list a node at a time (see [`cow::drop_chunks`]).
+    pub fn drop_by_chunk(self, between: &mut dyn FnMut()) {
+        cow::drop_chunks(self.nodes, between)
+    }
 }
 
 impl<T: Clone + EntryBytes> FromIterator<T> for ChunkList<T> {

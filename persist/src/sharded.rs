@@ -154,6 +154,11 @@ impl<K, V> ShardedMap<K, V> {
         self.shards.len()
     }
 
+    /// Drops the map a shard at a time (see [`cow::drop_chunks`]).
+    pub fn drop_by_chunk(self, between: &mut dyn FnMut()) {
+        cow::drop_chunks(self.shards, between)
+    }
+
     /// Entries per shard.
     pub fn shard_lens(&self) -> impl Iterator<Item = usize> + '_ {
         self.shards.iter().map(|s| s.get().table.len())
@@ -593,6 +598,11 @@ impl<K> ShardedSet<K> {
             cur: None,
             remaining: self.map.len,
         }
+    }
+
+    /// Drops the set a shard at a time (see [`cow::drop_chunks`]).
+    pub fn drop_by_chunk(self, between: &mut dyn FnMut()) {
+        self.map.drop_by_chunk(between)
     }
 
     /// The underlying map (shard counts, kept-alive bytes).

@@ -1232,8 +1232,11 @@ fn encode_loop(
             let Some((db, e, cost)) = next else {
                 return Ok(());
             };
+            let mut e = e;
             let r = select(enc, db).and_then(|()| enc.write_entry(&e));
+            let value = std::mem::replace(&mut e.value, Value::Str(bytes::Bytes::new()));
             drop(e);
+            value.drop_by_chunk(&mut sched::yield_point);
             shared.copies.fetch_sub(cost, Ordering::Relaxed);
             shared.keys.fetch_add(1, Ordering::Relaxed);
             shared.urgent_done.fetch_add(1, Ordering::Relaxed);
@@ -1350,6 +1353,9 @@ fn encode_batch<T>(
                 return (Err(e), n);
             }
             pacer.pace(shared);
+            // 64 small keys take tens of µs; the writes of the encoded
+            // bytes, the other yield points, come only every 256 KiB.
+            sched::yield_point();
         }
     }
     (Ok(()), n)

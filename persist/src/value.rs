@@ -80,6 +80,23 @@ impl Value {
     pub fn str_from(b: &[u8]) -> Value {
         Value::Str(Bytes::copy_from_slice(b))
     }
+
+    /// Drops the value a chunk at a time, calling `between` after each, when
+    /// it is made of chunks shared copy-on-write (see
+    /// [`crate::cow::drop_chunks`]); at once otherwise.
+    pub fn drop_by_chunk(self, between: &mut dyn FnMut()) {
+        match self {
+            Value::List(l) => l.items.drop_by_chunk(between),
+            Value::Set(s) => s.members.drop_by_chunk(between),
+            Value::ZSet(z) => z.drop_by_chunk(between),
+            Value::Hash(h) => {
+                if let HashFields::Table(m) = h.map {
+                    m.drop_by_chunk(between)
+                }
+            }
+            Value::Str(_) | Value::Stream(_) => {}
+        }
+    }
 }
 
 /// Lists: a deque of elements in nodes shared copy-on-write (see

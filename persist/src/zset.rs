@@ -409,6 +409,13 @@ impl ZSet {
         cow::unshared_bytes(&self.index.chunks) + crate::sharded::unshared_bytes(&self.dict)
     }
 
+    /// Drops the set a shard and a chunk at a time (see
+    /// [`cow::drop_chunks`]).
+    pub fn drop_by_chunk(self, between: &mut dyn FnMut()) {
+        self.dict.drop_by_chunk(between);
+        cow::drop_chunks(self.index.chunks, between);
+    }
+
     /// Number of chunk and shard pointers a copy duplicates.
     pub fn chunk_count(&self) -> usize {
         self.index.chunks.len() + self.dict.shard_count()
@@ -419,6 +426,35 @@ impl ZSet {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// A copy dropped a chunk at a time lets go of every chunk and shard,
+    /// one between two calls, the ones the live set replaced included, and
+    /// leaves the live set as it was.
+    #[test]
+    fn a_copy_drops_a_chunk_at_a_time() {
+        let mut z = ZSet::new();
+        for i in 0..10_000 {
+            z.insert(Bytes::from(format!("m{i}")), f64::from(i));
+        }
+        let copy = z.clone();
+        for i in (0..10_000).step_by(100) {
+            z.insert(Bytes::from(format!("m{i}")), -f64::from(i));
+        }
+        let pieces = copy.chunk_count();
+        assert!(pieces > 50);
+        let weak: Vec<_> = copy
+            .index
+            .chunks
+            .iter()
+            .map(std::sync::Arc::downgrade)
+            .collect();
+        let mut calls = 0;
+        copy.drop_by_chunk(&mut || calls += 1);
+        assert_eq!(calls, pieces);
+        assert!(weak.iter().all(|w| w.strong_count() <= 1));
+        assert_eq!(z.len(), 10_000);
+        assert_eq!(z.score(b"m100"), Some(-100.0));
+    }
 
     #[test]
     fn matches_a_sorted_vec_under_random_ops() {

@@ -4,7 +4,9 @@
 //! Records are serialized straight into the writer's buffer, which is
 //! checksummed and written out whenever it fills, so
 //! [`RdbWriter::write_entry`] can be called key by key (the snapshotter
-//! walks segments that way) at no cost per key beyond the encoding.
+//! walks segments that way) at no cost per key beyond the encoding. A big
+//! value's record goes out in pieces as it is encoded ([`Spill`]), so no
+//! record is ever whole in memory.
 
 use super::blobs::{self, parse_i64_strict};
 use super::crc::crc64;
@@ -77,6 +79,61 @@ pub const REDIS_VER_AUX: &str = "7.0.15";
 /// The writer's buffer is written out when it holds this much.
 const BUF_BYTES: usize = 256 * 1024;
 
+/// What a collection's encoder does with the record so far between two of
+/// its elements. Whole, a million-element sorted set's record is ~25 MB:
+/// the buffer grew to it and was freed after it, and the allocator hands
+/// an allocation that big back to the kernel at once, in one system call
+/// of 1-1.6 ms that a snapshot's encoder cannot break to give its core back
+/// to the event loop (`perf sched`, loaded BGSAVE with the big collections
+/// being written). The writer's [`Spill`] writes the buffer out as soon as
+/// it is full, mid-record. It is called only once a record can no longer
+/// fail (encoding errors are found before the first element).
+pub(crate) trait Spill {
+    /// May write `b` out and clear it.
+    fn spill(&mut self, b: &mut Vec<u8>) -> Result<()>;
+}
+
+/// Keeps the record whole in its buffer: a DUMP payload, records encoded
+/// ahead of their writer.
+struct Whole;
+
+impl Spill for Whole {
+    fn spill(&mut self, _: &mut Vec<u8>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The writer's output seen from inside a record (see [`RdbWriter::record`]).
+struct Out<'a, W> {
+    out: &'a mut W,
+    crc: &'a mut u64,
+    /// Bytes written out by [`Spill::spill`].
+    spilled: u64,
+}
+
+impl<W: Write> Spill for Out<'_, W> {
+    fn spill(&mut self, b: &mut Vec<u8>) -> Result<()> {
+        if b.len() >= BUF_BYTES {
+            write_out(self.out, self.crc, b)?;
+            self.spilled += b.len() as u64;
+            b.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Checksums `bytes` and writes them out, [`BUF_BYTES`] at a time: a
+/// snapshot's encoder may leave its core to the event loop between pieces,
+/// in its writer (milliseconds of checksum and copy otherwise ran in one
+/// go for a big string).
+fn write_out<W: Write>(out: &mut W, crc: &mut u64, bytes: &[u8]) -> Result<()> {
+    for piece in bytes.chunks(BUF_BYTES) {
+        *crc = crc64(*crc, piece);
+        out.write_all(piece)?;
+    }
+    Ok(())
+}
+
 /// Streams RDB records into a writer.
 pub struct RdbWriter<W: Write> {
     out: W,
@@ -146,8 +203,7 @@ impl<W: Write> RdbWriter<W> {
             self.flush_buf()?;
             if bytes.len() >= BUF_BYTES {
                 // Big enough to go out as they are, without a copy.
-                self.crc = crc64(self.crc, bytes);
-                self.out.write_all(bytes)?;
+                write_out(&mut self.out, &mut self.crc, bytes)?;
                 self.written += bytes.len() as u64;
                 return Ok(());
             }
@@ -157,35 +213,41 @@ impl<W: Write> RdbWriter<W> {
         Ok(())
     }
 
-    /// Encodes one record at the end of the buffer with `encode`; on an
-    /// error the buffer is left as it was.
+    /// Encodes one record at the end of the buffer with `encode`, which may
+    /// write the buffer out as the record grows (see [`Spill`]). On an
+    /// encoding error the buffer is left as it was; an I/O error while
+    /// spilling leaves the output cut mid-record, as any write error does.
     fn record(
         &mut self,
-        encode: impl FnOnce(&mut Vec<u8>, &SaveOptions) -> Result<()>,
+        encode: impl FnOnce(&mut Vec<u8>, &SaveOptions, &mut dyn Spill) -> Result<()>,
     ) -> Result<()> {
         let start = self.buf.len();
-        if let Err(e) = encode(&mut self.buf, &self.opts) {
-            self.buf.truncate(start);
+        let mut out = Out {
+            out: &mut self.out,
+            crc: &mut self.crc,
+            spilled: 0,
+        };
+        let r = encode(&mut self.buf, &self.opts, &mut out);
+        let spilled = out.spilled;
+        if let Err(e) = r {
+            if spilled == 0 {
+                self.buf.truncate(start);
+            }
             return Err(e);
         }
-        self.written += (self.buf.len() - start) as u64;
+        // A spill wrote out the records before this one too.
+        self.written += spilled + self.buf.len() as u64 - start as u64;
         if self.buf.len() >= BUF_BYTES {
             self.flush_buf()?;
         }
         Ok(())
     }
 
-    /// Checksums the buffer and writes it out, [`BUF_BYTES`] at a time: a
-    /// big value's record can be tens of MB, and a snapshot's encoder may
-    /// leave its core to the event loop between pieces, in its writer
-    /// (milliseconds of checksum and copy otherwise ran in one go).
+    /// Checksums the buffer and writes it out.
     fn flush_buf(&mut self) -> Result<()> {
-        for piece in self.buf.chunks(BUF_BYTES) {
-            self.crc = crc64(self.crc, piece);
-            self.out.write_all(piece)?;
-        }
+        write_out(&mut self.out, &mut self.crc, &self.buf)?;
         self.buf.clear();
-        // A big value grew it: do not keep that much for the small ones.
+        // A big string grew it: do not keep that much for the small ones.
         if self.buf.capacity() > 4 * BUF_BYTES {
             self.buf = Vec::with_capacity(BUF_BYTES);
         }
@@ -202,7 +264,7 @@ impl<W: Write> RdbWriter<W> {
 
     /// SELECTDB + RESIZEDB; call before the keys of each non-empty db.
     pub fn select_db(&mut self, db: usize, db_size: u64, expires_size: u64) -> Result<()> {
-        self.record(|b, _| {
+        self.record(|b, _, _| {
             b.push(OP_SELECTDB);
             put_len(b, db as u64);
             b.push(OP_RESIZEDB);
@@ -214,13 +276,13 @@ impl<W: Write> RdbWriter<W> {
 
     /// Writes one key. `expire_ms` is absolute unix ms, 0 = no expiry.
     pub fn write_entry(&mut self, key: &[u8], value: &Value, expire_ms: u64) -> Result<()> {
-        self.record(|b, opts| encode_entry(b, key, value, expire_ms, opts))
+        self.record(|b, opts, spill| encode_entry_with(b, key, value, expire_ms, opts, spill))
     }
 
     /// Writes one string key from its bytes (what [`RdbWriter::write_entry`]
     /// writes for a `Value::Str` of them).
     pub fn write_str_entry(&mut self, key: &[u8], value: &[u8], expire_ms: u64) -> Result<()> {
-        self.record(|b, opts| {
+        self.record(|b, opts, _| {
             encode_str_entry(b, key, value, expire_ms, opts);
             Ok(())
         })
@@ -252,13 +314,26 @@ pub fn encode_entry(
     expire_ms: u64,
     opts: &SaveOptions,
 ) -> Result<()> {
+    encode_entry_with(b, key, value, expire_ms, opts, &mut Whole)
+}
+
+fn encode_entry_with(
+    b: &mut Vec<u8>,
+    key: &[u8],
+    value: &Value,
+    expire_ms: u64,
+    opts: &SaveOptions,
+    spill: &mut dyn Spill,
+) -> Result<()> {
     put_expiry(b, expire_ms);
     let type_pos = b.len();
     b.push(0);
     put_string(b, key, opts.compression);
-    let t = encode_value(b, value, opts).map_err(|e| e.with_key(key))?;
+    // The type byte is known before the first element, hence before any
+    // spill could write it out.
+    let t = value_type_byte(value, opts).map_err(|e| e.with_key(key))?;
     b[type_pos] = t;
-    Ok(())
+    encode_value_with(b, value, t, opts, spill)
 }
 
 /// [`encode_entry`] for a string key given as bytes.
@@ -539,48 +614,103 @@ fn strip_zeros(s: &str) -> &str {
 
 /// Appends the body of `v` and returns its RDB type byte.
 pub(crate) fn encode_value(b: &mut Vec<u8>, v: &Value, opts: &SaveOptions) -> Result<u8> {
-    let comp = opts.compression;
+    let t = value_type_byte(v, opts)?;
+    encode_value_with(b, v, t, opts, &mut Whole)?;
+    Ok(t)
+}
+
+/// The RDB type `v` is written as: the encoding Redis 7.0 would have for
+/// it, which the body's layout then follows. Fails for what the version
+/// cannot hold.
+fn value_type_byte(v: &Value, opts: &SaveOptions) -> Result<u8> {
     let lim = &opts.limits;
     let version = opts.version;
+    Ok(match v {
+        Value::Str(_) => TYPE_STRING,
+        Value::List(_) => TYPE_LIST_QUICKLIST_2,
+        Value::Set(s) => {
+            let n = s.members.len();
+            if !s.hashtable
+                && n > 0
+                && n <= lim.set_max_intset_entries
+                && s.members.iter().all(|m| parse_i64_strict(m).is_some())
+            {
+                TYPE_SET_INTSET
+            } else if version >= 11
+                && n <= lim.set_max_listpack_entries
+                && s.members
+                    .iter()
+                    .all(|m| m.len() <= lim.set_max_listpack_value)
+            {
+                TYPE_SET_LISTPACK
+            } else {
+                TYPE_SET
+            }
+        }
+        Value::ZSet(z) => {
+            if !z.skiplist
+                && z.len() <= lim.zset_max_listpack_entries
+                && z.iter()
+                    .all(|e| e.member.len() <= lim.zset_max_listpack_value)
+            {
+                TYPE_ZSET_LISTPACK
+            } else {
+                TYPE_ZSET_2
+            }
+        }
+        Value::Hash(h) => {
+            let small = !h.is_hashtable()
+                && h.map.len() <= lim.hash_max_listpack_entries
+                && h.map.iter().all(|(f, v)| {
+                    f.len() <= lim.hash_max_listpack_value && v.len() <= lim.hash_max_listpack_value
+                });
+            match (field_ttls(h).is_some(), small) {
+                (true, _) if version < 12 => {
+                    return Err(RdbError::encode(ErrorKind::Unrepresentable {
+                        what: "hash field expiration",
+                        version,
+                    }))
+                }
+                (true, true) => TYPE_HASH_LISTPACK_EX,
+                (true, false) => TYPE_HASH_METADATA,
+                (false, true) => TYPE_HASH_LISTPACK,
+                (false, false) => TYPE_HASH,
+            }
+        }
+        Value::Stream(_) if version >= 11 => TYPE_STREAM_LISTPACKS_3,
+        Value::Stream(_) => TYPE_STREAM_LISTPACKS_2,
+    })
+}
+
+/// Appends the body of `v` as type `t` (from [`value_type_byte`]), spilling
+/// between the elements of a collection.
+fn encode_value_with(
+    b: &mut Vec<u8>,
+    v: &Value,
+    t: u8,
+    opts: &SaveOptions,
+    spill: &mut dyn Spill,
+) -> Result<()> {
+    let comp = opts.compression;
     match v {
         Value::Str(s) => {
             put_value_string(b, s, opts);
-            Ok(TYPE_STRING)
+            Ok(())
         }
-        Value::List(l) => {
-            encode_list(b, l, comp);
-            Ok(TYPE_LIST_QUICKLIST_2)
-        }
-        Value::Set(s) => Ok(encode_set(b, s, version, lim, comp)),
-        Value::ZSet(z) => Ok(encode_zset(b, z, lim, comp)),
-        Value::Hash(h) => encode_hash(b, h, version, lim, comp),
-        Value::Stream(s) => {
-            encode_stream(b, s, version, comp);
-            Ok(if version >= 11 {
-                TYPE_STREAM_LISTPACKS_3
-            } else {
-                TYPE_STREAM_LISTPACKS_2
-            })
-        }
+        Value::List(l) => encode_list(b, l, comp, spill),
+        Value::Set(s) => encode_set(b, s, t, comp, spill),
+        Value::ZSet(z) => encode_zset(b, z, t, comp, spill),
+        Value::Hash(h) => encode_hash(b, h, t, comp, spill),
+        Value::Stream(s) => encode_stream(b, s, opts.version, comp, spill),
     }
 }
 
-/// Reserves room for a big value's `n` elements of about `each` bytes (a
-/// quarter more, as elements vary) before encoding them. Left to grow by
-/// doubling, the buffer is copied whole at each step: a 16 MB copy in one
-/// go for a million-element sorted set, which a snapshot's encoder cannot
-/// break to give its core back to the event loop (see
-/// `snapshot::sched::yield_point`).
-fn reserve_elements(b: &mut Vec<u8>, n: usize, each: usize) {
-    const BIG: usize = 1024;
-    const AT_MOST: usize = 1 << 30;
-    if n >= BIG {
-        // Only a hint: a failed reservation leaves the doubling.
-        let _ = b.try_reserve(n.saturating_mul(each + each / 4).min(AT_MOST));
-    }
+/// A hash's field expiry times, when it has any.
+fn field_ttls(h: &HashValue) -> Option<&std::collections::HashMap<bytes::Bytes, u64>> {
+    h.field_expiry.as_deref().filter(|t| !t.is_empty())
 }
 
-fn encode_list(b: &mut Vec<u8>, l: &ListValue, comp: bool) {
+fn encode_list(b: &mut Vec<u8>, l: &ListValue, comp: bool, spill: &mut dyn Spill) -> Result<()> {
     // Group elements into nodes as 7.0's quicklist push does.
     enum Node {
         Plain(usize),
@@ -613,16 +743,11 @@ fn encode_list(b: &mut Vec<u8>, l: &ListValue, comp: bool) {
             lp.push(item);
         }
     }
-    let node_bytes = |n: &Node| match n {
-        Node::Plain(i) => l.items[*i].len(),
-        Node::Packed(lp) => lp.bytes(),
-    };
-    let total: usize = nodes.iter().map(node_bytes).sum();
-    reserve_elements(b, nodes.len(), total / nodes.len().max(1) + 6);
     put_len(b, nodes.len() as u64);
     for n in nodes {
         // A node is up to 8 KiB of elements.
         yield_point();
+        spill.spill(b)?;
         match n {
             Node::Plain(i) => {
                 put_len(b, QUICKLIST_NODE_PLAIN);
@@ -634,19 +759,23 @@ fn encode_list(b: &mut Vec<u8>, l: &ListValue, comp: bool) {
             }
         }
     }
+    Ok(())
 }
 
-fn encode_set(b: &mut Vec<u8>, s: &SetValue, version: u32, lim: &EncodingLimits, comp: bool) -> u8 {
-    let n = s.members.len();
-    if !s.hashtable && n <= lim.set_max_intset_entries {
-        let mut ints: Vec<i64> = Vec::with_capacity(n);
-        for m in &s.members {
-            match parse_i64_strict(m) {
-                Some(i) => ints.push(i),
-                None => break,
-            }
-        }
-        if ints.len() == n && n > 0 {
+fn encode_set(
+    b: &mut Vec<u8>,
+    s: &SetValue,
+    t: u8,
+    comp: bool,
+    spill: &mut dyn Spill,
+) -> Result<()> {
+    match t {
+        TYPE_SET_INTSET => {
+            let mut ints: Vec<i64> = s
+                .members
+                .iter()
+                .filter_map(|m| parse_i64_strict(m))
+                .collect();
             ints.sort_unstable();
             let width: usize = if ints.iter().all(|&i| i16::try_from(i).is_ok()) {
                 2
@@ -655,89 +784,66 @@ fn encode_set(b: &mut Vec<u8>, s: &SetValue, version: u32, lim: &EncodingLimits,
             } else {
                 8
             };
-            let mut blob = Vec::with_capacity(8 + n * width);
+            let mut blob = Vec::with_capacity(8 + ints.len() * width);
             blob.extend_from_slice(&(width as u32).to_le_bytes());
-            blob.extend_from_slice(&(n as u32).to_le_bytes());
+            blob.extend_from_slice(&(ints.len() as u32).to_le_bytes());
             for i in ints {
                 blob.extend_from_slice(&i.to_le_bytes()[..width]);
             }
             put_string(b, &blob, comp);
-            return TYPE_SET_INTSET;
+        }
+        TYPE_SET_LISTPACK => {
+            let mut lp = LpBuilder::new();
+            for m in &s.members {
+                lp.push(m);
+            }
+            put_string(b, &lp.finish(), comp);
+        }
+        _ => {
+            put_len(b, s.members.len() as u64);
+            for (i, m) in s.members.iter().enumerate() {
+                element_point(i);
+                spill.spill(b)?;
+                put_string(b, m, comp);
+            }
         }
     }
-    if version >= 11
-        && n <= lim.set_max_listpack_entries
-        && s.members
-            .iter()
-            .all(|m| m.len() <= lim.set_max_listpack_value)
-    {
-        let mut lp = LpBuilder::new();
-        for m in &s.members {
-            lp.push(m);
-        }
-        put_string(b, &lp.finish(), comp);
-        return TYPE_SET_LISTPACK;
-    }
-    let first = s.members.iter().next().map_or(0, |m| m.len());
-    reserve_elements(b, n, first + 2);
-    put_len(b, n as u64);
-    for (i, m) in s.members.iter().enumerate() {
-        element_point(i);
-        put_string(b, m, comp);
-    }
-    TYPE_SET
+    Ok(())
 }
 
-fn encode_zset(b: &mut Vec<u8>, z: &ZSet, lim: &EncodingLimits, comp: bool) -> u8 {
-    let small = !z.skiplist
-        && z.len() <= lim.zset_max_listpack_entries
-        && z.iter()
-            .all(|e| e.member.len() <= lim.zset_max_listpack_value);
-    if small {
+fn encode_zset(b: &mut Vec<u8>, z: &ZSet, t: u8, comp: bool, spill: &mut dyn Spill) -> Result<()> {
+    if t == TYPE_ZSET_LISTPACK {
         let mut lp = LpBuilder::new();
         for e in z.iter() {
             lp.push(&e.member);
             lp.push(d2string(e.score).as_bytes());
         }
         put_string(b, &lp.finish(), comp);
-        return TYPE_ZSET_LISTPACK;
+        return Ok(());
     }
     // Highest score first, as Redis writes skiplists (so loading inserts at
     // the head).
-    let first = z.iter().next().map_or(0, |e| e.member.len());
-    reserve_elements(b, z.len(), first + 10);
     put_len(b, z.len() as u64);
     for (i, e) in z.iter().rev().enumerate() {
         element_point(i);
+        spill.spill(b)?;
         put_string(b, &e.member, comp);
         b.extend_from_slice(&e.score.to_le_bytes());
     }
-    TYPE_ZSET_2
+    Ok(())
 }
 
 fn encode_hash(
     b: &mut Vec<u8>,
     h: &HashValue,
-    version: u32,
-    lim: &EncodingLimits,
+    t: u8,
     comp: bool,
-) -> Result<u8> {
-    let small = !h.is_hashtable()
-        && h.map.len() <= lim.hash_max_listpack_entries
-        && h.map.iter().all(|(f, v)| {
-            f.len() <= lim.hash_max_listpack_value && v.len() <= lim.hash_max_listpack_value
-        });
-    let ttls = h.field_expiry.as_deref().filter(|t| !t.is_empty());
-    if let Some(ttls) = ttls {
-        if version < 12 {
-            return Err(RdbError::encode(ErrorKind::Unrepresentable {
-                what: "hash field expiration",
-                version,
-            }));
-        }
+    spill: &mut dyn Spill,
+) -> Result<()> {
+    if let Some(ttls) = field_ttls(h) {
         let min = ttls.values().copied().min().unwrap_or(0);
         b.extend_from_slice(&min.to_le_bytes());
-        if small {
+        if t == TYPE_HASH_LISTPACK_EX {
             // Fields with TTL first, ascending TTL, then the others.
             let mut with: Vec<(&[u8], &[u8], u64)> = Vec::new();
             let mut without: Vec<(&[u8], &[u8])> = Vec::new();
@@ -760,35 +866,36 @@ fn encode_hash(
                 lp.push_int(0);
             }
             put_string(b, &lp.finish(), comp);
-            return Ok(TYPE_HASH_LISTPACK_EX);
+            return Ok(());
         }
         put_len(b, h.map.len() as u64);
-        for (f, v) in &h.map {
+        for (i, (f, v)) in h.map.iter().enumerate() {
+            element_point(i);
+            spill.spill(b)?;
             let rel = ttls.get(f).map_or(0, |&t| t - min + 1);
             put_len(b, rel);
             put_string(b, f, comp);
             put_string(b, v, comp);
         }
-        return Ok(TYPE_HASH_METADATA);
+        return Ok(());
     }
-    if small {
+    if t == TYPE_HASH_LISTPACK {
         let mut lp = LpBuilder::new();
         for (f, v) in &h.map {
             lp.push(f);
             lp.push(v);
         }
         put_string(b, &lp.finish(), comp);
-        return Ok(TYPE_HASH_LISTPACK);
+        return Ok(());
     }
-    let first = h.map.iter().next().map_or(0, |(f, v)| f.len() + v.len());
-    reserve_elements(b, h.map.len(), first + 4);
     put_len(b, h.map.len() as u64);
     for (i, (f, v)) in h.map.iter().enumerate() {
         element_point(i);
+        spill.spill(b)?;
         put_string(b, f, comp);
         put_string(b, v, comp);
     }
-    Ok(TYPE_HASH)
+    Ok(())
 }
 
 /// A stream node under construction.
@@ -829,7 +936,13 @@ impl StreamNode<'_> {
     }
 }
 
-fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
+fn encode_stream(
+    b: &mut Vec<u8>,
+    s: &Stream,
+    version: u32,
+    comp: bool,
+    spill: &mut dyn Spill,
+) -> Result<()> {
     let mut nodes: Vec<StreamNode> = Vec::new();
     for (i, e) in s.entries.iter().enumerate() {
         element_point(i);
@@ -885,6 +998,7 @@ fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
     put_len(b, nodes.len() as u64);
     for n in nodes {
         yield_point();
+        spill.spill(b)?;
         let mut key = Vec::with_capacity(16);
         put_id_be(&mut key, n.master);
         put_string(b, &key, comp);
@@ -901,7 +1015,9 @@ fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
         put_id_len(b, g.last_id);
         put_len(b, g.entries_read as u64);
         put_len(b, g.pel.len() as u64);
-        for (id, pe) in &g.pel {
+        for (i, (id, pe)) in g.pel.iter().enumerate() {
+            element_point(i);
+            spill.spill(b)?;
             put_id_be(b, *id);
             b.extend_from_slice(&pe.delivery_time.to_le_bytes());
             put_len(b, pe.delivery_count);
@@ -914,11 +1030,14 @@ fn encode_stream(b: &mut Vec<u8>, s: &Stream, version: u32, comp: bool) {
                 b.extend_from_slice(&c.active_time.to_le_bytes());
             }
             put_len(b, c.pel.len() as u64);
-            for id in &c.pel {
+            for (i, id) in c.pel.iter().enumerate() {
+                element_point(i);
+                spill.spill(b)?;
                 put_id_be(b, *id);
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -997,6 +1116,14 @@ mod tests {
         }
         assert!(encoded.len() > BUF_BYTES);
         w.write_encoded(&encoded).unwrap();
+        // Collections whose records are bigger than the buffer, written out
+        // while they are encoded (see the next test).
+        for (key, v) in big_collections() {
+            let before = w.bytes_written();
+            w.write_entry(key.as_bytes(), &v, 0).unwrap();
+            assert!(w.bytes_written() - before > BUF_BYTES as u64, "{key}");
+            want.dbs[0].insert(key.as_bytes(), v, 0);
+        }
         // A record that cannot be written (hash field expiry before RDB 12)
         // fails and leaves nothing of itself behind.
         let mut h = HashValue::default();
@@ -1019,6 +1146,73 @@ mod tests {
         assert_eq!(got.dbs[0].len(), want.dbs[0].len());
         for e in want.dbs[0].iter() {
             assert_eq!(got.dbs[0].peek(e.key()).map(|g| &g.value), Some(&e.value));
+        }
+    }
+
+    /// A sorted set, hash, set and list of 40,000 elements each (members
+    /// that LZF cannot shrink much).
+    fn big_collections() -> Vec<(&'static str, Value)> {
+        let n = 40_000u64;
+        let member = |i: u64| {
+            bytes::Bytes::from(format!("m:{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        };
+        let mut z = ZSet::new();
+        let mut h = HashValue::default();
+        h.promote();
+        let mut set = SetValue {
+            members: crate::sharded::ShardedSet::new(),
+            hashtable: true,
+        };
+        for i in 0..n {
+            z.insert(member(i), i as f64 / 3.0);
+            h.set_field(&member(i), b"value");
+            set.members.insert(member(i));
+        }
+        let list = ListValue {
+            items: (0..n).map(member).collect(),
+        };
+        vec![
+            ("zset", Value::ZSet(Box::new(z))),
+            ("hash", Value::Hash(Box::new(h))),
+            ("set", Value::Set(Box::new(set))),
+            ("list", Value::List(Box::new(list))),
+        ]
+    }
+
+    /// A collection's encoder offers its record to the spill between
+    /// elements, so a writer can take it out of the buffer as soon as it
+    /// fills: the buffer never holds much more than that.
+    #[test]
+    fn a_big_record_is_never_whole_in_the_buffer() {
+        struct Taken {
+            spills: usize,
+            most: usize,
+        }
+        impl Spill for Taken {
+            fn spill(&mut self, b: &mut Vec<u8>) -> Result<()> {
+                self.most = self.most.max(b.len());
+                if b.len() >= BUF_BYTES {
+                    self.spills += 1;
+                    b.clear();
+                }
+                Ok(())
+            }
+        }
+        let opts = SaveOptions {
+            compression: false,
+            ..SaveOptions::default()
+        };
+        for (key, v) in big_collections() {
+            let mut b = Vec::new();
+            let mut taken = Taken { spills: 0, most: 0 };
+            encode_entry_with(&mut b, key.as_bytes(), &v, 0, &opts, &mut taken).unwrap();
+            assert!(taken.spills >= 2, "{key}: {} spills", taken.spills);
+            // One element (a list node: up to 8 KiB) past the buffer at most.
+            let most = taken.most.max(b.len());
+            assert!(
+                most < BUF_BYTES + LIST_NODE_MAX_BYTES + 64,
+                "{key}: {most} bytes held"
+            );
         }
     }
 
