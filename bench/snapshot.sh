@@ -75,7 +75,13 @@ fi
 # on the client core, forks every 50 ms held the load and the probe off it.
 taskset -cp "$CLIENT_CORE" $$ >/dev/null
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; python3 bench/free_core.py --restore "$WORK/affinity"; rm -rf "$WORK"' EXIT
+# The machine's other tasks leave the server's core for the run, for both
+# servers alike (bench/free_core.py says why); FREE_CORE=0 leaves them.
+FREE_CORE=${FREE_CORE:-1}
+if [ "$FREE_CORE" = 1 ]; then
+  python3 bench/free_core.py "$SERVER_CORE" "$WORK/affinity"
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -264,9 +270,9 @@ if [ "$BIG" = 1 ]; then
   echo "$r4"
 fi
 
-python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" "$r3" "$r4" "$ROUNDS" "${PROBE_RT[*]:-}" <<'EOF'
+python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" "$r3" "$r4" "$ROUNDS" "${PROBE_RT[*]:-}" "$FREE_CORE" <<'EOF'
 import sys, re
-out, keys, size, requests, a, b, mode, c, d, rounds, probe_rt = sys.argv[1:]
+out, keys, size, requests, a, b, mode, c, d, rounds, probe_rt, free_core = sys.argv[1:]
 tag = "snapshot" if mode == "bgsave" else "rewrite"
 what = "BGSAVE" if mode == "bgsave" else "BGREWRITEAOF (appendonly yes, everysec)"
 def parse(line):
@@ -311,7 +317,8 @@ lines = [f"<!-- {tag}:start -->", f"## {what} under an overwrite load", "",
  f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core 0, client on core 1, "
  f"{mode.upper()} 2 s into the second run, {rounds} rounds of both runs (medians of rates, p99s and durations; worst stall, max latency and memory of any round), RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty). "
  "The probe (`bench/stall_probe.py`) sends one SET per ms on its own connection during the load"
- + (", its sending loop at a real-time priority (SCHED_FIFO 10) so that it is not itself kept waiting on the client's core." if probe_rt else "."), ""]
+ + (", its sending loop at a real-time priority (SCHED_FIFO 10) so that it is not itself kept waiting on the client's core." if probe_rt else ".")
+ + (" The machine's other tasks that can run elsewhere are moved off the server's core for the run (`bench/free_core.py`: the VM's own agent took it for 5-26 ms at a time)." if free_core == "1" else ""), ""]
 lines += table(parse(a), parse(b))
 if c != "-":
     lines += ["", "Same again with a 1,000,000-element zset and a 1,000,000-element list being written during both loads "
