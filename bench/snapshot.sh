@@ -17,7 +17,11 @@
 # own connection and reports the longest reply time and the longest gap
 # between replies: redis-benchmark's histogram stops at 3 s, the probe does not.
 # The server alone runs on SERVER_CORE: the load, the probe and every helper
-# (memory sampler, INFO polls) run on CLIENT_CORE.
+# (memory sampler, INFO polls) run on CLIENT_CORE, and every other task that
+# can run elsewhere is moved off SERVER_CORE for the run (bench/free_core.py).
+# Per-CPU kernel work stays: where the kernel has a connection-tracking
+# table, its garbage collector scans it on the server's core (4-5 ms for
+# 262,144 buckets); BENCHMARKS.md's notes say how the figures there were taken.
 # With BIG=1 (the default) everything is done a second time with a
 # 1,000,000-element zset and a 1,000,000-element list that two more clients
 # keep writing (ZADD of random members, RPOPLPUSH) during both loads.
