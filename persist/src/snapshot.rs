@@ -30,7 +30,9 @@
 //! past [`COPY_BUDGET`] (both scaled down for small datasets by
 //! [`Snapshot::size_budgets`]), pre-images are encoded on the executor instead of
 //! copied (a few microseconds for a small key) so they cost only their
-//! encoded bytes. [`SaveReport::peak_pending`] is the most held at once.
+//! encoded bytes, except a chunked collection's, whose copy is a few
+//! pointers a chunk (`Feeder::copies`). [`SaveReport::peak_pending`] is the
+//! most held at once.
 
 use crate::aof::record::{encode_annotation, encode_command};
 use crate::aof::rewrite::write_entry as resp_entry;
@@ -448,6 +450,16 @@ fn copy_cost(e: &Entry) -> u64 {
     (e.key.len() + 64 + v) as u64
 }
 
+/// Whether a value is made of chunks shared copy-on-write: its copy is a
+/// few pointers a chunk, whatever its size.
+fn is_chunked(v: &Value) -> bool {
+    match v {
+        Value::List(_) | Value::ZSet(_) | Value::Set(_) => true,
+        Value::Hash(h) => h.map.is_table(),
+        Value::Str(_) | Value::Stream(_) => false,
+    }
+}
+
 /// The bytes of a string small enough to be copied into a [`FlatBatch`].
 fn flat_str(e: &Entry) -> Option<&[u8]> {
     match &e.value {
@@ -485,6 +497,15 @@ struct Feeder {
 }
 
 impl Feeder {
+    /// Whether a pre-image of `v` is copied (else encoded on the spot):
+    /// while the copies waiting take less than the copy budget, and always
+    /// for a chunked collection. Encoded here, a million-element one would
+    /// hold the executor for the whole of its encoding (tens of ms); its
+    /// copy costs a few pointers a chunk, and the encoder takes it first.
+    fn copies(&self, v: &Value) -> bool {
+        self.shared.copies.load(Ordering::Relaxed) < self.copy_budget || is_chunked(v)
+    }
+
     fn send(&mut self, w: Work) {
         if let Some(tx) = &self.tx {
             // A closed channel means the encoder stopped on an error, which
@@ -560,12 +581,7 @@ impl Feeder {
         self.shared.copies.fetch_add(cost, Ordering::Relaxed);
         // A chunked collection's copy pins every chunk the live value
         // replaces from now on: it goes ahead of the queued copies.
-        let chunked = match &e.value {
-            crate::Value::List(_) | crate::Value::ZSet(_) | crate::Value::Set(_) => true,
-            crate::Value::Hash(h) => h.map.is_table(),
-            _ => false,
-        };
-        if chunked && self.tx.is_some() {
+        if is_chunked(&e.value) && self.tx.is_some() {
             self.shared
                 .urgent
                 .lock()
@@ -605,7 +621,7 @@ impl SegmentSink for Feeder {
             return;
         }
         let started = (!matches!(e.value, crate::Value::Str(_))).then(Instant::now);
-        if self.shared.copies.load(Ordering::Relaxed) < self.copy_budget {
+        if self.copies(&e.value) {
             self.preimages_copied += 1;
             self.push_copy(db, e);
         } else {
@@ -620,16 +636,14 @@ impl SegmentSink for Feeder {
     fn takes_owned(&self, e: &Entry) -> bool {
         // A small string is copied into the flat batch and its old value
         // freed by the executor, as a write without a snapshot frees it.
-        flat_str(e).is_none()
-            && self.tx.is_some()
-            && self.shared.copies.load(Ordering::Relaxed) < self.copy_budget
+        flat_str(e).is_none() && self.tx.is_some() && self.copies(&e.value)
     }
 
     fn save_owned(&mut self, db: usize, entry: EntryBox) {
         if self.tx.is_none() {
             return;
         }
-        if self.shared.copies.load(Ordering::Relaxed) < self.copy_budget {
+        if self.copies(&entry.value) {
             self.preimages_copied += 1;
             self.push_owned(db, entry);
         } else {
@@ -1744,7 +1758,8 @@ mod tests {
                 "budgets walk {walk} copy {copy}"
             );
             if copy == 0 {
-                assert!(report.preimages_encoded > 0 && report.preimages_copied == 0);
+                // Only the big collections' pre-images are copied.
+                assert!(report.preimages_encoded > 0 && report.preimages_copied <= 2);
             }
             if copy == u64::MAX {
                 assert!(report.preimages_copied > 0 && report.preimages_encoded == 0);
@@ -1752,6 +1767,48 @@ mod tests {
             assert!(report.peak_pending > 0);
             // The walker cleared every mark on its way.
             assert!(ks.dbs.iter().all(|d| d.snapshot_marks() == 0));
+        }
+    }
+
+    /// Past the copy budget a pre-image is encoded on the executor, but
+    /// not a big collection's: it is copied, changed in place or replaced
+    /// whole, and the file still holds the state at the snapshot's start.
+    #[test]
+    fn big_collections_are_copied_past_the_copy_budget() {
+        for replace in [false, true] {
+            let disk = SimStorage::new();
+            let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+            let mut ks = Keyspace::new(16);
+            ks.dbs[0].insert(b"biglist", big_list(5000), 0);
+            ks.dbs[0].insert(b"bigzset", big_zset(5000), 0);
+            ks.dbs[0].insert(b"small", Value::str_from(b"before"), 0);
+            let expected = state_of(&ks);
+            let mut snap = Snapshot::start(&mut ks, spec(storage.clone(), 3, 1)).unwrap();
+            snap.set_budgets(1, 0);
+            if replace {
+                ks.dbs[0].insert(b"biglist", Value::str_from(b"after"), 0);
+                ks.dbs[0].remove(b"bigzset");
+            } else {
+                if let Some(e) = ks.dbs[0].get(b"biglist", 0) {
+                    if let Value::List(l) = &mut e.value {
+                        l.items.pop_front();
+                    }
+                }
+                if let Some(e) = ks.dbs[0].get(b"bigzset", 0) {
+                    if let Value::ZSet(z) = &mut e.value {
+                        z.insert(bytes::Bytes::from_static(b"m:new"), -1.0);
+                    }
+                }
+            }
+            ks.dbs[0].insert(b"small", Value::str_from(b"after"), 0);
+            while !snap.step(&mut ks, 2).unwrap() {}
+            let report = snap.wait().unwrap();
+            assert_eq!(state_of(&load(&*storage)), expected, "replace {replace}");
+            assert_eq!(
+                (report.preimages_copied, report.preimages_encoded),
+                (2, 1),
+                "replace {replace}"
+            );
         }
     }
 
