@@ -1243,11 +1243,11 @@ fn encode_loop(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .pop();
-            let Some((db, e, cost)) = next else {
+            let Some((db, mut e, cost)) = next else {
                 return Ok(());
             };
-            let mut e = e;
             let r = select(enc, db).and_then(|()| enc.write_entry(&e));
+            // A big copy's chunks go one at a time, with yield points.
             let value = std::mem::replace(&mut e.value, Value::Str(bytes::Bytes::new()));
             drop(e);
             value.drop_by_chunk(&mut sched::yield_point);

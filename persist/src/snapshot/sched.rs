@@ -252,7 +252,8 @@ pub(crate) fn yields() -> u64 {
 
 /// A point where an encoder may leave its core to the event loop: called
 /// every few tens of microseconds of encoding (every 1024 elements of a big
-/// value, every piece written out). Does nothing on other threads.
+/// value, every 64 small keys, every chunk of a dropped copy, every piece
+/// written out). Does nothing on other threads.
 pub(crate) fn yield_point() {
     YIELDER.with(|y| {
         let mut y = y.borrow_mut();
