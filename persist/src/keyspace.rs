@@ -164,6 +164,21 @@ impl Db {
             .map(|e| &**e)
     }
 
+    /// As [`Db::peek`], for warming the caches ahead of a pipeline's
+    /// commands. Where a running snapshot has not taken the key yet, a
+    /// write to it first copies its value (a string up to a KiB is copied
+    /// byte for byte), which otherwise waited on each line of a value the
+    /// write itself never reads: its bytes are asked for too.
+    pub fn peek_warm(&self, key: &[u8]) -> Option<&Entry> {
+        let h = self.hash(key);
+        let seg = Self::seg_of(h);
+        let e = self.segments[seg].table.find(h, |e| e.key() == key)?;
+        if self.preimage_pending(seg) && !e.snap_marked() {
+            crate::prefetch::value(e);
+        }
+        Some(&**e)
+    }
+
     /// Looks a key up for a command: an expired key is removed (and queued
     /// for propagation) and reported absent.
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {

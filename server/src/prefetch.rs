@@ -144,7 +144,7 @@ fn scan_number(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
 pub fn warm(db: &Db, keys: &[&[u8]]) -> usize {
     let mut sum = 0usize;
     for k in keys {
-        if let Some(e) = db.peek(k) {
+        if let Some(e) = db.peek_warm(k) {
             sum = sum.wrapping_add(match &e.value {
                 Value::Str(s) => s.first().copied().unwrap_or(0) as usize,
                 _ => 1,
