@@ -78,12 +78,14 @@ const WRITE_QUEUE_CHUNKS: usize = 16;
 /// after the snapshot (32 bytes a key: 64 MiB for 2M keys after one BGSAVE).
 const DEEP_COPY_MAX: usize = 1024;
 
-/// The walker copies another segment only while the copies waiting for the
-/// encoder take less than this: it goes at the encoder's pace.
-pub const WALK_BUDGET: u64 = 8 << 20;
 /// Pre-images are copied while the copies waiting for the encoder take less
 /// than this; past it they are encoded on the spot.
 pub const COPY_BUDGET: u64 = 48 << 20;
+/// The walker copies another segment only while the copies waiting for the
+/// encoder take less than this: it goes at the encoder's pace. It is
+/// [`paced_below`] the copy budget's pacing limit, so the walk alone never
+/// raises the encoder's share of the CPU: only pre-images do.
+pub const WALK_BUDGET: u64 = paced_below(unpaced_above(COPY_BUDGET));
 /// The smallest copy budget [`Snapshot::size_budgets`] sets.
 const MIN_COPY_BUDGET: u64 = 4 << 20;
 /// Copies are sent to the encoder in batches of about this many bytes.
@@ -101,8 +103,26 @@ const BURST: Duration = Duration::from_micros(500);
 /// ...and sleeps between them so that, while few copies wait for it, it
 /// uses this share (in %) of a CPU, leaving the rest of a core it shares
 /// with the executor to the writes. The share grows with the copies
-/// waiting (see [`duty_percent`]). With no client load it runs flat out.
-const BUSY_DUTY_PERCENT: u32 = 8;
+/// waiting (see [`duty_percent`]) and with the time the event loop leaves
+/// its CPU idle (see [`Pacer::pace`]). With no client load it runs flat
+/// out.
+///
+/// Whatever the pacing, the encoder must take every key once, so it spends
+/// the same CPU on a save: the share decides over how long. Under the
+/// bench's `-P 16` overwrite load (server on one core, saturated) a share
+/// of 8% made the save take 4-5 s with SET throughput during it at 85% of
+/// the rate without a save; at 1%, 11-12 s and 90-95% (`/tmp` A/B runs,
+/// throughput counted over the save alone). Writes then hand most keys
+/// over as pre-images (1.88M of 2M), whose flow raises the share itself.
+const BUSY_DUTY_PERCENT: u32 = 1;
+/// The longest sleep between two bursts: below the share a
+/// [`BURST`] and this give, bursts get shorter instead. The encoder looks
+/// at the copies waiting only between bursts, and a flood of pre-images
+/// must not wait long for it to speed up.
+const MAX_REST: Duration = Duration::from_millis(10);
+/// Of the share of time the event loop leaves its CPU idle, the encoder
+/// takes all but this many points (see [`Pacer::pace`]).
+const IDLE_MARGIN_PERCENT: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -726,8 +746,14 @@ fn thread_cpu() -> Duration {
 /// Bytes of copies waiting past which the encoder stops pacing itself:
 /// half the copy budget, so that it catches up before the executor has to
 /// encode pre-images itself.
-fn unpaced_above(copy_budget: u64) -> u64 {
+const fn unpaced_above(copy_budget: u64) -> u64 {
     copy_budget / 2
+}
+
+/// Bytes of copies waiting up to which the encoder keeps to
+/// [`BUSY_DUTY_PERCENT`], of `unpaced_above` (see [`duty_percent`]).
+const fn paced_below(unpaced_above: u64) -> u64 {
+    unpaced_above / 4
 }
 
 /// The encoder's share of a CPU (in %) while `copies` bytes wait for it,
@@ -743,7 +769,7 @@ fn unpaced_above(copy_budget: u64) -> u64 {
 /// one write in a hundred then waited 7 ms. Rising with the queue, the
 /// share settles where it matches the load, in 0.5 ms bursts.
 fn duty_percent(copies: u64, unpaced_above: u64) -> u32 {
-    let floor = unpaced_above / 4;
+    let floor = paced_below(unpaced_above);
     if copies <= floor {
         return BUSY_DUTY_PERCENT;
     }
@@ -752,10 +778,24 @@ fn duty_percent(copies: u64, unpaced_above: u64) -> u32 {
     BUSY_DUTY_PERCENT + ((100 - BUSY_DUTY_PERCENT) as u64 * over / span) as u32
 }
 
+/// A burst of CPU time and the sleep after it that give the encoder
+/// `duty`% of a CPU: [`BURST`]s, or shorter ones where the sleep would be
+/// longer than [`MAX_REST`].
+fn burst_and_rest(duty: u32) -> (Duration, Duration) {
+    let duty = duty.clamp(1, 100);
+    let rest = BURST * (100 - duty) / duty;
+    if rest <= MAX_REST {
+        return (BURST, rest);
+    }
+    (MAX_REST * duty / (100 - duty), MAX_REST)
+}
+
 /// Keeps the encoder to its [`duty_percent`] of a CPU while the executor
 /// reports client load ([`Snapshot::set_busy`]).
 struct Pacer {
     burst_start: Duration,
+    /// CPU time of the current burst.
+    burst: Duration,
     /// Sleeps taken while paced, and pacing points passed unpaced.
     sleeps: u64,
     unpaced: u64,
@@ -765,6 +805,7 @@ impl Pacer {
     fn new() -> Pacer {
         Pacer {
             burst_start: thread_cpu(),
+            burst: BURST,
             sleeps: 0,
             unpaced: 0,
         }
@@ -786,13 +827,18 @@ impl Pacer {
             return;
         }
         let ran = thread_cpu().saturating_sub(self.burst_start);
-        if ran >= BURST {
-            let duty = duty_percent(copies, limit);
-            let rest = BURST * (100 - duty) / duty;
+        if ran >= self.burst {
+            // Client load does not mean a saturated core: what the event
+            // loop leaves idle, the encoder takes (less a margin), so that
+            // a light load does not stretch a save as a heavy one does.
+            let idle = sched::loop_idle_percent().unwrap_or(0);
+            let duty = duty_percent(copies, limit).max(idle.saturating_sub(IDLE_MARGIN_PERCENT));
+            let (burst, rest) = burst_and_rest(duty);
             if !rest.is_zero() {
                 std::thread::sleep(rest);
                 self.sleeps += 1;
             }
+            self.burst = burst;
             self.burst_start = thread_cpu();
         }
     }
@@ -996,7 +1042,7 @@ impl Snapshot {
     }
 
     /// Tells the encoder whether clients keep the executor busy (it then
-    /// takes at most [`BUSY_DUTY_PERCENT`] of a CPU) or not (flat out).
+    /// paces itself, see [`Pacer`]) or not (flat out).
     pub fn set_busy(&self, busy: bool) {
         self.shared.busy.store(busy, Ordering::Relaxed);
     }
@@ -1008,7 +1054,7 @@ impl Snapshot {
     /// dataset.
     pub fn size_budgets(&mut self, dataset_bytes: u64) {
         let copy = (dataset_bytes / 10).clamp(MIN_COPY_BUDGET, COPY_BUDGET);
-        self.set_budgets(WALK_BUDGET.min(copy / 2), copy);
+        self.set_budgets(paced_below(unpaced_above(copy)), copy);
     }
 
     /// Whether the budgets were set for this snapshot.
@@ -1484,6 +1530,30 @@ mod tests {
         // A limit too small to split still gives a share in range.
         assert_eq!(duty_percent(1, 1), 100);
         assert_eq!(duty_percent(0, 0), BUSY_DUTY_PERCENT);
+    }
+
+    /// Bursts and sleeps give the share asked for; below what a full burst
+    /// and the longest sleep give, the bursts shrink.
+    #[test]
+    fn bursts_and_rests_give_the_share() {
+        assert_eq!(burst_and_rest(100), (BURST, Duration::ZERO));
+        assert_eq!(burst_and_rest(200), (BURST, Duration::ZERO));
+        for duty in [0u32, 1, 2, 4, 5, 8, 20, 50, 99] {
+            let (burst, rest) = burst_and_rest(duty);
+            assert!(rest <= MAX_REST, "{duty}%: rest {rest:?}");
+            assert!(
+                burst <= BURST && !burst.is_zero(),
+                "{duty}%: burst {burst:?}"
+            );
+            let share = burst.as_secs_f64() / (burst + rest).as_secs_f64() * 100.0;
+            let want = duty.max(1) as f64;
+            assert!(
+                (share - want).abs() < 0.01 * want,
+                "{duty}%: got {share:.3}%"
+            );
+        }
+        assert_eq!(burst_and_rest(1).1, MAX_REST);
+        assert_eq!(burst_and_rest(8).0, BURST);
     }
 
     /// `len` bytes LZF cannot shrink, from the xorshift state `x`.

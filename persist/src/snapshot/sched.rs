@@ -193,6 +193,33 @@ struct Yielder {
     buf: Vec<u8>,
     last_look: Instant,
     yields: u64,
+    demand: Demand,
+}
+
+/// How often [`loop_idle_percent`] samples the loop's demand for its CPU.
+const DEMAND_EVERY: Duration = Duration::from_millis(10);
+
+/// The event loop's demand for its CPU, from the scheduler's own account
+/// of its thread (`/proc/self/task/<tid>/schedstat`: nanoseconds run and
+/// nanoseconds spent runnable waiting for a CPU). Time it waited behind
+/// the encoder counts as demand, so the encoder taking the CPU does not
+/// make the loop look idle.
+#[derive(Default)]
+struct Demand {
+    file: Option<std::fs::File>,
+    /// When the last sample was taken, and the loop's run + wait time then.
+    last: Option<(Instant, u64)>,
+    idle_percent: Option<u32>,
+}
+
+/// The first two fields of a schedstat line, summed: time run and time
+/// waited for a CPU, in ns.
+fn run_and_wait_ns(schedstat: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(schedstat).ok()?;
+    let mut fields = text.split_ascii_whitespace();
+    let run: u64 = fields.next()?.parse().ok()?;
+    let wait: u64 = fields.next()?.parse().ok()?;
+    Some(run + wait)
 }
 
 impl Yielder {
@@ -226,6 +253,35 @@ impl Yielder {
     }
 }
 
+impl Yielder {
+    /// See [`loop_idle_percent`].
+    fn idle_percent(&mut self) -> Option<u32> {
+        let d = &mut self.demand;
+        if d.last.is_some_and(|(at, _)| at.elapsed() < DEMAND_EVERY) {
+            return d.idle_percent;
+        }
+        if d.file.is_none() {
+            let tid = self.event_loop.thread()?;
+            d.file = std::fs::File::open(format!("/proc/self/task/{tid}/schedstat")).ok();
+        }
+        let file = d.file.as_ref()?;
+        let mut buf = [0u8; 128];
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(file, &mut buf, 0).ok()?;
+        #[cfg(not(unix))]
+        let n = 0;
+        let busy_ns = run_and_wait_ns(&buf[..n])?;
+        let now = Instant::now();
+        if let Some((at, before)) = d.last {
+            let wall = now.duration_since(at).as_nanos().max(1) as u64;
+            let busy = busy_ns.saturating_sub(before).min(wall);
+            d.idle_percent = Some((100 - busy * 100 / wall) as u32);
+        }
+        d.last = Some((now, busy_ns));
+        d.idle_percent
+    }
+}
+
 thread_local! {
     /// The encoder thread's [`Yielder`]; none on other threads.
     static YIELDER: RefCell<Option<Yielder>> = const { RefCell::new(None) };
@@ -241,8 +297,24 @@ pub(crate) fn yield_to(event_loop: EventLoopState) {
             buf: Vec::new(),
             last_look: Instant::now(),
             yields: 0,
+            demand: Demand::default(),
         })
     });
+}
+
+/// The share of time (in %) the event loop's thread neither ran nor waited
+/// to run, over the last [`DEMAND_EVERY`] or so; sampled at most that
+/// often. `None` on a thread without [`yield_to`], while the loop runs a
+/// snapshot in the foreground, or before two samples.
+pub(crate) fn loop_idle_percent() -> Option<u32> {
+    YIELDER.with(|y| {
+        let mut y = y.borrow_mut();
+        let y = y.as_mut()?;
+        if y.event_loop.0.in_foreground.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        y.idle_percent()
+    })
 }
 
 /// Times the calling thread left its core to the event loop.
@@ -450,6 +522,56 @@ mod tests {
         });
         assert_eq!(checker.join().unwrap(), 0);
         sleeper.join().unwrap();
+    }
+
+    #[test]
+    fn schedstat_lines_give_run_plus_wait() {
+        assert_eq!(run_and_wait_ns(b"1500 250 7\n"), Some(1750));
+        assert_eq!(run_and_wait_ns(b"1500\n"), None);
+        assert_eq!(run_and_wait_ns(b"x 1 2\n"), None);
+        assert_eq!(run_and_wait_ns(b""), None);
+    }
+
+    /// The idle share of a loop that spins is near none, of one that
+    /// sleeps near all; without a loop there is none to give.
+    #[test]
+    fn a_busy_loop_leaves_no_idle_share_and_a_sleeping_one_all() {
+        assert_eq!(loop_idle_percent(), None);
+        let idle_beside = |spin: bool| {
+            let state = EventLoopState::default();
+            let stop = Arc::new(AtomicU32::new(0));
+            let event_loop = {
+                let (state, stop) = (state.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    state.unparked();
+                    while stop.load(Ordering::Relaxed) == 0 {
+                        if spin {
+                            std::hint::spin_loop();
+                        } else {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                })
+            };
+            while state.thread().is_none() {
+                std::thread::yield_now();
+            }
+            let idle = std::thread::spawn(move || {
+                yield_to(state);
+                assert_eq!(loop_idle_percent(), None, "one sample gives no share");
+                std::thread::sleep(DEMAND_EVERY * 5);
+                loop_idle_percent().expect("a share after two samples")
+            })
+            .join()
+            .unwrap();
+            stop.store(1, Ordering::Relaxed);
+            event_loop.join().unwrap();
+            idle
+        };
+        let busy = idle_beside(true);
+        assert!(busy <= 10, "a spinning loop idle {busy}%");
+        let sleeping = idle_beside(false);
+        assert!(sleeping >= 80, "a sleeping loop idle {sleeping}%");
     }
 
     #[test]
