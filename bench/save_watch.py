@@ -14,10 +14,12 @@ Here each poll is one request on an open connection or one /proc read.
     save_watch.py save PORT COMMAND FIELD DELAY
                                      after DELAY seconds, send COMMAND (BGSAVE
                                      or BGREWRITEAOF), wait as above and print
-                                     the seconds from the command to the end:
-                                     started with the load, its own start-up
-                                     (tens of ms of CPU) is long over when the
-                                     save and the probe's window begin
+                                     the seconds from the command to the end
+                                     and the SET calls the server counted in
+                                     them (INFO commandstats): started with
+                                     the load, its own start-up (tens of ms
+                                     of CPU) is long over when the save and
+                                     the probe's window begin
     save_watch.py sample PID FILE    append the server's memory to FILE every
                                      100 ms (KiB: RSS plus its children's
                                      Private_Dirty, i.e. a forked child's
@@ -29,17 +31,29 @@ import sys
 import time
 
 
-def info_field(sock, reader, field):
-    sock.sendall(b"*2\r\n$4\r\nINFO\r\n$11\r\npersistence\r\n")
+def info(sock, reader, section):
+    sock.sendall(b"*2\r\n$4\r\nINFO\r\n$%d\r\n%s\r\n" % (len(section), section))
     header = reader.readline()
     if not header.startswith(b"$"):
         raise RuntimeError(f"unexpected INFO reply: {header!r}")
-    body = reader.read(int(header[1:]) + 2).decode()
-    for line in body.splitlines():
+    return reader.read(int(header[1:]) + 2).decode()
+
+
+def info_field(sock, reader, field):
+    for line in info(sock, reader, b"persistence").splitlines():
         name, _, value = line.partition(":")
         if name == field:
             return value.strip()
     return ""
+
+
+def set_calls(sock, reader):
+    """SET calls so far (INFO commandstats' cmdstat_set line)."""
+    for line in info(sock, reader, b"commandstats").splitlines():
+        name, _, value = line.partition(":")
+        if name == "cmdstat_set":
+            return int(value.split(",")[0].removeprefix("calls="))
+    return 0
 
 
 def wait(port, field):
@@ -53,6 +67,7 @@ def save(port, command, field, delay):
     sock = socket.create_connection(("127.0.0.1", port))
     reader = sock.makefile("rb")
     time.sleep(delay)
+    calls = set_calls(sock, reader)
     start = time.monotonic()
     sock.sendall(b"*1\r\n$%d\r\n%s\r\n" % (len(command), command.encode()))
     reply = reader.readline()
@@ -60,7 +75,8 @@ def save(port, command, field, delay):
         raise RuntimeError(f"{command} failed: {reply!r}")
     while info_field(sock, reader, field) == "1":
         time.sleep(0.05)
-    print(f"{time.monotonic() - start:.3f}")
+    secs = time.monotonic() - start
+    print(f"{secs:.3f} {set_calls(sock, reader) - calls}")
 
 
 def kib(path, key):

@@ -9,6 +9,10 @@
 #   3. the same load with a BGSAVE in the middle: RSS sampled every 100 ms
 #      (for Redis: the parent plus the child's Private_Dirty, i.e. its
 #      copy-on-write), save duration, throughput, p99 and max latency;
+#      the throughput during the save is the server's count of SET calls
+#      (INFO commandstats) from the BGSAVE to its end over that time, less
+#      the probe's SETs: redis-benchmark's own rate is that of its whole
+#      run, which begins 2 s before the save and may end well after it;
 #   steps 2 and 3 are repeated $ROUNDS times (default 3): rates, p99s and
 #   save durations are the rounds' medians, stalls and max latencies the
 #   worst of any round, memory that of the round with the largest share;
@@ -29,14 +33,14 @@
 # MODE=bgrewriteaof does the same with appendonly yes (everysec) and a
 # BGREWRITEAOF instead of the BGSAVE (its own section of BENCHMARKS.md).
 #
-#   KEYS=2000000 SIZE=256 REQUESTS=6000000 bench/snapshot.sh
+#   KEYS=2000000 SIZE=256 REQUESTS=10000000 bench/snapshot.sh
 #   MODE=bgrewriteaof bench/snapshot.sh
 #   REDOUBT_BIN=/path/to/redoubt-server BIG=0 OUT=/tmp/a.md bench/snapshot.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-2000000}
 SIZE=${SIZE:-256}
-REQUESTS=${REQUESTS:-6000000}
+REQUESTS=${REQUESTS:-10000000}
 SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
 OUT=${OUT:-BENCHMARKS.md}
@@ -210,18 +214,32 @@ bench_one() {
     taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" "${PROBE_RT[@]}" --trace "$dir/probe-trace-$round" >"$dir/probe-save" &
     probe=$!
     wait "$saver"
+    # The rate during the save is counted over the save alone, so the
+    # load has to outlast it.
+    if ! kill -0 "$loader" 2>/dev/null; then
+      echo "$name: the load ended before the $MODE did; raise REQUESTS ($REQUESTS)" >&2
+      exit 1
+    fi
     kill -TERM "$probe"; wait "$probe" || true
-    local save_probe save_gap
-    read -r save_probe save_gap _ _ <"$dir/probe-save"
+    local save_probe save_gap probe_sets
+    read -r save_probe save_gap _ probe_sets <"$dir/probe-save"
     wait "$loader"
     kill -TERM "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
-    local save_rps save_p99 save_max
-    read -r save_rps save_p99 save_max <"$dir/during"
+    # redis-benchmark's rate and latencies are those of the whole run,
+    # about 2 s of which come before the save and some after it.
+    local run_rps save_p99 save_max
+    read -r run_rps save_p99 save_max <"$dir/during"
+    # The rate during the save: the SET calls the server counted from the
+    # BGSAVE to its end, less every one the probe sent (its own SETs, a
+    # few hundred a second), over that time.
+    local save_secs save_calls save_rps
+    read -r save_secs save_calls <"$dir/save-secs"
+    save_rps=$(python3 -c "print(($save_calls - $probe_sets) / $save_secs)")
     local peak
     peak=$(sort -n "$samples" | tail -1)
     echo "$base_rps $base_p99 $base_max $base_probe $base_gap $save_rps $save_p99 $save_max $save_probe $save_gap" \
-      "$before_save $peak $(cat "$dir/save-secs") $loaded_rss" >>"$dir/rounds"
+      "$before_save $peak $save_secs $loaded_rss $run_rps" >>"$dir/rounds"
   done
   if [ ${#writers[@]} -gt 0 ]; then kill "${writers[@]}" 2>/dev/null || true; wait "${writers[@]}" 2>/dev/null || true; fi
   # Each round's figures (the columns of the echo above) on stderr, for
@@ -239,11 +257,11 @@ med = lambda i: statistics.median(col(i))
 mem = max(rows, key=lambda r: (r[11] - r[10]) / r[10])
 print(med(0), med(1), max(col(2)), max(col(3)), max(col(4)),
       med(5), med(6), max(col(7)), max(col(8)), max(col(9)),
-      int(mem[10]), int(mem[11]), med(12), int(mem[13]))
+      int(mem[10]), int(mem[11]), med(12), int(mem[13]), med(14))
 PY
 )
-  local base_rps base_p99 base_max base_probe base_gap save_rps save_p99 save_max save_probe save_gap before_save peak save_secs loaded_rss
-  read -r base_rps base_p99 base_max base_probe base_gap save_rps save_p99 save_max save_probe save_gap before_save peak save_secs loaded_rss <<<"$summary"
+  local base_rps base_p99 base_max base_probe base_gap save_rps save_p99 save_max save_probe save_gap before_save peak save_secs loaded_rss run_rps
+  read -r base_rps base_p99 base_max base_probe base_gap save_rps save_p99 save_max save_probe save_gap before_save peak save_secs loaded_rss run_rps <<<"$summary"
 
   # Idle save.
   t0=$(date +%s.%N)
@@ -258,7 +276,7 @@ PY
   [ "$MODE" = bgrewriteaof ] && cow=$(info_field "$port" aof_last_cow_size)
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true
-  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss $base_probe $base_gap $save_probe $save_gap ${cow:-0} $loaded_rss"
+  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss $base_probe $base_gap $save_probe $save_gap ${cow:-0} $loaded_rss $run_rps"
 }
 
 r1=$(bench_one redoubt 0)
@@ -282,7 +300,7 @@ what = "BGSAVE" if mode == "bgsave" else "BGREWRITEAOF (appendonly yes, everysec
 def parse(line):
     f = line.split()
     keys = ["name","base_rps","base_p99","base_max","save_rps","save_p99","save_max","before_kb","peak_kb","save_s","idle_s","rss_kb",
-            "base_probe","base_gap","save_probe","save_gap","cow","loaded_kb"]
+            "base_probe","base_gap","save_probe","save_gap","cow","loaded_kb","run_rps"]
     d = dict(zip(keys, f))
     for k in keys[1:]:
         d[k] = float(d.get(k) or 0)
@@ -294,11 +312,13 @@ def frac_loaded(d):
 def table(r, s):
     rows = [
      ("SET ops/s without a save", r["base_rps"], s["base_rps"], "{:.0f}"),
-     ("SET ops/s during the save", r["save_rps"], s["save_rps"], "{:.0f}"),
+     ("SET ops/s during the save (from the server's SET count)", r["save_rps"], s["save_rps"], "{:.0f}"),
      ("during / without", 100*r["save_rps"]/r["base_rps"], 100*s["save_rps"]/s["base_rps"], "{:.0f}%"),
+     ("SET ops/s of the whole run the save is in", r["run_rps"], s["run_rps"], "{:.0f}"),
+     ("whole run / without", 100*r["run_rps"]/r["base_rps"], 100*s["run_rps"]/s["base_rps"], "{:.0f}%"),
      ("p99 latency without (ms)", r["base_p99"], s["base_p99"], "{:.2f}"),
-     ("p99 latency during (ms)", r["save_p99"], s["save_p99"], "{:.2f}"),
-     ("redis-benchmark max latency during (ms; its histogram stops at 3000)", r["save_max"], s["save_max"], "{:.2f}"),
+     ("p99 latency of the run the save is in (ms)", r["save_p99"], s["save_p99"], "{:.2f}"),
+     ("redis-benchmark max latency in that run (ms; its histogram stops at 3000)", r["save_max"], s["save_max"], "{:.2f}"),
      ("probe: longest SET reply without a save (ms)", r["base_probe"], s["base_probe"], "{:.2f}"),
      ("probe: longest SET reply during the save (ms, the longest write stall)", r["save_probe"], s["save_probe"], "{:.2f}"),
      ("probe: longest gap between replies during the save (ms; 1 ms = none)", r["save_gap"], s["save_gap"], "{:.2f}"),
@@ -320,6 +340,8 @@ lines = [f"<!-- {tag}:start -->", f"## {what} under an overwrite load", "",
  f"`MODE={mode} KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh` — {keys} keys x {size} bytes named as the load names them, so it overwrites them, "
  f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core 0, client on core 1, "
  f"{mode.upper()} 2 s into the second run, {rounds} rounds of both runs (medians of rates, p99s and durations; worst stall, max latency and memory of any round), RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty). "
+ "SET ops/s during the save: the SET calls the server counted (INFO commandstats) from the command to the end of the save, less the probe's, over that time; "
+ "redis-benchmark's own rate and latencies are those of its whole run, about 2 s of which come before the save. "
  "The probe (`bench/stall_probe.py`) sends one SET per ms on its own connection during the load"
  + (", its sending loop at a real-time priority (SCHED_FIFO 10) so that it is not itself kept waiting on the client's core." if probe_rt else ".")
  + (" The machine's other tasks that can run elsewhere are moved off the server's core for the run (`bench/free_core.py`: the VM's own agent took it for 5-26 ms at a time)." if free_core == "1" else ""), ""]
