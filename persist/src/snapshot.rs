@@ -111,8 +111,9 @@ const BURST: Duration = Duration::from_micros(500);
 /// the same CPU on a save: the share decides over how long. Under the
 /// bench's `-P 16` overwrite load (server on one core, saturated) a share
 /// of 8% made the save take 4-5 s with SET throughput during it at 85% of
-/// the rate without a save; at 1%, 11-12 s and 90-95% (`/tmp` A/B runs,
-/// throughput counted over the save alone). Writes then hand most keys
+/// the rate without a save; at 1%, 11-12 s and 90-95% (single loaded
+/// saves, alternating, throughput counted over the save alone; the
+/// bench's figures are in `BENCHMARKS.md`). Writes then hand most keys
 /// over as pre-images (1.88M of 2M), whose flow raises the share itself.
 const BUSY_DUTY_PERCENT: u32 = 1;
 /// The longest sleep between two bursts: below the share a

@@ -251,9 +251,7 @@ impl Yielder {
             _ => false,
         }
     }
-}
 
-impl Yielder {
     /// See [`loop_idle_percent`].
     fn idle_percent(&mut self) -> Option<u32> {
         let d = &mut self.demand;
