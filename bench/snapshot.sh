@@ -218,6 +218,9 @@ bench_one() {
     # load has to outlast it.
     if ! kill -0 "$loader" 2>/dev/null; then
       echo "$name: the load ended before the $MODE did; raise REQUESTS ($REQUESTS)" >&2
+      # This runs in a subshell: its server, probe and sampler are its own
+      # jobs, which the main shell's exit trap does not see.
+      kill $(jobs -p) 2>/dev/null || true
       exit 1
     fi
     kill -TERM "$probe"; wait "$probe" || true
