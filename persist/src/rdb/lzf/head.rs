@@ -119,8 +119,8 @@ pub(super) mod avx512 {
     /// for each two registers the four registers made of a half of one
     /// and a half of the other. Branch-free, about 23 ns a head on the
     /// machine of `BENCHMARKS.md` (AMD EPYC, Zen 4), against 78 ns for the
-    /// 128 compares of every rotation it replaced. Where the instruction is
-    /// microcoded (Intel's cores) it costs about what those compares did.
+    /// 128 compares of every rotation it replaced. Intel's cores run the
+    /// instruction as microcode, slower than Zen 4 does; not measured there.
     #[target_feature(enable = "avx512f,avx512cd")]
     pub(in super::super) fn repeats(head: &[u8; HEAD]) -> bool {
         let v = [
