@@ -85,30 +85,55 @@ fn listening(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
-fn wait_up(port: u16) {
+/// Waits until `child` listens on `port`. False if it exited first: a
+/// test running alongside took the port between [`free_port`] and the
+/// child's bind. The port may then answer for that other test's server,
+/// so the child must still be running a moment after it answers (a
+/// server that cannot bind exits at once).
+fn wait_up(port: u16, child: &mut Child) -> bool {
+    let exited = |c: &mut Child| c.try_wait().ok().flatten().is_some();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
+        if exited(child) {
+            return false;
+        }
         if listening(port) {
-            return;
+            std::thread::sleep(Duration::from_millis(50));
+            return !exited(child);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("server on port {port} did not start");
 }
 
+/// Starts a server with `spawn(port)` on a free port, on another one if
+/// it could not bind (see [`wait_up`]). None if `spawn` fails.
+fn start_on_free_port(mut spawn: impl FnMut(u16) -> Option<Child>) -> Option<Server> {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn(port)?;
+        if wait_up(port, &mut child) {
+            return Some(Server { child, port });
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("no server could bind a free port in 5 tries");
+}
+
 /// Starts Redoubt with extra `--directive value` arguments.
 pub fn start_with(extra: &[&str]) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_redoubt-server"))
-        .args(["--port", &port.to_string(), "--save", ""])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn redoubt-server");
-    let s = Server { child, port };
-    wait_up(port);
-    s
+    start_on_free_port(|port| {
+        let child = Command::new(env!("CARGO_BIN_EXE_redoubt-server"))
+            .args(["--port", &port.to_string(), "--save", ""])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redoubt-server");
+        Some(child)
+    })
+    .expect("redoubt-server")
 }
 
 pub fn start() -> Server {
@@ -117,25 +142,23 @@ pub fn start() -> Server {
 
 /// Starts the real Redis for differential checks, if it is installed.
 pub fn start_redis() -> Option<Server> {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let s = Server { child, port };
-    wait_up(port);
-    Some(s)
+    start_on_free_port(|port| {
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+    })
 }
 
 pub struct Client {
