@@ -108,6 +108,11 @@ pub struct Executor {
     /// XINFO...) whose subcommand is checked before it runs, so the other
     /// commands skip the search of [`SUBCOMMANDS`] by name.
     has_subcommands: Vec<bool>,
+    /// Per command: whether it is one of [`SEES_NO_DATA`].
+    sees_no_data: Vec<bool>,
+    /// Whether the command being executed ran something that reads or
+    /// changes the dataset (see [`Executor::execute_at`]).
+    saw_data: bool,
 }
 
 /// The commands that look keys up in a database other than their client's
@@ -115,6 +120,34 @@ pub struct Executor {
 /// SELECTs): after them every database is checked for expired keys.
 const CROSS_DB: &[&str] = &[
     "move", "copy", "swapdb", "flushall", "debug", "exec", "select",
+];
+
+/// The commands whose reply shows nothing of the dataset: connection
+/// state, configuration, server status. Their replies wait for no log
+/// write, so while the log cannot be written (a full disk) INFO, CONFIG and
+/// CLIENT still answer and PING gets its MISCONF error, as with Redis.
+/// Every other command's reply waits for the log to hold the writes it
+/// observed (see [`Executor::execute_at`]).
+const SEES_NO_DATA: &[&str] = &[
+    "auth",
+    "bgrewriteaof",
+    "bgsave",
+    "client",
+    "command",
+    "config",
+    "discard",
+    "echo",
+    "hello",
+    "info",
+    "lastsave",
+    "multi",
+    "ping",
+    "quit",
+    "reset",
+    "select",
+    "time",
+    "unwatch",
+    "watch",
 ];
 
 /// Clock readings shared by the commands of one batch (one read from a
@@ -205,6 +238,10 @@ impl Executor {
             .iter()
             .map(|s| SUBCOMMANDS.iter().any(|(n, _)| *n == s.name))
             .collect();
+        let sees_no_data = specs
+            .iter()
+            .map(|s| SEES_NO_DATA.contains(&s.name))
+            .collect();
         Executor {
             config,
             ks: Keyspace::new(dbs),
@@ -239,6 +276,8 @@ impl Executor {
             clock: None,
             cross_db,
             has_subcommands,
+            sees_no_data,
+            saw_data: false,
         }
     }
 
@@ -275,7 +314,9 @@ impl Executor {
     }
 
     /// Runs one command for `client`. Returns the reply and the LSN it must
-    /// wait for before it is sent.
+    /// wait for before it is sent: the last one executed, or 0 for a reply
+    /// that shows nothing of the dataset (a command refused before it ran,
+    /// or one of [`SEES_NO_DATA`]).
     pub fn execute(&mut self, client: &mut Client, args: &[Bytes]) -> (Reply, u64) {
         self.execute_at(client, args, &mut BatchClock::now())
     }
@@ -292,6 +333,7 @@ impl Executor {
         // CONFIG SET may switch the AOF on or off or change its fsync
         // policy; apply that once the new config is in place.
         let old_config = crate::util::eq_ic(&args[0], "config").then(|| self.config.clone());
+        self.saw_data = false;
         let mut reply = self.dispatch(client, args);
         if let Some(old) = old_config {
             if reply == Reply::ok() {
@@ -307,7 +349,8 @@ impl Executor {
         if let Some(c) = self.clock.take() {
             *clock = c;
         }
-        (reply, self.lsn)
+        let lsn = if self.saw_data { self.lsn } else { 0 };
+        (reply, lsn)
     }
 
     fn dispatch(&mut self, client: &mut Client, args: &[Bytes]) -> Reply {
@@ -391,6 +434,7 @@ impl Executor {
     /// propagation. EXEC calls it for each queued command.
     pub fn call(&mut self, client: &mut Client, idx: usize, args: &[Bytes]) -> Reply {
         let spec = self.specs[idx];
+        self.saw_data |= !self.sees_no_data[idx];
         let dirty_before = self.dirty;
         let (now, started) = match &self.clock {
             Some(c) => (c.now_ms(), c.mark),
@@ -934,4 +978,18 @@ pub fn unknown_command(args: &[Bytes]) -> Reply {
         String::from_utf8_lossy(name),
         String::from_utf8_lossy(&rest)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A misspelt name would leave that command's replies waiting.
+    #[test]
+    fn the_commands_that_see_no_data_exist() {
+        let ex = Executor::new(Config::default());
+        for name in SEES_NO_DATA {
+            assert!(ex.table.contains_key(name.as_bytes()), "{name}");
+        }
+    }
 }

@@ -90,8 +90,24 @@ fn replies_wait_for_the_durability_watermark() {
         b.write_all(&cmd(&["GET", "k"])).await.expect("write");
         expect_silence(&mut b, "GET after SET").await;
 
+        // Replies that show no data wait for nothing (a log that cannot be
+        // written does not silence them)...
+        let mut c = TcpStream::connect(("127.0.0.1", port)).await.expect("c");
+        c.write_all(&[cmd(&["PING"]), cmd(&["ECHO", "hi"]), cmd(&["NOPE"])].concat())
+            .await
+            .expect("write");
+        expect(
+            &mut c,
+            b"+PONG\r\n$2\r\nhi\r\n-ERR unknown command 'NOPE', with args beginning with: \r\n",
+        )
+        .await;
+        // ... but leave after the replies sent before them on their
+        // connection.
+        a.write_all(&cmd(&["PING"])).await.expect("write");
+        expect_silence(&mut a, "PING after a waiting SET").await;
+
         watermark.send_replace(1);
-        expect(&mut a, b"+OK\r\n").await;
+        expect(&mut a, b"+OK\r\n+PONG\r\n").await;
         expect(&mut b, b"$2\r\nv1\r\n").await;
 
         // A pipelined batch: logged in execution order with increasing

@@ -165,19 +165,38 @@ impl DirServer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// A `redis` crate connection with a generous read timeout.
+    /// A `redis` crate connection with a generous read timeout; panics if
+    /// the server does not answer (see [`DirServer::try_conn`]).
     pub fn conn(&self) -> redis::Connection {
-        let client =
-            redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("client");
-        let c = client.get_connection().expect("connect");
-        c.set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
-        c
+        self.try_conn(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("connecting to port {}: {e}", self.port))
     }
 
-    /// One field of INFO (all sections).
+    /// A `redis` crate connection whose handshake and replies each wait at
+    /// most `timeout`. The crate reads its handshake's replies (CLIENT
+    /// SETINFO) with no timeout of its own, so the handshake runs on a
+    /// thread, left behind if the server never answers: a server that
+    /// holds its replies fails the test instead of hanging it.
+    pub fn try_conn(&self, timeout: Duration) -> Result<redis::Connection, String> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .map_err(|e| e.to_string())?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(client.get_connection_with_timeout(timeout));
+        });
+        let c = rx
+            .recv_timeout(timeout)
+            .map_err(|_| format!("no answer to the connection handshake in {timeout:?}"))?
+            .map_err(|e| e.to_string())?;
+        c.set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    /// One field of INFO (all sections); None if the server does not
+    /// answer within 10 s.
     pub fn info(&self, field: &str) -> Option<String> {
-        let mut c = self.conn();
+        let mut c = self.try_conn(Duration::from_secs(10)).ok()?;
         let info: String = redis::cmd("INFO").query(&mut c).ok()?;
         info_field(&info, field)
     }

@@ -716,7 +716,7 @@ fn full_disk_mid_rewrite(env: &mut Env, t: &mut Tally) -> Result<(), String> {
         Err(e) => eprintln!("diskfull: BGREWRITEAOF refused: {e}"),
         Ok(_) => {
             let failed = redoubt_tests::wait_until(Duration::from_secs(120), || {
-                s.log().contains("Background AOF rewrite failed")
+                s.info("aof_last_bgrewrite_status").as_deref() == Some("err")
             });
             check(failed, || {
                 format!("the rewrite on a full disk never failed; log:\n{}", s.log())
@@ -725,17 +725,23 @@ fn full_disk_mid_rewrite(env: &mut Env, t: &mut Tally) -> Result<(), String> {
             // rewrite's temp file. Paced under this load, the rewrite may
             // have written little before the incr file took the rest, and
             // then its removal gives back too little for the log's tail:
-            // until that is written no reply goes out (a reply waits for
-            // the write it observed to be logged), INFO's included. Some
-            // space comes back, as an operator would make it.
-            if let Disk::Tmpfs { filler, .. } = &disk {
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(filler)
-                    .map_err(|e| format!("filler: {e}"))?;
-                let len = f.metadata().map_err(|e| e.to_string())?.len();
-                f.set_len(len.saturating_sub(2 * room))
-                    .map_err(|e| format!("filler: {e}"))?;
+            // until that is written the writes' replies are held (a reply
+            // waits for the write it observed to be logged), and so is
+            // the GET below. Some space comes back, as an operator would
+            // make it (`disk_stays_full` checks the wait itself).
+            match &disk {
+                Disk::Tmpfs { filler, .. } => {
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(filler)
+                        .map_err(|e| format!("filler: {e}"))?;
+                    let len = f.metadata().map_err(|e| e.to_string())?.len();
+                    f.set_len(len.saturating_sub(2 * room))
+                        .map_err(|e| format!("filler: {e}"))?;
+                }
+                Disk::Rlimit => s
+                    .set_fsize_limit(3 * room)
+                    .map_err(|e| format!("prlimit: {e}"))?,
             }
             let finished = redoubt_tests::wait_until(Duration::from_secs(60), || {
                 s.info("aof_rewrite_in_progress").as_deref() == Some("0")
@@ -807,6 +813,82 @@ fn full_disk_mid_rewrite(env: &mut Env, t: &mut Tally) -> Result<(), String> {
     Ok(())
 }
 
+// ---- a disk that stays full ----------------------------------------------------
+
+/// The log cannot be written until room comes back (a file-size limit on
+/// the server stands in for the full disk: its writes fail with EFBIG).
+/// Meanwhile the writes already run keep their replies (acknowledging them
+/// could lose them), new writes and PING are refused with MISCONF as Redis
+/// refuses them, and INFO answers with the error, so an operator can see
+/// what is wrong. Once there is room, the held replies go out, writes are
+/// acknowledged again, and every acknowledged write survives a kill -9.
+fn disk_stays_full(env: &mut Env, t: &mut Tally) -> Result<(), String> {
+    let dir = env.dir("stays-full");
+    let log = env.log("stays-full");
+    let args = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--auto-aof-rewrite-percentage",
+        "0",
+    ];
+    let limits = ChildLimits {
+        fsize: Some(64 << 10),
+    };
+    let mut s = DirServer::spawn(&env.bin, &dir, &log, &args, limits);
+    s.wait_ready(Duration::from_secs(30))?;
+    let load = WriteLoad::start(s.port, 2, "h-");
+    let failing = redoubt_tests::wait_until(Duration::from_secs(60), || {
+        s.info("aof_last_write_status").as_deref() == Some("err")
+    });
+    check(failing, || {
+        format!(
+            "INFO never reported the failing AOF write ({} writes acked); log:\n{}",
+            load.total(),
+            s.log()
+        )
+    })?;
+    let mut c = s.try_conn(Duration::from_secs(10))?;
+    for args in [&["SET", "fresh", "1"][..], &["PING"][..]] {
+        let r = cmd::<redis::Value>(&mut c, args);
+        check(matches!(&r, Err(e) if e.contains("MISCONF")), || {
+            format!("{args:?} while the AOF cannot be written: {r:?}")
+        })?;
+    }
+    let held = load.total();
+    std::thread::sleep(Duration::from_millis(500));
+    check(load.total() == held, || {
+        format!(
+            "writes acknowledged while the AOF could not be written: {held} then {}",
+            load.total()
+        )
+    })?;
+    s.set_fsize_limit(libc::RLIM_INFINITY)
+        .map_err(|e| format!("prlimit: {e}"))?;
+    let resumed = redoubt_tests::wait_until(Duration::from_secs(30), || load.total() > held + 50);
+    check(resumed, || {
+        format!(
+            "writes not acknowledged once there was room ({} acked, {held} before); log:\n{}",
+            load.total(),
+            s.log()
+        )
+    })?;
+    check(
+        s.wait_info("aof_last_write_status", "ok", Duration::from_secs(10)),
+        || "aof_last_write_status never went back to ok".into(),
+    )?;
+    s.kill9();
+    let acked = load.stop();
+    let s = env.start(&dir, &args)?;
+    let mut c = s.conn();
+    check_acked_prefix(&mut c, "h-", &acked).map_err(|e| format!("after the restart: {e}"))?;
+    t.scenarios += 1;
+    Ok(())
+}
+
 // ---- the suite ----------------------------------------------------------------
 
 #[test]
@@ -849,6 +931,7 @@ fn process_crash_suite() {
     }
     if on("diskfull") {
         list.push(("full disk mid-rewrite", Box::new(full_disk_mid_rewrite)));
+        list.push(("a disk that stays full", Box::new(disk_stays_full)));
     }
     for (name, f) in &list {
         let t0 = Instant::now();
