@@ -19,6 +19,17 @@ use tokio::sync::{mpsc, watch, Notify};
 /// Write out once this much reply data is pending, even mid-batch.
 const FLUSH_AT: usize = 64 * 1024;
 
+/// The room each read from a client gets (Redis reads 16 KiB at a time
+/// too). Without it a read took what was left at the end of the buffer,
+/// and every few batches a pipelined batch of 4.8 KB came in two reads
+/// (2,626 bytes, then 2,174): the executor ran the batch in two passes and
+/// wrote two replies, each a loopback delivery and a wake-up of the
+/// client. The buffer's batches line up across the clients of one load,
+/// so one event-loop round in three or four did that for every client, and
+/// took up to three times as long as the others (`perf` syscall traces of
+/// a loaded save: 5.3-5.7 ms against a median of 1.7 ms).
+const READ_ROOM: usize = 16 * 1024;
+
 const DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
 /// Shared by all connection tasks on the event-loop thread.
@@ -83,7 +94,7 @@ pub async fn serve(shared: Rc<Shared>, mut stream: TcpStream, peer: SocketAddr, 
         outbox,
         deferred_lsn: 0,
         parser: RequestParser::new(max_bulk),
-        rbuf: BytesMut::with_capacity(16 * 1024),
+        rbuf: BytesMut::with_capacity(READ_ROOM),
         wbuf: BytesMut::with_capacity(16 * 1024),
         reader,
     };
@@ -204,6 +215,11 @@ enum ConnEnd {
 impl Conn {
     async fn run(&mut self) -> Result<(), ConnEnd> {
         loop {
+            // Once the commands read are done with, their bytes are no
+            // longer shared and this moves what is left of the input (a
+            // partial command, usually nothing) to the buffer's start
+            // instead of allocating.
+            self.rbuf.reserve(READ_ROOM);
             // The socket first: on the request path the executor has
             // nothing queued, and polling the channel first would cost a
             // pop and a waker registration per request.
