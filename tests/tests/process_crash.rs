@@ -564,6 +564,19 @@ fn signals(env: &mut Env, t: &mut Tally) -> Result<(), String> {
 
 // ---- a full disk in the middle of a rewrite ---------------------------------
 
+/// The disk-full scenarios' server: AOF only, everysec, no automatic
+/// rewrite (each scenario decides when one runs).
+const AOF_EVERYSEC: &[&str] = &[
+    "--save",
+    "",
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "everysec",
+    "--auto-aof-rewrite-percentage",
+    "0",
+];
+
 /// Where the disk fills up: a small tmpfs mounted for the test, or a
 /// file-size limit on the server process.
 enum Disk {
@@ -647,18 +660,7 @@ fn full_disk_mid_rewrite(env: &mut Env, t: &mut Tally) -> Result<(), String> {
         Disk::Rlimit => env.dir("diskfull"),
     };
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let args = [
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--auto-aof-rewrite-percentage",
-        "0",
-        "--enable-debug-command",
-        "yes",
-    ];
+    let args = [AOF_EVERYSEC, &["--enable-debug-command", "yes"]].concat();
     // The data set, in the AOF base, while there is room.
     // Random values: the base must stay large whether or not the dump is
     // compressed (DEBUG POPULATE's zero padding compresses to nothing).
@@ -825,20 +827,11 @@ fn full_disk_mid_rewrite(env: &mut Env, t: &mut Tally) -> Result<(), String> {
 fn disk_stays_full(env: &mut Env, t: &mut Tally) -> Result<(), String> {
     let dir = env.dir("stays-full");
     let log = env.log("stays-full");
-    let args = [
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--auto-aof-rewrite-percentage",
-        "0",
-    ];
+    let args = AOF_EVERYSEC;
     let limits = ChildLimits {
         fsize: Some(64 << 10),
     };
-    let mut s = DirServer::spawn(&env.bin, &dir, &log, &args, limits);
+    let mut s = DirServer::spawn(&env.bin, &dir, &log, args, limits);
     s.wait_ready(Duration::from_secs(30))?;
     let load = WriteLoad::start(s.port, 2, "h-");
     let failing = redoubt_tests::wait_until(Duration::from_secs(60), || {
@@ -882,7 +875,7 @@ fn disk_stays_full(env: &mut Env, t: &mut Tally) -> Result<(), String> {
     )?;
     s.kill9();
     let acked = load.stop();
-    let s = env.start(&dir, &args)?;
+    let s = env.start(&dir, args)?;
     let mut c = s.conn();
     check_acked_prefix(&mut c, "h-", &acked).map_err(|e| format!("after the restart: {e}"))?;
     t.scenarios += 1;
