@@ -355,7 +355,7 @@ where
 
     pub fn clear(&mut self) {
         *self = ShardedMap {
-            hasher: self.hasher,
+            hasher: self.hasher.clone(),
             ..Default::default()
         };
     }

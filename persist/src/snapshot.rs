@@ -93,6 +93,10 @@ const BATCH_BYTES: u64 = 256 * 1024;
 /// A flat batch's buffer grows to at most this (a record is at most 1 KiB
 /// plus its key), so that a full one is sent without slack.
 const FLAT_CAPACITY: usize = BATCH_BYTES as usize + 4096;
+/// The buckets a walker step visits (see [`Snapshot::step`]): a few
+/// hundred keys at the tables' usual load, about 0.1 ms of the executor's
+/// time on a cold cache.
+pub const WALK_STEP: usize = 512;
 /// A walker step this long (wall time) is logged at debug level with the
 /// CPU time it used.
 const LONG_STEP: Duration = Duration::from_millis(2);
@@ -1076,14 +1080,15 @@ impl Snapshot {
         }
     }
 
-    /// Walks up to `max_segments` segments, copying them for the encoder
-    /// while it keeps up. When the walk completes, the encoder is told to
-    /// finish the file (EOF and checksum) and hand it to the writer to make
-    /// durable. Returns true once the walk is complete.
-    pub fn step(&mut self, ks: &mut Keyspace, max_segments: usize) -> Result<bool, SnapshotError> {
+    /// Walks up to `max_buckets` buckets of the keyspace's tables (see
+    /// [`WALK_STEP`]), copying their entries for the encoder while it keeps
+    /// up. When the walk completes, the encoder is told to finish the file
+    /// (EOF and checksum) and hand it to the writer to make durable.
+    /// Returns true once the walk is complete.
+    pub fn step(&mut self, ks: &mut Keyspace, max_buckets: usize) -> Result<bool, SnapshotError> {
         let started = Instant::now();
         let cpu = thread_cpu();
-        let r = self.step_inner(ks, max_segments);
+        let r = self.step_inner(ks, max_buckets);
         let took = started.elapsed();
         let cpu = thread_cpu().saturating_sub(cpu);
         self.walker_cpu += cpu;
@@ -1104,11 +1109,7 @@ impl Snapshot {
         r
     }
 
-    fn step_inner(
-        &mut self,
-        ks: &mut Keyspace,
-        max_segments: usize,
-    ) -> Result<bool, SnapshotError> {
+    fn step_inner(&mut self, ks: &mut Keyspace, max_buckets: usize) -> Result<bool, SnapshotError> {
         if self.walk_done {
             return Ok(true);
         }
@@ -1117,13 +1118,11 @@ impl Snapshot {
             self.abort(ks);
             return Err(e);
         }
-        let mut budget = max_segments.max(1);
+        let mut budget = max_buckets.max(1);
         while self.next_db < ks.dbs.len() && budget > 0 && !self.waiting() {
-            // Spend the budget one segment at a time so the step stays short.
-            if ks.dbs[self.next_db].snapshot_step(1) {
+            if ks.dbs[self.next_db].snapshot_step(&mut budget) {
                 self.next_db += 1;
             }
-            budget -= 1;
         }
         if let Ok(mut f) = self.feeder.lock() {
             f.flush();

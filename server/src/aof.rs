@@ -1096,7 +1096,10 @@ pub fn rewrite_tick(ex: &mut Executor, budget: std::time::Duration) -> bool {
     let started = Instant::now();
     let mut failed = None;
     while started.elapsed() < budget {
-        match job.snap.step(&mut ex.ks, 1) {
+        match job
+            .snap
+            .step(&mut ex.ks, redoubt_persist::snapshot::WALK_STEP)
+        {
             Ok(true) => break,
             // The encoder is behind: nothing to do until it catches up.
             Ok(false) if job.snap.waiting() => break,

@@ -356,7 +356,7 @@ impl Executor {
         let started = Instant::now();
         let mut failed = None;
         while started.elapsed() < budget {
-            match snap.step(&mut self.ks, 1) {
+            match snap.step(&mut self.ks, redoubt_persist::snapshot::WALK_STEP) {
                 Ok(true) => break,
                 // The encoder is behind: nothing to do until it catches up.
                 Ok(false) if snap.waiting() => break,
