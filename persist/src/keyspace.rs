@@ -49,7 +49,8 @@ pub trait SegmentSink: Send {
     /// The state at the snapshot's point in time of one key, taken just
     /// before a command changes it. Called at most once per key.
     fn save_entry(&mut self, db: usize, entry: &Entry);
-    /// Entries of one segment as they are at the snapshot's point in time.
+    /// Entries of one segment, or of a run of its buckets, as they are at
+    /// the snapshot's point in time.
     fn save_segment(&mut self, db: usize, entries: &mut dyn Iterator<Item = &Entry>);
     /// As [`SegmentSink::save_entry`], for a pre-image the keyspace no
     /// longer needs (a write replaced the value): the sink keeps it as is,

@@ -4,9 +4,10 @@
 //! each key is handed over exactly once, in its state at the snapshot's
 //! point in time, by whichever comes first:
 //! - the walker ([`Snapshot::step`]), which the executor runs in short paced
-//!   slices between commands and which copies one segment at a time, or
-//! - the executor itself, just before a command changes a key of a segment
-//!   the walker has not reached: that one key is copied, then changed.
+//!   slices between commands and which copies a few hundred buckets of a
+//!   segment's table at a time, or
+//! - the executor itself, just before a command changes a key the walker
+//!   has not reached: that one key is copied, then changed.
 //!
 //! The executor only copies (a small string's key and value bytes go into a
 //! flat batch buffer, see the `flat` module; other values are shared with
