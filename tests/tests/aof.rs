@@ -43,15 +43,13 @@ fn port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "redoubt-aof-{tag}-{}-{}",
-        std::process::id(),
-        port()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory for one test, removed when the test ends (after the
+/// servers in it, which are declared after it and so dropped first).
+fn tmpdir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("redoubt-aof-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 struct Server {
@@ -179,8 +177,9 @@ fn redis_loads_a_directory_redoubt_wrote() {
         return;
     };
     need!(on_path("redis-server"), "redis-server not on PATH");
-    let d = tmpdir("r2r");
-    let s = Server::start(&bin, &d, &["--aof-use-rdb-preamble", "no"]);
+    let tmp = tmpdir("r2r");
+    let d = tmp.path();
+    let s = Server::start(&bin, d, &["--aof-use-rdb-preamble", "no"]);
     let mut c = s.conn().unwrap();
     write_dataset(&mut c);
     let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
@@ -192,7 +191,7 @@ fn redis_loads_a_directory_redoubt_wrote() {
     let want = dump(&mut c);
     drop(c);
     s.shutdown();
-    let r = Server::start(Path::new("redis-server"), &d, &[]);
+    let r = Server::start(Path::new("redis-server"), d, &[]);
     let got = dump(&mut r.conn().unwrap());
     r.shutdown();
     assert_eq!(got, want);
@@ -206,10 +205,11 @@ fn redoubt_loads_a_directory_redis_wrote() {
         return;
     };
     need!(on_path("redis-server"), "redis-server not on PATH");
-    let d = tmpdir("r2d");
+    let tmp = tmpdir("r2d");
+    let d = tmp.path();
     let r = Server::start(
         Path::new("redis-server"),
-        &d,
+        d,
         &["--aof-use-rdb-preamble", "no"],
     );
     let mut c = r.conn().unwrap();
@@ -224,7 +224,7 @@ fn redoubt_loads_a_directory_redis_wrote() {
     let want = dump(&mut c);
     drop(c);
     r.shutdown();
-    let s = Server::start(&bin, &d, &[]);
+    let s = Server::start(&bin, d, &[]);
     let got = dump(&mut s.conn().unwrap());
     s.shutdown();
     assert_eq!(got, want);
@@ -234,10 +234,11 @@ fn redoubt_loads_a_directory_redis_wrote() {
 fn rdb_preamble_base_is_detected() {
     need!(on_path("redis-server"), "redis-server not on PATH");
     use redoubt_persist::aof::{load_dir, AofDir, LoadError, LoadOptions, Replay};
-    let d = tmpdir("pre");
+    let tmp = tmpdir("pre");
+    let d = tmp.path();
     let r = Server::start(
         Path::new("redis-server"),
-        &d,
+        d,
         &["--aof-use-rdb-preamble", "yes"],
     );
     let mut c = r.conn().unwrap();
@@ -255,7 +256,7 @@ fn rdb_preamble_base_is_detected() {
     }
     let dir = AofDir::new(
         std::sync::Arc::new(redoubt_persist::storage::FileStorage),
-        &d,
+        d,
         "appendonlydir",
         "appendonly.aof",
     );
@@ -305,8 +306,9 @@ fn kill9(mode: &str) {
         eprintln!("skipped: redoubt-server not built");
         return;
     };
-    let d = tmpdir(&format!("k9-{mode}"));
-    let s = Server::start(&bin, &d, &["--appendfsync", mode]);
+    let tmp = tmpdir(&format!("k9-{mode}"));
+    let d = tmp.path();
+    let s = Server::start(&bin, d, &["--appendfsync", mode]);
     let load = WriteLoad::start(s.port, 4, "t");
     std::thread::sleep(Duration::from_millis(800));
     s.kill9();
@@ -314,12 +316,11 @@ fn kill9(mode: &str) {
     for (t, &n) in acked.iter().enumerate() {
         assert!(n > 0, "{mode}: client {t} got nothing acknowledged");
     }
-    let s = Server::start(&bin, &d, &["--appendfsync", mode]);
+    let s = Server::start(&bin, d, &["--appendfsync", mode]);
     let mut c = s.conn().unwrap();
     check_acked_prefix(&mut c, "t", &acked).unwrap_or_else(|e| panic!("{mode}: {e}"));
     drop(c);
     s.shutdown();
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -343,10 +344,11 @@ fn runtime_switch_on_then_loadaof_and_restart() {
         eprintln!("skipped: redoubt-server not built");
         return;
     };
-    let d = tmpdir("switch");
+    let tmp = tmpdir("switch");
+    let d = tmp.path();
     let s = Server::start(
         &bin,
-        &d,
+        d,
         &["--appendonly", "no", "--enable-debug-command", "yes"],
     );
     let mut c = s.conn().unwrap();
@@ -397,7 +399,7 @@ fn runtime_switch_on_then_loadaof_and_restart() {
     assert_eq!(n, 2);
     drop(c);
     s.shutdown();
-    let s = Server::start(&bin, &d, &[]);
+    let s = Server::start(&bin, d, &[]);
     let mut c = s.conn().unwrap();
     let v: Vec<Option<String>> = redis::cmd("MGET")
         .arg("before")
@@ -436,10 +438,11 @@ fn runtime_switch_on_is_background_and_loses_no_write() {
         eprintln!("skipped: redoubt-server not built");
         return;
     };
-    let d = tmpdir("switch-bg");
+    let tmp = tmpdir("switch-bg");
+    let d = tmp.path();
     let s = Server::start(
         &bin,
-        &d,
+        d,
         &["--appendonly", "no", "--enable-debug-command", "yes"],
     );
     let mut c = s.conn().unwrap();
@@ -483,7 +486,7 @@ fn runtime_switch_on_is_background_and_loses_no_write() {
         .unwrap();
     drop(c);
     s.kill9();
-    let s = Server::start(&bin, &d, &[]);
+    let s = Server::start(&bin, d, &[]);
     let mut c = s.conn().unwrap();
     let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(n, 200_000 + during + 2);
@@ -496,7 +499,6 @@ fn runtime_switch_on_is_background_and_loses_no_write() {
     assert_eq!(v, during);
     drop(c);
     s.shutdown();
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -505,13 +507,14 @@ fn legacy_single_file_is_upgraded() {
         eprintln!("skipped: redoubt-server not built");
         return;
     };
-    let d = tmpdir("legacy");
+    let tmp = tmpdir("legacy");
+    let d = tmp.path();
     let mut aof = Vec::new();
     redoubt_persist::aof::encode_command(&mut aof, &["SELECT", "0"]);
     redoubt_persist::aof::encode_command(&mut aof, &["SET", "old", "style"]);
     aof.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$4\r\ntorn"); // a torn tail, truncated on load
     std::fs::write(d.join("appendonly.aof"), &aof).unwrap();
-    let s = Server::start(&bin, &d, &[]);
+    let s = Server::start(&bin, d, &[]);
     let mut c = s.conn().unwrap();
     let v: Option<String> = redis::cmd("GET").arg("old").query(&mut c).unwrap();
     assert_eq!(v.as_deref(), Some("style"));
