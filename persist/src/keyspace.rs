@@ -3,7 +3,8 @@
 //! A database is 2^SEGMENT_BITS independent hash tables chosen by the top
 //! bits of the key's hash. Small segments keep growth incremental (no
 //! stop-the-world rehash of a million-key table) and are the unit the
-//! snapshotter walks and shares copy-on-write.
+//! snapshotter walks (a few hundred buckets of one at a time) and shares
+//! copy-on-write.
 //!
 //! Expiry lives in the entry (absolute Unix ms, 0 = none). Expired keys are
 //! removed lazily when a command touches them and by [`Db::active_expire`],
