@@ -563,17 +563,6 @@ impl Db {
         keys.into_iter().find(|k| self.get(k, now_ms).is_some())
     }
 
-    /// Hands a whole segment to the running snapshot before it changes
-    /// (operations that touch many keys of a segment at once).
-    #[inline]
-    fn before_write(&mut self, seg: usize) {
-        if let Some(h) = &self.snap {
-            if self.segments[seg].saved_epoch < h.epoch {
-                self.save_segment(seg);
-            }
-        }
-    }
-
     /// Hands one key's point-in-time state to the running snapshot before
     /// it changes, if the snapshot has not reached its segment nor taken
     /// the key yet. `h` is the key's hash. The work is one lookup and one
@@ -608,18 +597,6 @@ impl Db {
         e.set_snap_mark(true);
         let mut sink = hook.sink.lock().unwrap_or_else(|p| p.into_inner());
         sink.save_entry(hook.db, e);
-    }
-
-    #[cold]
-    fn save_segment(&mut self, seg: usize) {
-        let Some(h) = self.snap.clone() else { return };
-        let segment = &mut self.segments[seg];
-        segment.saved_epoch = h.epoch;
-        if !segment.table.is_empty() {
-            let mut sink = h.sink.lock().unwrap_or_else(|p| p.into_inner());
-            save_unsaved(&mut *sink, h.db, segment, h.epoch);
-        }
-        clear_marks(segment);
     }
 
     /// Starts a snapshot of this database as database `hook.db`. An empty
@@ -707,8 +684,8 @@ impl Db {
                 segment.saved_epoch = h.epoch;
                 segment.marked_epoch = 0;
             }
-            // Taken and cleared here, or before the walker came (a write
-            // to many of its keys takes a segment whole).
+            // Taken and cleared here, or emptied by FLUSHDB before the
+            // walker came.
             self.snap_cursor += 1;
             self.snap_bucket = 0;
             self.snap_clearing = false;
@@ -763,19 +740,39 @@ impl Db {
                 continue;
             }
             visited += 1;
-            self.before_write(seg);
-            let segment = &mut self.segments[seg];
             let mut gone = Vec::new();
-            segment.table.retain(|e| {
-                if e.expire_at != 0 {
-                    checked += 1;
-                    if e.expire_at <= now_ms {
-                        gone.push(e.key().into());
-                        return false;
+            {
+                let Db { snap, segments, .. } = &mut *self;
+                let segment = &mut segments[seg];
+                // A snapshot that has not reached the segment takes each
+                // key removed here first, as it would before a command's
+                // write: one copy per key removed, not the whole segment.
+                let hook = snap.as_ref().filter(|h| segment.saved_epoch < h.epoch);
+                if let Some(h) = hook {
+                    if segment.marked_epoch != h.epoch {
+                        clear_marks(segment);
+                        segment.marked_epoch = h.epoch;
                     }
                 }
-                true
-            });
+                let mut sink =
+                    hook.map(|h| (h.db, h.sink.lock().unwrap_or_else(|p| p.into_inner())));
+                segment.table.retain(|e| {
+                    if e.expire_at != 0 {
+                        checked += 1;
+                        if e.expire_at <= now_ms {
+                            if let Some((db, sink)) = &mut sink {
+                                if !e.snap_marked() {
+                                    sink.save_entry(*db, e);
+                                }
+                            }
+                            gone.push(e.key().into());
+                            return false;
+                        }
+                    }
+                    true
+                });
+            }
+            let segment = &mut self.segments[seg];
             let n = gone.len();
             segment.volatile -= n as u32;
             self.volatile -= n;
@@ -969,6 +966,43 @@ mod tests {
             assert_eq!(db.snapshot_marks(), 0);
             assert!(db.snap.is_none());
         }
+    }
+
+    /// The active expire cycle, in a segment the snapshot has not reached,
+    /// hands over only the keys it removes (it used to hand over the whole
+    /// segment, all of it on the executor), and the walk takes the rest:
+    /// each key once, with no mark left.
+    #[test]
+    fn expiry_under_a_snapshot_hands_over_only_the_keys_it_removes() {
+        let mut db = Db::new();
+        let keys = keys_of_segment_0(&db, 600, "k");
+        for (i, k) in keys.iter().enumerate() {
+            let expire_at = if i % 3 == 0 { 1000 } else { 0 };
+            db.insert(k, Value::str_from(b"v"), expire_at);
+        }
+        let sink = Arc::new(Mutex::new(Taken::default()));
+        db.begin_snapshot(SnapHook {
+            epoch: 1,
+            db: 0,
+            sink: sink.clone(),
+        });
+        let (_, removed) = db.active_expire(2000, SEGMENTS);
+        assert_eq!(removed, 200);
+        assert_eq!(sink.lock().unwrap().0.len(), 200);
+        let mut budget = usize::MAX;
+        assert!(db.snapshot_step(&mut budget));
+        let mut taken: Vec<Vec<u8>> = sink
+            .lock()
+            .unwrap()
+            .0
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        taken.sort();
+        let mut all = keys.clone();
+        all.sort();
+        assert_eq!(taken, all);
+        assert_eq!(db.snapshot_marks(), 0);
     }
 
     #[test]
