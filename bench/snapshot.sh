@@ -20,6 +20,9 @@
 # During both loads a probe (bench/stall_probe.py) sends one SET per ms on its
 # own connection and reports the longest reply time and the longest gap
 # between replies: redis-benchmark's histogram stops at 3 s, the probe does not.
+# Meanwhile a real-time thread on each core (bench/freeze_watch.py) times the
+# machine's own pauses of it, and the report gives the probe's longest reply
+# both as it is and less the part of it that fell in such a pause.
 # The server alone runs on SERVER_CORE: the load, the probe and every helper
 # (memory sampler, INFO polls) run on CLIENT_CORE, and every other task that
 # can run elsewhere is moved off SERVER_CORE for the run (bench/free_core.py).
@@ -56,6 +59,7 @@ PROBE=$PWD/bench/stall_probe.py
 PROBE_RT=()
 chrt -f 10 true 2>/dev/null && PROBE_RT=(--realtime 10)
 WATCH=$PWD/bench/save_watch.py
+FREEZE=$PWD/bench/freeze_watch.py
 if [ "$MODE" = bgrewriteaof ]; then
   # Automatic rewrites off: the load alone grows the AOF past the default
   # trigger, and a rewrite the server starts by itself would run during the
@@ -179,6 +183,12 @@ bench_one() {
   fi
   local base_rss
   base_rss=$(rss_kb "$pid")
+  # The machine's own pauses of either core, timed through every round
+  # (bench/freeze_watch.py says why), to read the probe's replies against.
+  python3 "$FREEZE" watch "$SERVER_CORE" "$dir/pauses-server" &
+  local watch_server=$!
+  python3 "$FREEZE" watch "$CLIENT_CORE" "$dir/pauses-client" &
+  local watch_client=$!
   # Each round: the load without a save, then again with one in the
   # middle. Run to run, the same load's rate on this machine moves by up to
   # a fifth, more than a save costs: one pair of runs says little, so the
@@ -187,12 +197,14 @@ bench_one() {
   local round
   : >"$dir/rounds"
   for round in $(seq "$ROUNDS"); do
-    taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" "${PROBE_RT[@]}" >"$dir/probe-base" &
+    taskset -c "$CLIENT_CORE" python3 "$PROBE" "$port" "${PROBE_RT[@]}" --trace "$dir/probe-base-trace-$round" >"$dir/probe-base" &
     local probe=$!
     local base_rps base_p99 base_max base_probe base_gap
     read -r base_rps base_p99 base_max < <(load "$port")
     kill -TERM "$probe"; wait "$probe" || true
     read -r base_probe base_gap _ _ <"$dir/probe-base"
+    local base_less base_pause
+    read -r base_less base_pause < <(python3 "$FREEZE" less "$dir/probe-base-trace-$round" "$dir/pauses-server" "$dir/pauses-client")
 
     # Load with a save in the middle; sample memory every 100 ms.
     local samples=$dir/samples
@@ -226,6 +238,8 @@ bench_one() {
     kill -TERM "$probe"; wait "$probe" || true
     local save_probe save_gap probe_sets
     read -r save_probe save_gap _ probe_sets <"$dir/probe-save"
+    local save_less save_pause
+    read -r save_less save_pause < <(python3 "$FREEZE" less "$dir/probe-trace-$round" "$dir/pauses-server" "$dir/pauses-client")
     wait "$loader"
     kill -TERM "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
@@ -242,8 +256,10 @@ bench_one() {
     local peak
     peak=$(sort -n "$samples" | tail -1)
     echo "$base_rps $base_p99 $base_max $base_probe $base_gap $save_rps $save_p99 $save_max $save_probe $save_gap" \
-      "$before_save $peak $save_secs $loaded_rss $run_rps" >>"$dir/rounds"
+      "$before_save $peak $save_secs $loaded_rss $run_rps $base_less $base_pause $save_less $save_pause" >>"$dir/rounds"
   done
+  kill -TERM "$watch_server" "$watch_client" 2>/dev/null || true
+  wait "$watch_server" "$watch_client" 2>/dev/null || true
   if [ ${#writers[@]} -gt 0 ]; then kill "${writers[@]}" 2>/dev/null || true; wait "${writers[@]}" 2>/dev/null || true; fi
   # Each round's figures (the columns of the echo above) on stderr, for
   # finding which round a worst case came from.
@@ -260,11 +276,14 @@ med = lambda i: statistics.median(col(i))
 mem = max(rows, key=lambda r: (r[11] - r[10]) / r[10])
 print(med(0), med(1), max(col(2)), max(col(3)), max(col(4)),
       med(5), med(6), max(col(7)), max(col(8)), max(col(9)),
-      int(mem[10]), int(mem[11]), med(12), int(mem[13]), med(14))
+      int(mem[10]), int(mem[11]), med(12), int(mem[13]), med(14),
+      max(col(15)), max(col(16)), max(col(17)), max(col(18)))
 PY
 )
   local base_rps base_p99 base_max base_probe base_gap save_rps save_p99 save_max save_probe save_gap before_save peak save_secs loaded_rss run_rps
-  read -r base_rps base_p99 base_max base_probe base_gap save_rps save_p99 save_max save_probe save_gap before_save peak save_secs loaded_rss run_rps <<<"$summary"
+  local base_less base_pause save_less save_pause
+  read -r base_rps base_p99 base_max base_probe base_gap save_rps save_p99 save_max save_probe save_gap before_save peak save_secs loaded_rss run_rps \
+    base_less base_pause save_less save_pause <<<"$summary"
 
   # Idle save.
   t0=$(date +%s.%N)
@@ -279,7 +298,7 @@ PY
   [ "$MODE" = bgrewriteaof ] && cow=$(info_field "$port" aof_last_cow_size)
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true
-  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss $base_probe $base_gap $save_probe $save_gap ${cow:-0} $loaded_rss $run_rps"
+  echo "$name $base_rps $base_p99 $base_max $save_rps $save_p99 $save_max $before_save $peak $save_secs $idle_secs $base_rss $base_probe $base_gap $save_probe $save_gap ${cow:-0} $loaded_rss $run_rps $base_less $base_pause $save_less $save_pause"
 }
 
 r1=$(bench_one redoubt 0)
@@ -303,7 +322,8 @@ what = "BGSAVE" if mode == "bgsave" else "BGREWRITEAOF (appendonly yes, everysec
 def parse(line):
     f = line.split()
     keys = ["name","base_rps","base_p99","base_max","save_rps","save_p99","save_max","before_kb","peak_kb","save_s","idle_s","rss_kb",
-            "base_probe","base_gap","save_probe","save_gap","cow","loaded_kb","run_rps"]
+            "base_probe","base_gap","save_probe","save_gap","cow","loaded_kb","run_rps",
+            "base_less","base_pause","save_less","save_pause"]
     d = dict(zip(keys, f))
     for k in keys[1:]:
         d[k] = float(d.get(k) or 0)
@@ -325,6 +345,10 @@ def table(r, s):
      ("probe: longest SET reply without a save (ms)", r["base_probe"], s["base_probe"], "{:.2f}"),
      ("probe: longest SET reply during the save (ms, the longest write stall)", r["save_probe"], s["save_probe"], "{:.2f}"),
      ("probe: longest gap between replies during the save (ms; 1 ms = none)", r["save_gap"], s["save_gap"], "{:.2f}"),
+     ("machine: longest pause of a core during the probe without a save (ms)", r["base_pause"], s["base_pause"], "{:.2f}"),
+     ("machine: longest pause of a core during the probe in the save (ms)", r["save_pause"], s["save_pause"], "{:.2f}"),
+     ("probe: longest SET reply without a save, less the pauses within it (ms)", r["base_less"], s["base_less"], "{:.2f}"),
+     ("probe: longest SET reply during the save, less the pauses within it (ms)", r["save_less"], s["save_less"], "{:.2f}"),
      ("RSS before the save (MiB)", r["before_kb"]/1024, s["before_kb"]/1024, "{:.0f}"),
      ("peak extra memory (MiB)", extra(r), extra(s), "{:.0f}"),
      ("peak extra / RSS before", frac(r), frac(s), "{:.1f}%"),
@@ -347,7 +371,9 @@ lines = [f"<!-- {tag}:start -->", f"## {what} under an overwrite load", "",
  "redis-benchmark's own rate and latencies are those of its whole run, about 2 s of which come before the save. "
  "The probe (`bench/stall_probe.py`) sends one SET per ms on its own connection during the load"
  + (", its sending loop at a real-time priority (SCHED_FIFO 10) so that it is not itself kept waiting on the client's core." if probe_rt else ".")
- + (" The machine's other tasks that can run elsewhere are moved off the server's core for the run (`bench/free_core.py`: the VM's own agent took it for 5-26 ms at a time)." if free_core == "1" else ""), ""]
+ + (" The machine's other tasks that can run elsewhere are moved off the server's core for the run (`bench/free_core.py`: the VM's own agent took it for 5-26 ms at a time)." if free_core == "1" else "")
+ + " A real-time thread on each core (`bench/freeze_watch.py`, SCHED_FIFO 50, one wake-up per ms) times the machine's pauses of that core: the wake-ups it gets more than 0.5 ms late, when its core is paused by the host or the kernel does not switch tasks. "
+ "\"less the pauses\" takes the part of each of the probe's replies that falls in such a pause off that reply; the raw figures above it are the probe's own.", ""]
 lines += table(parse(a), parse(b))
 if c != "-":
     lines += ["", "Same again with a 1,000,000-element zset and a 1,000,000-element list being written during both loads "
