@@ -87,7 +87,20 @@ fi
 # on the client core, forks every 50 ms held the load and the probe off it.
 taskset -cp "$CLIENT_CORE" $$ >/dev/null
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; python3 bench/free_core.py --restore "$WORK/affinity"; rm -rf "$WORK"' EXIT
+# KEEP_WORK=1 keeps the servers' logs, the probe traces and the pause
+# files of every round (not the dumps) in $WORK, to look into a round.
+KEEP_WORK=${KEEP_WORK:-0}
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  python3 bench/free_core.py --restore "$WORK/affinity"
+  if [ "$KEEP_WORK" = 1 ]; then
+    find "$WORK" \( -name '*.rdb' -o -name '*.aof' -o -name appendonlydir \) -prune -exec rm -rf {} + 2>/dev/null
+    echo "kept $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
 # The machine's other tasks leave the server's core for the run, for both
 # servers alike (bench/free_core.py says why); FREE_CORE=0 leaves them.
 FREE_CORE=${FREE_CORE:-1}

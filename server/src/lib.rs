@@ -1,6 +1,7 @@
 //! Redoubt's server: RESP protocol, connections, the command executor,
 //! configuration and INFO.
 
+pub mod alloc;
 pub mod aof;
 pub mod busy_poll;
 pub mod client;

@@ -56,6 +56,8 @@ pub struct SaveState {
     last_busy: Option<Instant>,
     /// When the running snapshot last logged its progress.
     last_progress: Option<Instant>,
+    /// The allocator keeps its freed pages while a snapshot runs.
+    freed_pages: crate::alloc::FreedPages,
 }
 
 impl Default for SaveState {
@@ -79,6 +81,7 @@ impl Default for SaveState {
             commands_at_tick: 0,
             last_busy: None,
             last_progress: None,
+            freed_pages: Default::default(),
         }
     }
 }
@@ -222,6 +225,8 @@ impl Executor {
         if let Some(j) = &self.save.aof_rewrite {
             j.snap.set_busy(busy);
         }
+        let running = self.save.bgsave.is_some() || self.save.aof_rewrite.is_some();
+        self.save.freed_pages.hold(running);
         self.size_snapshot_budgets();
         self.log_snapshot_progress();
         if self.save.bgsave.is_some() {
