@@ -21,7 +21,8 @@ enough to decide the longest-stall figure.
     bench/freeze_watch.py less TRACE FILE...
         for a probe trace (bench/stall_probe.py --trace) and the watchers'
         files, print "<longest reply less the pauses within it, ms>
-        <longest pause within the trace's span, ms>".
+        <longest pause within the trace's span, ms>": the files' pauses
+        joined where they overlap, as a reply waits through either core's.
 
 A late wake-up shows only the part of a pause after the wake-up was due, so
 the time taken off a reply is never more than the pause itself.
