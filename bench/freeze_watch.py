@@ -4,8 +4,9 @@ longest reply can be read against them.
 
 On the 2-CPU virtual machine the benchmarks run on, a thread at the
 highest real-time priority, spinning alone on a core that nothing else may
-use, still lost the CPU for 8.7-8.8 ms at a time, a few times a minute,
-sometimes on both cores at once: the host took the virtual CPU away. A
+use, still lost the CPU for 8.7-8.8 ms at a time, in some runs a few times
+a minute and in others not at all, sometimes on both cores at once: the
+host took the virtual CPU away. A
 write that waits for the server across such a pause is a stall the probe
 counts, whichever server runs, and one of them in a save's window is
 enough to decide the longest-stall figure.
