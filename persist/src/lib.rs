@@ -5,6 +5,7 @@
 pub mod aof;
 pub mod chunklist;
 pub mod cow;
+pub mod cpus;
 pub mod entry;
 pub mod hashfields;
 pub mod keyspace;

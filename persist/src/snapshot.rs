@@ -37,6 +37,7 @@
 
 use crate::aof::record::{encode_annotation, encode_command};
 use crate::aof::rewrite::write_entry as resp_entry;
+use crate::cpus::CpuList;
 use crate::entry::EntryBox;
 use crate::keyspace::{Entry, Keyspace, SegmentSink, SnapHook};
 use crate::rdb::{RdbError, RdbWriter, SaveOptions};
@@ -729,6 +730,20 @@ pub struct SnapshotSpec {
     /// The event loop the encoder gives its core to when the loop waits
     /// for it ([`sched::yield_point`]); `None`: it never does.
     pub event_loop: Option<sched::EventLoopState>,
+    /// The CPUs the encoder and writer run on (`bgsave_cpulist`,
+    /// `aof_rewrite_cpulist`); `None`: those of the thread that starts the
+    /// snapshot.
+    pub cpus: Option<CpuList>,
+}
+
+/// Pins a snapshot thread to `cpus`, if given. A list the thread cannot
+/// run on is logged and left: the save goes on where it would have run.
+fn pin_to(cpus: Option<&CpuList>) {
+    if let Some(list) = cpus {
+        if let Err(e) = list.pin_current_thread() {
+            tracing::warn!("Can't set the snapshot threads' CPU affinity to {list}: {e}");
+        }
+    }
 }
 
 /// CPU time the calling thread has used (Linux); elsewhere wall time.
@@ -910,9 +925,11 @@ impl Snapshot {
             source,
         };
         let writer_loop = spec.event_loop.clone();
+        let writer_cpus = spec.cpus.clone();
         std::thread::Builder::new()
             .name("snapshot-writer".into())
             .spawn(move || {
+                pin_to(writer_cpus.as_ref());
                 if let Some(event_loop) = writer_loop {
                     sched::yield_to(event_loop);
                 }
@@ -944,9 +961,11 @@ impl Snapshot {
         let (work_tx, work_rx) = mpsc::channel();
         let enc_shared = shared.clone();
         let event_loop = spec.event_loop.clone();
+        let encoder_cpus = spec.cpus.clone();
         std::thread::Builder::new()
             .name("snapshot-encoder".into())
             .spawn(move || {
+                pin_to(encoder_cpus.as_ref());
                 if let Some(event_loop) = event_loop {
                     sched::yield_to(event_loop);
                 }
@@ -1509,6 +1528,7 @@ mod tests {
             epoch,
             incremental_fsync: true,
             event_loop: None,
+            cpus: None,
         }
     }
 

@@ -108,6 +108,7 @@ fn big_collections_changed_during_a_snapshot_keep_its_point_in_time() {
         epoch: 1,
         incremental_fsync: true,
         event_loop: None,
+        cpus: None,
     };
     let mut snap = Snapshot::start(&mut ks, spec).unwrap();
 

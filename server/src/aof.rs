@@ -1014,6 +1014,7 @@ fn start_rewrite_with(ex: &mut Executor, defer: bool) -> Result<RewriteStart, St
         epoch,
         incremental_fsync: ex.config.aof_rewrite_incremental_fsync,
         event_loop: ex.event_loop.clone(),
+        cpus: ex.config.aof_rewrite_cpulist.clone(),
     };
     let snap = match Snapshot::start(&mut ex.ks, spec) {
         Ok(s) => s,

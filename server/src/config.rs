@@ -4,6 +4,7 @@
 
 use crate::resp::split_args;
 use crate::util::glob_match;
+use redoubt_persist::cpus::{CpuList, CpuListError};
 use std::fmt;
 
 /// Parameter flags.
@@ -100,6 +101,13 @@ pub struct Config {
     /// Redoubt's own: how long the event loop keeps polling after the
     /// last read before it sleeps (see [`crate::busy_poll`]); 0 = never.
     pub busy_poll_us: u64,
+    /// CPU affinity, as Redis's settings of the same names: the event
+    /// loop's thread (and the threads it starts after), and the encoder and
+    /// writer of a BGSAVE (or SAVE) and of an AOF rewrite. `None`: the
+    /// affinity of the thread that starts them.
+    pub server_cpulist: Option<CpuList>,
+    pub bgsave_cpulist: Option<CpuList>,
+    pub aof_rewrite_cpulist: Option<CpuList>,
 }
 
 impl Default for Config {
@@ -162,6 +170,9 @@ impl Default for Config {
             notify_keyspace_events: String::new(),
             appendonly_dir_fsync: true,
             busy_poll_us: 50,
+            server_cpulist: None,
+            bgsave_cpulist: None,
+            aof_rewrite_cpulist: None,
         }
     }
 }
@@ -359,6 +370,26 @@ macro_rules! p_enum {
             get: |c| name_of($choices, c.$f),
             set: |c, v| {
                 c.$f = parse_enum(v, $choices)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// A CPU list setting: empty (the default) for none.
+macro_rules! p_cpus {
+    ($name:literal, $f:ident) => {
+        Param {
+            name: $name,
+            alias: None,
+            flags: IMMUTABLE,
+            get: |c| c.$f.as_ref().map(CpuList::to_string).unwrap_or_default(),
+            set: |c, v| {
+                let s = one(v)?;
+                c.$f = match s {
+                    "" => None,
+                    _ => Some(s.parse().map_err(|e: CpuListError| e.to_string())?),
+                };
                 Ok(())
             },
         }
@@ -593,6 +624,9 @@ pub static PARAMS: &[Param] = &[
     p_str!("notify-keyspace-events", notify_keyspace_events, 0),
     // Redoubt's own (Redis has no such setting); at most a second.
     p_int!("busy-poll-us", busy_poll_us, u64, 0, 1_000_000),
+    p_cpus!("server_cpulist", server_cpulist),
+    p_cpus!("bgsave_cpulist", bgsave_cpulist),
+    p_cpus!("aof_rewrite_cpulist", aof_rewrite_cpulist),
 ];
 
 /// Looks a parameter up by name or alias, case-insensitively.
@@ -786,6 +820,26 @@ mod tests {
             .apply_text("appendfsync sometimes\n", "my.conf")
             .unwrap_err();
         assert!(e.reason.contains("everysec, always, no"), "{}", e.reason);
+    }
+
+    #[test]
+    fn cpu_lists_are_checked_at_start_and_shown_as_written() {
+        let c = Config::default();
+        assert_eq!(c.get_matching(&[b"bgsave_cpulist"])[0].1, "");
+        let c = Config::from_args(&[
+            "--bgsave_cpulist".into(),
+            "1,2-5:2".into(),
+            "--aof_rewrite_cpulist".into(),
+            "".into(),
+        ])
+        .unwrap();
+        assert_eq!(c.bgsave_cpulist.as_ref().unwrap().cpus(), [1, 2, 4]);
+        assert_eq!(c.get_matching(&[b"bgsave_cpulist"])[0].1, "1,2-5:2");
+        assert_eq!(c.aof_rewrite_cpulist, None);
+        let mut c = Config::default();
+        let e = c.apply_text("server_cpulist 0-x\n", "my.conf").unwrap_err();
+        assert!(e.reason.contains("'0-x' is not a CPU list"), "{}", e.reason);
+        assert!(find("bgsave_cpulist").unwrap().flags & IMMUTABLE != 0);
     }
 
     #[test]

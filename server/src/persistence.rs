@@ -327,6 +327,7 @@ impl Executor {
             epoch: self.save.epoch,
             incremental_fsync: self.config.rdb_save_incremental_fsync,
             event_loop: self.event_loop.clone(),
+            cpus: self.config.bgsave_cpulist.clone(),
         };
         Snapshot::start(&mut self.ks, spec).map_err(|e| {
             tracing::warn!("Failed opening the temp RDB file for saving: {e}");

@@ -81,6 +81,13 @@ async fn bind_all(cfg: &Config) -> std::io::Result<Vec<TcpListener>> {
 /// Runs the server until SHUTDOWN or a signal. Everything runs on the
 /// calling thread: the executor and every connection task.
 pub fn run(cfg: Config) -> std::io::Result<()> {
+    // Before the loop starts any thread, so that they inherit it. As
+    // Redis, a list the process cannot run on is not fatal.
+    if let Some(list) = &cfg.server_cpulist {
+        if let Err(e) = list.pin_current_thread() {
+            tracing::warn!("Can't set the server's CPU affinity to {list}: {e}");
+        }
+    }
     let event_loop = EventLoopState::default();
     let rt = runtime(&event_loop)?;
     let local = tokio::task::LocalSet::new();
