@@ -26,6 +26,11 @@
 # The server alone runs on SERVER_CORE: the load, the probe and every helper
 # (memory sampler, INFO polls) run on CLIENT_CORE, and every other task that
 # can run elsewhere is moved off SERVER_CORE for the run (bench/free_core.py).
+# The save's own threads (Redoubt's encoder and writer, Redis's forked
+# child) run on SAVE_CPUS, given to both servers as Redis's bgsave_cpulist
+# and aof_rewrite_cpulist: by default the client's core, as an operator who
+# pins a server keeps its save off the server's core; SAVE_CPUS= (empty)
+# leaves them on the server's core, with its section of BENCHMARKS.md apart.
 # Per-CPU kernel work stays: where the kernel has a connection-tracking
 # table, its garbage collector scans it on the server's core (4-5 ms for
 # 262,144 buckets); BENCHMARKS.md's notes say how the figures there were taken.
@@ -40,6 +45,7 @@
 #   MODE=bgrewriteaof bench/snapshot.sh
 #   REDOUBT_BIN=/path/to/redoubt-server BIG=0 OUT=/tmp/a.md bench/snapshot.sh
 #   KEEP_WORK=1 bench/snapshot.sh     (keeps logs, traces and pause files)
+#   SAVE_CPUS= bench/snapshot.sh      (the save on the server's core too)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-2000000}
@@ -54,6 +60,12 @@ else
 fi
 SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
+# Unset: the client's core; set but empty: none (the server's core).
+SAVE_CPUS=${SAVE_CPUS-$CLIENT_CORE}
+SAVE_PINNING=()
+if [ -n "$SAVE_CPUS" ]; then
+  SAVE_PINNING=(--bgsave_cpulist "$SAVE_CPUS" --aof_rewrite_cpulist "$SAVE_CPUS")
+fi
 OUT=${OUT:-BENCHMARKS.md}
 BIG=${BIG:-1}
 ROUNDS=${ROUNDS:-3}
@@ -187,10 +199,10 @@ bench_one() {
   dir=$WORK/$name-$big; mkdir -p "$dir"
   if [ "$name" = redoubt ]; then
     taskset -c "$SERVER_CORE" "$BIN" --port "$port" --dir "$dir" --save '' "${PERSIST[@]}" \
-      --enable-debug-command yes >"$dir/log" 2>&1 &
+      "${SAVE_PINNING[@]}" --enable-debug-command yes >"$dir/log" 2>&1 &
   else
     taskset -c "$SERVER_CORE" redis-server --port "$port" --dir "$dir" --save '' "${PERSIST[@]}" \
-      --enable-debug-command yes --daemonize no >"$dir/log" 2>&1 &
+      "${SAVE_PINNING[@]}" --enable-debug-command yes --daemonize no >"$dir/log" 2>&1 &
   fi
   pid=$!
   until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
@@ -334,10 +346,17 @@ if [ "$BIG" = 1 ]; then
   echo "$r4"
 fi
 
-python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" "$r3" "$r4" "$ROUNDS" "${PROBE_RT[*]:-}" "$FREE_CORE" <<'EOF'
+python3 - "$OUT" "$KEYS" "$SIZE" "$REQUESTS" "$r1" "$r2" "$MODE" "$r3" "$r4" "$ROUNDS" "${PROBE_RT[*]:-}" "$FREE_CORE" "$SAVE_CPUS" "$SERVER_CORE" "$CLIENT_CORE" <<'EOF'
 import sys, re
-out, keys, size, requests, a, b, mode, c, d, rounds, probe_rt, free_core = sys.argv[1:]
+out, keys, size, requests, a, b, mode, c, d, rounds, probe_rt, free_core, save_cpus, server_core, client_core = sys.argv[1:]
 tag = "snapshot" if mode == "bgsave" else "rewrite"
+# The save on the server's core is a configuration of its own, reported
+# apart from the default one.
+if not save_cpus:
+    tag += "-one-core"
+cpulists = "`bgsave_cpulist`" if mode == "bgsave" else "`aof_rewrite_cpulist`"
+where_save = (f"the save's own threads (Redoubt's encoder and writer, Redis's forked child) on core {save_cpus} ({cpulists} {save_cpus} for both)"
+              if save_cpus else "the save's own threads (Redoubt's encoder and writer, Redis's forked child) on the server's core too")
 what = "BGSAVE" if mode == "bgsave" else "BGREWRITEAOF (appendonly yes, everysec)"
 def parse(line):
     f = line.split()
@@ -383,9 +402,11 @@ def table(r, s):
         ratio = f"{x/y:.2f}" if y else "-"
         out.append(f"| {label} | {fmt.format(x)} | {fmt.format(y)} | {ratio} |")
     return out
-lines = [f"<!-- {tag}:start -->", f"## {what} under an overwrite load", "",
- f"`MODE={mode} KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh` — {keys} keys x {size} bytes named as the load names them, so it overwrites them, "
- f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core 0, client on core 1, "
+command = ("" if save_cpus else "SAVE_CPUS= ") + f"MODE={mode} KEYS={keys} SIZE={size} REQUESTS={requests} bench/snapshot.sh"
+title = f"## {what} under an overwrite load" + ("" if save_cpus else ", the save on the server's core")
+lines = [f"<!-- {tag}:start -->", title, "",
+ f"`{command}` — {keys} keys x {size} bytes named as the load names them, so it overwrites them, "
+ f"load `redis-benchmark -t set -r {keys} -d {size} -c 50 -P 16 -n {requests}`, server on core {server_core}, client on core {client_core}, {where_save}, "
  f"{mode.upper()} 2 s into the second run, {rounds} rounds of both runs (medians of rates, p99s and durations; worst stall, max latency and memory of any round), RSS sampled every 100 ms (Redis: parent RSS + child Private_Dirty). "
  "SET ops/s during the save: the SET calls the server counted (INFO commandstats) from the command to the end of the save, less the probe's, over that time; "
  "redis-benchmark's own rate and latencies are those of its whole run, about 2 s of which come before the save. "
