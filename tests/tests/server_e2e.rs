@@ -704,3 +704,45 @@ fn scan_visits_every_key() {
     assert_eq!(seen, want);
     assert!(rounds > 1, "COUNT 25 over 3000 keys takes several calls");
 }
+
+/// A thread's `Cpus_allowed_list` (the kernel's own CPU-list text).
+fn cpus_allowed(status: &str) -> String {
+    let text = std::fs::read_to_string(status).expect("status");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list");
+    line["Cpus_allowed_list:".len()..].trim().to_string()
+}
+
+#[test]
+fn cpu_lists_pin_the_server_and_answer_as_redis() {
+    // The last CPU this test may use: a server that ignored the setting
+    // would have all of them.
+    let ours = cpus_allowed("/proc/self/status");
+    let last = ours.rsplit([',', '-']).next().unwrap().to_string();
+    let args = ["--server_cpulist", &last, "--bgsave_cpulist", &last];
+    let replies = same_as_redis(
+        &args,
+        &[
+            &["CONFIG", "GET", "server_cpulist"],
+            &["CONFIG", "GET", "aof_rewrite_cpulist"],
+            &["CONFIG", "SET", "bgsave_cpulist", "0"],
+        ],
+    );
+    assert_eq!(
+        replies[0],
+        Resp::Array(vec![bulk("server_cpulist"), bulk(&last)])
+    );
+    assert_eq!(
+        replies[2],
+        err("ERR CONFIG SET failed (possibly related to argument 'bgsave_cpulist') - can't set immutable config")
+    );
+    let s = Server::redoubt_with(&args);
+    let pid = s.pid().expect("pid");
+    assert_eq!(
+        cpus_allowed(&format!("/proc/{pid}/task/{pid}/status")),
+        last
+    );
+    assert_alive(&s);
+}
